@@ -1,0 +1,31 @@
+// The distill subcommands. Each is a collective over `comm` (every rank calls it) and throws a
+// distill::Error on failure; main() turns that into a logged message and the end of the job.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "distill/app/config.h"
+#include "distill/comm/communicator.h"
+#include "distill/data/synthetic.h"
+
+namespace distill {
+
+struct RunArgs {
+  std::string config_path;
+  std::vector<std::string> overrides;  // "section.key=value"
+};
+
+// Loads, overrides and validates the config; rank 0 prints it; every rank checks the same hash.
+RunConfig resolve_config(Communicator& comm, const RunArgs& a);
+
+void cmd_prepare_synthetic(Communicator& comm, const SyntheticOptions& o, const std::string& out);
+void cmd_precompute(Communicator& comm, const RunArgs& a);
+void cmd_train(Communicator& comm, const RunArgs& a, bool resume);
+// Evaluates `checkpoint` (default: train.out_dir's latest) on `split` (default: data.test_split).
+void cmd_eval(Communicator& comm, const RunArgs& a, const std::string& checkpoint, const std::string& split, bool json);
+void cmd_inspect(const std::string& path, bool json);
+
+// Intra-op and BLAS threads per rank: `requested` if > 0, else cores of the node / ranks on it.
+int size_threads(int requested, int local_ranks);
+
+}  // namespace distill

@@ -1,0 +1,48 @@
+// The run configuration: one YAML file with sections data, teacher, student, store, distill and
+// train, mapped onto the components' option structs. Loading is strict: an unknown key is an
+// error naming its path and the nearest valid key. `--set section.key=value` overrides any field.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "distill/kd/loss.h"
+#include "distill/model/config.h"
+#include "distill/store/schema.h"
+#include "distill/teacher/precompute.h"
+#include "distill/train/trainer.h"
+
+namespace distill {
+
+struct DataOptions {
+  std::string path;                  // dataset.h5 made by 'distill prepare'
+  std::string train_split = "train"; // split trained on (and precomputed)
+  std::string eval_split = "dev";    // split evaluated at the end of training
+  std::string test_split = "test";   // split 'distill eval' reports on
+};
+
+struct RunConfig {
+  DataOptions data;
+  TeacherOptions teacher;
+  BertConfig student;
+  StoreOptions store;
+  KdOptions distill;
+  TrainOptions train;
+};
+
+// Every field's dotted path, in declaration order.
+std::vector<std::string> config_keys();
+// Reads a YAML file into `c` (fields absent from the file keep their defaults).
+void load_config_file(RunConfig& c, const std::string& path);
+// Applies "section.key=value"; errors name the key and the expected type.
+void apply_override(RunConfig& c, const std::string& assignment);
+// Checks every section (and cross-field rules); throws ConfigError naming the field.
+void validate_config(const RunConfig& c);
+// The resolved config as YAML, one "section: {key: value}" block per section, in a fixed order.
+std::string dump_config(const RunConfig& c);
+// Hash of dump_config().
+std::string config_hash(const RunConfig& c);
+
+// Levenshtein distance, for "did you mean" hints.
+std::size_t edit_distance(const std::string& a, const std::string& b);
+
+}  // namespace distill

@@ -1,0 +1,42 @@
+// The dataset.h5 format (DESIGN.md): one group per split ("train", "dev", "test"), each with
+// input_ids, attention_mask, token_type_ids ([n, seq] int32), labels ([n] int64) and
+// example_id ([n] int64); root attributes schema_version, vocab_size, vocab_hash, max_length,
+// label_names (JSON list) and content_hash (over every split's arrays).
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace distill {
+
+constexpr std::int64_t kDatasetSchemaVersion = 1;
+
+struct TokenSplit {
+  std::int64_t n = 0, seq = 0;
+  std::vector<std::int32_t> input_ids, attention_mask, token_type_ids;  // [n * seq]
+  std::vector<std::int64_t> labels, example_id;                         // [n]
+};
+
+struct Dataset {
+  std::string path;
+  std::int64_t vocab_size = 0;
+  std::int64_t max_length = 0;
+  std::string vocab_hash;
+  std::vector<std::string> label_names;
+  std::string content_hash;
+  std::map<std::string, TokenSplit> splits;
+
+  std::int64_t num_labels() const { return static_cast<std::int64_t>(label_names.size()); }
+  // The named split; throws DataError naming the file and the splits it has.
+  const TokenSplit& split(const std::string& name) const;
+};
+
+// Hash over every split's arrays in name order.
+std::string dataset_content_hash(const Dataset& d);
+// Checks shapes and value ranges, computes content_hash and writes atomically to `path`.
+void write_dataset(const std::string& path, Dataset d);
+// Reads and checks schema version, shapes, and the content hash; errors name the file.
+Dataset read_dataset(const std::string& path);
+
+}  // namespace distill

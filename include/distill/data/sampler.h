@@ -1,0 +1,52 @@
+// Deterministic distributed sampling. The order of an epoch is a pure function of
+// (n, seed, epoch); rank r of W takes, at step s, the B positions starting at (s * W + r) * B of
+// that order, wrapping around the end so every rank runs the same number of steps.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace distill {
+
+// A small, portable 64-bit generator (splitmix64): the same stream on every platform.
+class SplitMix64 {
+ public:
+  explicit SplitMix64(std::uint64_t seed) : s_(seed) {}
+  std::uint64_t next();
+  std::uint64_t below(std::uint64_t n);  // uniform in [0, n), n > 0
+  double uniform();                      // uniform in [0, 1)
+
+ private:
+  std::uint64_t s_;
+};
+
+// Mixes a seed with further integers (epoch, rank, ...) into a new seed.
+std::uint64_t mix_seed(std::uint64_t seed, std::uint64_t a, std::uint64_t b = 0);
+
+// A permutation of 0..n-1 for (seed, epoch) (Fisher-Yates over SplitMix64).
+std::vector<std::int64_t> epoch_order(std::int64_t n, std::uint64_t seed, std::int64_t epoch);
+
+// Where a sampler stands: the next step to run.
+struct Cursor {
+  std::int64_t epoch = 0;
+  std::int64_t step = 0;  // within the epoch
+};
+
+class DistributedSampler {
+ public:
+  DistributedSampler(std::int64_t n, std::int64_t batch, int rank, int world, std::uint64_t seed, bool shuffle = true);
+  // Steps per epoch: ceil(n / (world * batch)), the same on every rank.
+  std::int64_t steps_per_epoch() const;
+  // The indices of `rank` for step `c`.
+  std::vector<std::int64_t> indices(const Cursor& c);
+  Cursor advance(Cursor c) const;
+
+ private:
+  std::int64_t n_, batch_;
+  int rank_, world_;
+  std::uint64_t seed_;
+  bool shuffle_;
+  std::int64_t cached_epoch_ = -1;
+  std::vector<std::int64_t> order_;
+};
+
+}  // namespace distill

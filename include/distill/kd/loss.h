@@ -1,0 +1,29 @@
+// The distillation objective: alpha * CE(student, labels) + beta * T^2 * KL(p_t || p_s), with
+// p = softmax(z / T). Without teacher logits it is plain cross-entropy (teacher training).
+#pragma once
+#include <ATen/core/Tensor.h>
+
+namespace distill {
+
+struct KdOptions {
+  double alpha = 0.5;        // weight of the hard-label cross-entropy
+  double beta = 0.5;         // weight of the soft-target term
+  double temperature = 2.0;  // T; the soft term is scaled by T^2 so its gradient scale is T-independent
+
+  void validate() const;     // throws ConfigError naming distill.* fields
+};
+
+struct LossTerms {
+  at::Tensor total;    // scalar that backward() is called on
+  at::Tensor hard_ce;  // mean CE against labels
+  at::Tensor soft_kl;  // T^2 * mean KL(p_t || p_s); undefined without a teacher
+};
+
+// student, teacher: [batch, classes] logits; labels: [batch] int64. `teacher` may be undefined.
+LossTerms kd_loss(const at::Tensor& student, const at::Tensor& teacher, const at::Tensor& labels,
+                  const KdOptions& o);
+
+// Mean over the batch of KL(softmax(t / T) || softmax(s / T)) (no T^2 factor).
+at::Tensor soft_kl(const at::Tensor& student, const at::Tensor& teacher, double temperature);
+
+}  // namespace distill

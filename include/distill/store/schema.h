@@ -1,0 +1,48 @@
+// The soft-target store (DESIGN.md): a directory of self-describing HDF5 shards named by the
+// global example range they hold, plus manifest.json listing the committed shards.
+//
+// Note [shard commit]: a shard is written under a temporary name "<final>.partial-<rank>",
+// flushed, closed, fsynced and renamed. A file under a final name is therefore complete; partial
+// files are never read and are deleted and redone by the next precompute.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "distill/io/h5.h"
+
+namespace distill {
+
+constexpr std::int64_t kStoreSchemaVersion = 1;
+
+// What the store options in a run config say.
+struct StoreOptions {
+  std::string path;                 // directory of shards; "" = no store (plain supervised training)
+  std::string dtype = "float16";    // logits dtype on disk: float16 (half the bytes) or float32 (exact)
+  long shard_size = 1024;           // examples per shard; smaller = finer resume, more files
+};
+
+// What every shard and the manifest say about themselves.
+struct StoreMeta {
+  std::int64_t schema_version = kStoreSchemaVersion;
+  std::string teacher_fingerprint;  // digest of the teacher's weights file
+  std::string dataset_hash;         // content hash of dataset.h5
+  std::string split;                // which split of the data set
+  std::string targets = "logits";   // which targets the shards hold
+  std::string dtype = "float16";
+  std::int64_t num_labels = 0;
+  std::int64_t num_examples = 0;    // of the whole split
+  std::int64_t shard_size = 0;
+};
+
+struct ShardRange {
+  std::int64_t begin = 0, end = 0;  // global example rows [begin, end) of the split
+};
+
+// "shard-000000000-000004095.h5" for [0, 4096).
+std::string shard_name(const ShardRange& r);
+// The ranges that cover [0, n) in shards of `shard_size`.
+std::vector<ShardRange> shard_ranges(std::int64_t n, std::int64_t shard_size);
+h5::Type store_dtype(const std::string& name);  // throws ConfigError for an unknown name
+
+}  // namespace distill

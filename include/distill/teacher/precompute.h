@@ -1,0 +1,41 @@
+// Offline precompute: every rank of `comm` is a teacher rank. The split's rows are cut into
+// shards (store.shard_size); rank r writes shards r, r + W, ... (Note [shard commit]). A rerun
+// skips committed shards and redoes partial ones; rank 0 then writes manifest.json.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "distill/comm/communicator.h"
+#include "distill/data/dataset.h"
+#include "distill/model/bert.h"
+#include "distill/store/schema.h"
+
+namespace distill {
+
+struct TeacherOptions {
+  std::string path;       // teacher weights: .safetensors file, checkpoint step dir, or checkpoints dir
+  long batch_size = 64;   // inference batch; memory grows linearly
+};
+
+struct LoadedTeacher {
+  BertForSequenceClassification model{nullptr};
+  std::string fingerprint;  // digest of the weights file
+  std::string file;
+};
+
+// Loads a teacher in eval mode; errors name the path.
+LoadedTeacher load_teacher(const std::string& path);
+
+struct PrecomputeResult {
+  std::int64_t shards_written = 0, shards_skipped = 0;  // over all ranks
+  std::int64_t examples_computed = 0;
+  std::int64_t store_bytes = 0;
+  double seconds = 0;
+};
+
+// Collective over `comm`.
+PrecomputeResult precompute(Communicator& comm, const Dataset& data, const std::string& split,
+                            const TeacherOptions& teacher, const StoreOptions& store);
+
+}  // namespace distill

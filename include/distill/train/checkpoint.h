@@ -1,0 +1,42 @@
+// Checkpoints: <root>/step-NNNNNNNN/ holds model.safetensors (HF names), optimizer.safetensors
+// (AdamW moments and step), rng.safetensors (each rank's CPU generator state) and state.json
+// (step, sampler cursor, best metric, world size, config and hashes). The directory is written
+// under a temporary name, fsynced and renamed; <root>/latest names the newest complete one and is
+// written last, so a crash at any moment leaves the previous checkpoint usable.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "distill/io/safetensors.h"
+
+namespace distill {
+
+struct CheckpointState {
+  std::int64_t step = 0;
+  std::int64_t epoch = 0, epoch_step = 0;  // sampler cursor
+  double best_metric = -1;                 // best dev accuracy so far (-1 = none)
+  std::int64_t world_size = 1;
+  std::string config_yaml, config_hash, dataset_hash, teacher_fingerprint;
+};
+
+struct Checkpoint {
+  std::string dir;
+  CheckpointState state;
+  SafeTensors model, optimizer, rng;
+};
+
+std::string step_dir_name(std::int64_t step);  // "step-00000042"
+
+// Writes a checkpoint and then `latest`, and deletes the oldest beyond `keep` (0 = keep all).
+// Called by one rank.
+void save_checkpoint(const std::string& root, const Checkpoint& c, int keep);
+// The checkpoint named by <root>/latest, or nullopt when there is none. Throws DataError when
+// `latest` names a missing or broken checkpoint.
+std::optional<Checkpoint> load_latest_checkpoint(const std::string& root);
+// Step directories under root, oldest first.
+std::vector<std::string> list_checkpoints(const std::string& root);
+
+}  // namespace distill

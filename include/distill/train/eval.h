@@ -1,0 +1,30 @@
+// Held-out evaluation: accuracy against labels and, with a teacher, top-1 agreement,
+// transfer risk (1 - agreement) and mean KL(teacher || student) at T = 1.
+#pragma once
+#include <cstdint>
+#include <nlohmann/json_fwd.hpp>
+
+#include "distill/comm/communicator.h"
+#include "distill/data/dataset.h"
+#include "distill/model/bert.h"
+
+namespace distill {
+
+struct EvalResult {
+  std::int64_t examples = 0;
+  double accuracy = 0;          // student vs labels
+  bool has_teacher = false;
+  double teacher_accuracy = 0;
+  double agreement = 0;         // P[argmax student == argmax teacher]
+  double transfer_risk = 0;     // 1 - agreement
+  double kl = 0;                // mean KL(p_teacher || p_student), T = 1
+};
+
+// Collective over `comm`: rank r evaluates rows r, r + W, ...; all ranks return the same result.
+// `teacher` may be null. Models are put in eval mode and left there.
+EvalResult evaluate(Communicator& comm, BertForSequenceClassification& student,
+                    BertForSequenceClassification* teacher, const TokenSplit& split, std::int64_t batch);
+
+nlohmann::json to_json(const EvalResult& r);
+
+}  // namespace distill

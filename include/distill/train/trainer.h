@@ -1,0 +1,65 @@
+// The student training loop: data-parallel over the ranks of a communicator, gradients averaged
+// with one flat allreduce per step, AdamW with warmup + linear decay, clipping, checkpoints for an
+// exact resume, and metrics as JSON lines. Without a store it is plain supervised training.
+//
+// Note [exact resume]: the model is initialised from train.seed on every rank (and broadcast
+// from rank 0); each rank's dropout generator is seeded from (seed, rank) and saved in every
+// checkpoint together with the optimizer moments and the sampler cursor. On CPU with the same world
+// size a resumed run therefore repeats the uninterrupted run bit for bit.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "distill/comm/communicator.h"
+#include "distill/data/dataset.h"
+#include "distill/kd/loss.h"
+#include "distill/model/config.h"
+#include "distill/store/reader.h"
+#include "distill/train/optim.h"
+
+namespace distill {
+
+struct TrainOptions {
+  std::string out_dir = "runs/student";  // checkpoints/ and metrics.jsonl go here
+  long batch_size = 32;         // per rank; the global batch is batch_size * ranks
+  long epochs = 3;              // used when max_steps = 0
+  long max_steps = 0;           // total optimizer steps; 0 = epochs * steps per epoch
+  double lr = 5e-4;             // peak learning rate
+  long warmup_steps = 0;        // linear warmup; 0 = 6% of the steps
+  double weight_decay = 0.01;
+  double max_grad_norm = 1.0;   // global-norm clipping; 0 = off
+  long checkpoint_every = 0;    // steps between checkpoints; 0 = only at the end
+  long keep_checkpoints = 2;    // newest kept; 0 = all
+  long log_every = 10;          // steps between metrics lines
+  long eval_batch_size = 128;
+  long seed = 1234;             // model init, sampling order and dropout streams derive from it
+  long threads = 0;             // intra-op threads per rank; 0 = cores of the node / ranks on it
+
+  void validate() const;  // throws ConfigError naming train.* fields
+};
+
+struct TrainJob {
+  const Dataset* data = nullptr;
+  std::string train_split = "train";
+  std::string eval_split = "dev";
+  const StoreReader* store = nullptr;  // null = supervised
+  BertConfig model;                   // num_labels resolved
+  KdOptions kd;
+  TrainOptions opt;
+  bool resume = false;
+  std::string config_yaml, config_hash, teacher_fingerprint;
+};
+
+struct TrainResult {
+  std::int64_t steps = 0;
+  double final_loss = 0;
+  double samples_per_s = 0;    // global, over the steps this process ran
+  double dev_accuracy = 0;
+  std::int64_t parameters = 0;
+  std::string checkpoint;      // the final checkpoint directory
+};
+
+// Collective over `comm`.
+TrainResult train(Communicator& comm, const TrainJob& job);
+
+}  // namespace distill

@@ -1,0 +1,150 @@
+#include "distill/app/commands.h"
+
+#include <dlfcn.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "distill/model/weights.h"
+#include "distill/store/reader.h"
+#include "distill/train/eval.h"
+#include "distill/util/error.h"
+#include "distill/util/fs.h"
+
+namespace distill {
+
+namespace fs = std::filesystem;
+
+int size_threads(int requested, int local_ranks) {
+  const int cores = std::max(1u, std::thread::hardware_concurrency());
+  const int n = requested > 0 ? requested : std::max(1, cores / std::max(1, local_ranks));
+  torch::set_num_threads(n);
+  // BLAS keeps its own pool: size it too when the library offers the call.
+  using SetThreads = void (*)(int);
+  for (const char* sym : {"openblas_set_num_threads", "goto_set_num_threads", "mkl_set_num_threads"})
+    if (auto f = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, sym))) f(n);
+  return n;
+}
+
+RunConfig resolve_config(Communicator& comm, const RunArgs& a) {
+  RunConfig c;
+  if (!a.config_path.empty()) load_config_file(c, a.config_path);
+  for (const auto& o : a.overrides) apply_override(c, o);
+  validate_config(c);
+  const int threads = size_threads(static_cast<int>(c.train.threads), comm.local_size());
+  if (comm.rank() == 0)
+    spdlog::info("resolved config (hash {}), {} threads per rank:\n{}", config_hash(c), threads, dump_config(c));
+  comm.check_same(config_hash(c), "config hash");
+  return c;
+}
+
+void cmd_prepare_synthetic(Communicator& comm, const SyntheticOptions& o, const std::string& out) {
+  if (comm.rank() == 0) {
+    if (!parent_dir(out).empty()) fs::create_directories(parent_dir(out));
+    auto d = make_synthetic(o);
+    write_dataset(out, d);
+    spdlog::info("wrote {}: train {}, dev {}, test {} examples of length {}, {} labels, content hash {}", out,
+                 o.train, o.dev, o.test, o.seq, o.num_labels, read_dataset(out).content_hash);
+  }
+  comm.barrier();
+}
+
+void cmd_precompute(Communicator& comm, const RunArgs& a) {
+  auto c = resolve_config(comm, a);
+  auto data = read_dataset(c.data.path);
+  auto r = precompute(comm, data, c.data.train_split, c.teacher, c.store);
+  if (comm.rank() == 0)
+    spdlog::info("precompute done: {} shards written, {} already committed, {} examples in {:.1f}s ({:.0f}/s on {} "
+                 "ranks), store {} bytes",
+                 r.shards_written, r.shards_skipped, r.examples_computed, r.seconds,
+                 r.seconds > 0 ? r.examples_computed / r.seconds : 0.0, comm.size(), r.store_bytes);
+}
+
+namespace {
+BertConfig student_config(const RunConfig& c, const Dataset& data) {
+  BertConfig s = c.student;
+  if (s.num_labels == 0) s.num_labels = data.num_labels();
+  DISTILL_CHECK(s.vocab_size >= data.vocab_size, ConfigError, "student.vocab_size = ", s.vocab_size,
+                " is smaller than the vocabulary of ", data.path, " (", data.vocab_size, ")");
+  DISTILL_CHECK(s.max_positions >= data.max_length, ConfigError, "student.max_positions = ", s.max_positions,
+                " is shorter than the sequences of ", data.path, " (", data.max_length, ")");
+  return s;
+}
+}  // namespace
+
+void cmd_train(Communicator& comm, const RunArgs& a, bool resume) {
+  auto c = resolve_config(comm, a);
+  auto data = read_dataset(c.data.path);
+  TrainJob job;
+  job.data = &data;
+  job.train_split = c.data.train_split;
+  job.eval_split = c.data.eval_split;
+  job.model = student_config(c, data);
+  job.kd = c.distill;
+  job.opt = c.train;
+  job.resume = resume;
+  job.config_yaml = dump_config(c);
+  job.config_hash = config_hash(c);
+  std::unique_ptr<StoreReader> store;
+  if (!c.store.path.empty()) {
+    StoreMeta expect;
+    if (!c.teacher.path.empty()) expect.teacher_fingerprint = load_teacher(c.teacher.path).fingerprint;
+    expect.dataset_hash = data.content_hash;
+    expect.split = c.data.train_split;
+    expect.num_labels = c.student.num_labels;
+    expect.num_examples = data.split(c.data.train_split).n;
+    store = std::make_unique<StoreReader>(c.store.path, expect);
+    job.teacher_fingerprint = store->manifest().meta.teacher_fingerprint;
+    DISTILL_CHECK(store->num_labels() == job.model.num_labels, StoreError, "store ", c.store.path, " holds ",
+                  store->num_labels(), " labels, the student expects ", job.model.num_labels);
+    job.store = store.get();
+  }
+  DISTILL_CHECK(job.model.num_labels == data.num_labels(), DataError, "student.num_labels = ", job.model.num_labels,
+                " but data set ", data.path, " has ", data.num_labels(), " labels");
+  auto r = train(comm, job);
+  if (comm.rank() == 0) {
+    nlohmann::json j = {{"steps", r.steps}, {"final_loss", r.final_loss}, {"samples_per_s", r.samples_per_s},
+                        {"dev_accuracy", r.dev_accuracy}, {"parameters", r.parameters}, {"checkpoint", r.checkpoint},
+                        {"ranks", comm.size()}};
+    write_file_atomic((fs::path(c.train.out_dir) / "train_summary.json").string(), j.dump(2) + "\n");
+    spdlog::info("training done: {}", j.dump());
+  }
+}
+
+void cmd_eval(Communicator& comm, const RunArgs& a, const std::string& checkpoint, const std::string& split_arg,
+              bool json) {
+  auto c = resolve_config(comm, a);
+  auto data = read_dataset(c.data.path);
+  const std::string split = split_arg.empty() ? c.data.test_split : split_arg;
+  const std::string ck = checkpoint.empty() ? (fs::path(c.train.out_dir) / "checkpoints").string() : checkpoint;
+  auto student = load_teacher(ck);  // a student checkpoint loads like any model file
+  std::unique_ptr<LoadedTeacher> teacher;
+  if (!c.teacher.path.empty()) teacher = std::make_unique<LoadedTeacher>(load_teacher(c.teacher.path));
+  auto r = evaluate(comm, student.model, teacher ? &teacher->model : nullptr, data.split(split),
+                    c.train.eval_batch_size);
+  if (comm.rank() != 0) return;
+  auto j = to_json(r);
+  j["split"] = split;
+  j["student"] = student.file;
+  j["student_parameters"] = parameter_count(*student.model);
+  if (teacher) {
+    j["teacher"] = teacher->file;
+    j["teacher_parameters"] = parameter_count(*teacher->model);
+  }
+  if (json) {
+    std::cout << j.dump(2) << std::endl;
+  } else {
+    std::cout << "split " << split << ", " << r.examples << " examples\n"
+              << "  student accuracy      " << r.accuracy << "\n";
+    if (r.has_teacher)
+      std::cout << "  teacher accuracy      " << r.teacher_accuracy << "\n"
+                << "  top-1 agreement       " << r.agreement << "\n"
+                << "  transfer risk         " << r.transfer_risk << "\n"
+                << "  KL(teacher||student)  " << r.kl << "\n";
+  }
+}
+
+}  // namespace distill

@@ -1,0 +1,119 @@
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "distill/app/commands.h"
+#include "distill/data/dataset.h"
+#include "distill/io/h5.h"
+#include "distill/io/safetensors.h"
+#include "distill/store/manifest.h"
+#include "distill/store/shard.h"
+#include "distill/train/checkpoint.h"
+#include "distill/util/error.h"
+#include "distill/util/fs.h"
+
+namespace distill {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+json inspect_dataset(const std::string& path) {
+  auto d = read_dataset(path);
+  json j = {{"kind", "dataset"}, {"path", path}, {"schema_version", kDatasetSchemaVersion},
+            {"vocab_size", d.vocab_size}, {"vocab_hash", d.vocab_hash}, {"max_length", d.max_length},
+            {"label_names", d.label_names}, {"content_hash", d.content_hash},
+            {"file_bytes", static_cast<std::int64_t>(fs::file_size(path))}};
+  for (const auto& [name, s] : d.splits) {
+    std::vector<std::int64_t> counts(d.num_labels(), 0);
+    for (auto y : s.labels) ++counts[y];
+    j["splits"][name] = {{"examples", s.n}, {"seq", s.seq}, {"label_counts", counts}};
+  }
+  return j;
+}
+
+json inspect_store(const std::string& dir) {
+  auto m = read_manifest(dir);
+  std::int64_t bytes = 0;
+  std::vector<std::string> missing;
+  for (const auto& e : m.shards) {
+    bytes += e.bytes;
+    if (!fs::exists(fs::path(dir) / e.file)) missing.push_back(e.file);
+  }
+  const auto& s = m.meta;
+  return {{"kind", "store"}, {"path", dir}, {"schema_version", s.schema_version},
+          {"teacher_fingerprint", s.teacher_fingerprint}, {"dataset_hash", s.dataset_hash}, {"split", s.split},
+          {"targets", s.targets}, {"dtype", s.dtype}, {"num_labels", s.num_labels}, {"examples", s.num_examples},
+          {"shard_size", s.shard_size}, {"shards", m.shards.size()}, {"missing_shards", missing}, {"bytes", bytes},
+          {"bytes_per_example", s.num_examples ? static_cast<double>(bytes) / s.num_examples : 0.0}};
+}
+
+json inspect_shard(const std::string& path) {
+  auto f = h5::File::open(path);
+  auto info = f.info("/logits");
+  return {{"kind", "shard"}, {"path", path}, {"schema_version", f.attr_int("/", "schema_version")},
+          {"teacher_fingerprint", f.attr_string("/", "teacher_fingerprint")},
+          {"dataset_hash", f.attr_string("/", "dataset_hash")}, {"dtype", f.attr_string("/", "dtype")},
+          {"example_begin", f.attr_int("/", "example_begin")}, {"example_end", f.attr_int("/", "example_end")},
+          {"logits_shape", info.shape}, {"fletcher32", info.fletcher32},
+          {"bytes", static_cast<std::int64_t>(fs::file_size(path))}};
+}
+
+json inspect_model_file(const std::string& path) {
+  auto st = load_safetensors(path);
+  std::int64_t params = 0;
+  for (const auto& [n, t] : st.tensors) {
+    std::int64_t k = 1;
+    for (auto d : t.shape) k *= d;
+    params += k;
+  }
+  json j = {{"kind", "weights"}, {"path", path}, {"tensors", st.tensors.size()}, {"elements", params},
+            {"bytes", static_cast<std::int64_t>(fs::file_size(path))}, {"metadata", st.metadata}};
+  return j;
+}
+
+json inspect_checkpoints(const std::string& root) {
+  auto ck = load_latest_checkpoint(root);
+  DISTILL_CHECK(ck.has_value(), DataError, root, " has no 'latest' checkpoint");
+  const auto& s = ck->state;
+  json j = {{"kind", "checkpoint"}, {"path", ck->dir}, {"step", s.step}, {"epoch", s.epoch},
+            {"epoch_step", s.epoch_step}, {"best_metric", s.best_metric}, {"world_size", s.world_size},
+            {"config_hash", s.config_hash}, {"dataset_hash", s.dataset_hash},
+            {"teacher_fingerprint", s.teacher_fingerprint}, {"all_checkpoints", list_checkpoints(root)}};
+  j["model"] = inspect_model_file(ck->dir + "/model.safetensors");
+  return j;
+}
+
+void print_flat(const json& j, const std::string& prefix) {
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const auto key = prefix.empty() ? it.key() : prefix + "." + it.key();
+    if (it->is_object()) print_flat(*it, key);
+    else std::cout << key << ": " << it->dump() << "\n";
+  }
+}
+
+}  // namespace
+
+void cmd_inspect(const std::string& path, bool as_json) {
+  DISTILL_CHECK(fs::exists(path), DataError, path, " does not exist");
+  json j;
+  if (fs::is_directory(path)) {
+    if (fs::exists(fs::path(path) / "manifest.json")) j = inspect_store(path);
+    else if (fs::exists(fs::path(path) / "latest")) j = inspect_checkpoints(path);
+    else if (fs::exists(fs::path(path) / "checkpoints" / "latest")) j = inspect_checkpoints(path + "/checkpoints");
+    else if (fs::exists(fs::path(path) / "model.safetensors")) j = inspect_model_file(path + "/model.safetensors");
+    else throw DataError(str(path, " is neither a store (manifest.json) nor a checkpoint directory"));
+  } else if (fs::path(path).extension() == ".safetensors") {
+    j = inspect_model_file(path);
+  } else {
+    auto f = h5::File::open(path);
+    if (f.has_attr("/", "content_hash")) j = inspect_dataset(path);
+    else if (f.has_attr("/", "teacher_fingerprint")) j = inspect_shard(path);
+    else throw DataError(str(path, " is an HDF5 file but neither a distill data set nor a store shard"));
+  }
+  if (as_json) std::cout << j.dump(2) << std::endl;
+  else print_flat(j, "");
+}
+
+}  // namespace distill

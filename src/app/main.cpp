@@ -1,0 +1,95 @@
+// distill: prepare, precompute, train, eval, inspect. Launched directly or under mpirun.
+#include <CLI/CLI.hpp>
+
+#include <cstdlib>
+#include <iostream>
+
+#include "distill/app/commands.h"
+#include "distill/comm/mpi.h"
+#include "distill/util/error.h"
+#include "distill/util/log.h"
+
+namespace {
+
+bool launched_by_mpi() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "SLURM_STEP_NUM_TASKS"})
+    if (std::getenv(v)) return true;
+  return false;
+}
+
+void add_run_args(CLI::App* sub, distill::RunArgs& a) {
+  sub->add_option("-c,--config", a.config_path, "run config (YAML)")->check(CLI::ExistingFile);
+  sub->add_option("--set", a.overrides, "override a config field: section.key=value (repeatable)");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace distill;
+  CLI::App app{"distill: knowledge distillation from BERT-style teachers into small students"};
+  app.require_subcommand(1);
+
+  RunArgs run;
+  bool resume = false, json = false;
+  std::string checkpoint, split, out, inspect_path;
+  SyntheticOptions syn;
+  bool synthetic = false;
+
+  auto* prepare = app.add_subcommand("prepare", "write a dataset.h5");
+  prepare->add_flag("--synthetic", synthetic, "generate the synthetic marker-counting task")->required();
+  prepare->add_option("-o,--out", out, "output dataset.h5")->required();
+  prepare->add_option("--train", syn.train, "train examples")->capture_default_str();
+  prepare->add_option("--dev", syn.dev, "dev examples")->capture_default_str();
+  prepare->add_option("--test", syn.test, "test examples")->capture_default_str();
+  prepare->add_option("--vocab-size", syn.vocab_size, "vocabulary size")->capture_default_str();
+  prepare->add_option("--seq", syn.seq, "padded sequence length")->capture_default_str();
+  prepare->add_option("--labels", syn.num_labels, "number of classes")->capture_default_str();
+  prepare->add_option("--noise", syn.noise, "share of labels redrawn at random")->capture_default_str();
+  prepare->add_option("--seed", syn.seed, "generator seed")->capture_default_str();
+
+  auto* pre = app.add_subcommand("precompute", "teacher ranks write soft targets into the store");
+  add_run_args(pre, run);
+  auto* train = app.add_subcommand("train", "student ranks train (on the store's targets when store.path is set)");
+  add_run_args(train, run);
+  train->add_flag("--resume", resume, "continue from train.out_dir/checkpoints/latest");
+  auto* ev = app.add_subcommand("eval", "accuracy, teacher agreement, transfer risk and KL on a held-out split");
+  add_run_args(ev, run);
+  ev->add_option("--checkpoint", checkpoint, "student checkpoint (default: train.out_dir/checkpoints)");
+  ev->add_option("--split", split, "split to evaluate (default: data.test_split)");
+  ev->add_flag("--json", json, "print JSON");
+  auto* insp = app.add_subcommand("inspect", "summarise a dataset file, a store, a shard or a checkpoint");
+  insp->add_option("path", inspect_path, "path to inspect")->required();
+  insp->add_flag("--json", json, "print JSON");
+
+  CLI11_PARSE(app, argc, argv);
+
+  const bool use_mpi = launched_by_mpi();
+  int rank = 0, world = 1;
+  try {
+    std::unique_ptr<Communicator> comm;
+    if (use_mpi) {
+      mpi_init(&argc, &argv);
+      comm = make_world_communicator();
+    } else {
+      comm = make_local_communicator();
+    }
+    rank = comm->rank();
+    world = comm->size();
+    set_log_rank(rank, world, host_name());
+    if (*prepare) cmd_prepare_synthetic(*comm, syn, out);
+    else if (*pre) cmd_precompute(*comm, run);
+    else if (*train) cmd_train(*comm, run, resume);
+    else if (*ev) cmd_eval(*comm, run, checkpoint, split, json);
+    else if (*insp) cmd_inspect(inspect_path, json);
+    comm.reset();
+  } catch (const std::exception& e) {
+    // Note [collectives]: one failing rank ends the whole job, so no rank waits forever.
+    std::cerr << "distill: error on rank " << rank << "/" << world << " (" << host_name() << "): " << e.what()
+              << std::endl;
+    if (use_mpi && world > 1) mpi_abort(1);
+    if (use_mpi) mpi_finalize();
+    return 1;
+  }
+  if (use_mpi) mpi_finalize();
+  return 0;
+}

@@ -1,0 +1,135 @@
+#include "distill/comm/mpi.h"
+
+#include <mpi.h>
+
+#include <cstdlib>
+
+#include "distill/util/error.h"
+
+namespace distill {
+
+namespace {
+
+// Turns an MPI return code into a CommError naming the call.
+void mpi_check(int rc, const char* call) {
+  if (rc == MPI_SUCCESS) return;
+  char msg[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, msg, &len);
+  throw CommError(str(call, " failed: ", std::string(msg, len)));
+}
+
+MPI_Datatype mpi_type(DType t) {
+  switch (t) {
+    case DType::kFloat32: return MPI_FLOAT;
+    case DType::kFloat64: return MPI_DOUBLE;
+    case DType::kInt32: return MPI_INT32_T;
+    case DType::kInt64: return MPI_INT64_T;
+    case DType::kUInt8: return MPI_UINT8_T;
+  }
+  return MPI_BYTE;
+}
+
+MPI_Op mpi_op(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::kSum:
+    case ReduceOp::kAverage: return MPI_SUM;
+    case ReduceOp::kMax: return MPI_MAX;
+    case ReduceOp::kMin: return MPI_MIN;
+  }
+  return MPI_SUM;
+}
+
+class MpiCommunicator final : public Communicator {
+ public:
+  // Takes ownership of `comm` unless it is MPI_COMM_WORLD.
+  explicit MpiCommunicator(MPI_Comm comm) : comm_(comm) {
+    mpi_check(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
+    mpi_check(MPI_Comm_size(comm_, &size_), "MPI_Comm_size");
+    MPI_Comm node;
+    mpi_check(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node),
+              "MPI_Comm_split_type");
+    mpi_check(MPI_Comm_size(node, &local_size_), "MPI_Comm_size");
+    MPI_Comm_free(&node);
+  }
+  ~MpiCommunicator() override {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized && comm_ != MPI_COMM_WORLD) MPI_Comm_free(&comm_);
+  }
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  int local_size() const override { return local_size_; }
+
+  void allreduce(void* data, std::size_t count, DType t, ReduceOp op) override {
+    DISTILL_CHECK(op != ReduceOp::kAverage || t == DType::kFloat32 || t == DType::kFloat64, CommError,
+                  "allreduce average needs a floating dtype");
+    mpi_check(MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(count), mpi_type(t), mpi_op(op), comm_),
+              "MPI_Allreduce");
+    if (op == ReduceOp::kAverage) {
+      if (t == DType::kFloat32) {
+        auto* p = static_cast<float*>(data);
+        const float inv = 1.0f / static_cast<float>(size_);
+        for (std::size_t i = 0; i < count; ++i) p[i] *= inv;
+      } else {
+        auto* p = static_cast<double*>(data);
+        const double inv = 1.0 / size_;
+        for (std::size_t i = 0; i < count; ++i) p[i] *= inv;
+      }
+    }
+  }
+  void broadcast(void* data, std::size_t count, DType t, int root) override {
+    DISTILL_CHECK(root >= 0 && root < size_, CommError, "broadcast root ", root, " out of range for ",
+                  size_, " ranks");
+    mpi_check(MPI_Bcast(data, static_cast<int>(count), mpi_type(t), root, comm_), "MPI_Bcast");
+  }
+  void allgather(const void* in, void* out, std::size_t count, DType t) override {
+    mpi_check(MPI_Allgather(in, static_cast<int>(count), mpi_type(t), out, static_cast<int>(count),
+                            mpi_type(t), comm_),
+              "MPI_Allgather");
+  }
+  void barrier() override { mpi_check(MPI_Barrier(comm_), "MPI_Barrier"); }
+  std::unique_ptr<Communicator> split(int color, int key) override {
+    MPI_Comm sub;
+    mpi_check(MPI_Comm_split(comm_, color, key, &sub), "MPI_Comm_split");
+    return std::make_unique<MpiCommunicator>(sub);
+  }
+
+ private:
+  MPI_Comm comm_;
+  int rank_ = 0, size_ = 1, local_size_ = 1;
+};
+
+}  // namespace
+
+void mpi_init(int* argc, char*** argv) {
+  if (mpi_initialized()) return;
+  int provided = 0;
+  mpi_check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+  // Errors come back as codes, which mpi_check turns into exceptions.
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+}
+
+bool mpi_initialized() {
+  int init = 0;
+  MPI_Initialized(&init);
+  return init != 0;
+}
+
+void mpi_finalize() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (mpi_initialized() && !finalized) MPI_Finalize();
+}
+
+void mpi_abort(int code) {
+  if (mpi_initialized()) MPI_Abort(MPI_COMM_WORLD, code);
+  std::_Exit(code);
+}
+
+std::unique_ptr<Communicator> make_world_communicator() {
+  DISTILL_CHECK(mpi_initialized(), CommError, "MPI is not initialised");
+  return std::make_unique<MpiCommunicator>(MPI_COMM_WORLD);
+}
+
+}  // namespace distill

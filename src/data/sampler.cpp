@@ -1,0 +1,74 @@
+#include "distill/data/sampler.h"
+
+#include "distill/util/error.h"
+
+namespace distill {
+
+std::uint64_t SplitMix64::next() {
+  std::uint64_t z = (s_ += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+std::uint64_t SplitMix64::below(std::uint64_t n) {
+  // Rejection sampling: no modulo bias.
+  const std::uint64_t limit = UINT64_MAX - UINT64_MAX % n;
+  std::uint64_t v;
+  do v = next(); while (v >= limit);
+  return v % n;
+}
+
+double SplitMix64::uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+
+std::uint64_t mix_seed(std::uint64_t seed, std::uint64_t a, std::uint64_t b) {
+  SplitMix64 r(seed ^ (a * 0x9e3779b97f4a7c15ull) ^ (b * 0xc2b2ae3d27d4eb4full));
+  return r.next();
+}
+
+std::vector<std::int64_t> epoch_order(std::int64_t n, std::uint64_t seed, std::int64_t epoch) {
+  std::vector<std::int64_t> p(n);
+  for (std::int64_t i = 0; i < n; ++i) p[i] = i;
+  SplitMix64 r(mix_seed(seed, static_cast<std::uint64_t>(epoch)));
+  for (std::int64_t i = n - 1; i > 0; --i) std::swap(p[i], p[r.below(static_cast<std::uint64_t>(i) + 1)]);
+  return p;
+}
+
+DistributedSampler::DistributedSampler(std::int64_t n, std::int64_t batch, int rank, int world, std::uint64_t seed,
+                                       bool shuffle)
+    : n_(n), batch_(batch), rank_(rank), world_(world), seed_(seed), shuffle_(shuffle) {
+  DISTILL_CHECK(n > 0, DataError, "cannot sample from an empty split");
+  DISTILL_CHECK(batch > 0 && world > 0 && rank >= 0 && rank < world, ConfigError, "bad sampler: batch ", batch,
+                ", rank ", rank, ", world ", world);
+}
+
+std::int64_t DistributedSampler::steps_per_epoch() const {
+  const std::int64_t global = batch_ * world_;
+  return (n_ + global - 1) / global;
+}
+
+std::vector<std::int64_t> DistributedSampler::indices(const Cursor& c) {
+  if (c.epoch != cached_epoch_) {
+    if (shuffle_) {
+      order_ = epoch_order(n_, seed_, c.epoch);
+    } else {
+      order_.resize(n_);
+      for (std::int64_t i = 0; i < n_; ++i) order_[i] = i;
+    }
+    cached_epoch_ = c.epoch;
+  }
+  std::vector<std::int64_t> out(batch_);
+  const std::int64_t start = (c.step * world_ + rank_) * batch_;
+  for (std::int64_t i = 0; i < batch_; ++i) out[i] = order_[(start + i) % n_];
+  return out;
+}
+
+Cursor DistributedSampler::advance(Cursor c) const {
+  if (++c.step >= steps_per_epoch()) {
+    c.step = 0;
+    ++c.epoch;
+  }
+  return c;
+}
+
+}  // namespace distill

@@ -1,0 +1,54 @@
+#include "distill/model/config.h"
+
+#include <nlohmann/json.hpp>
+
+#include "distill/util/error.h"
+
+namespace distill {
+
+void BertConfig::validate(const std::string& where) const {
+  DISTILL_CHECK(vocab_size > 0, ConfigError, where, ".vocab_size must be positive, got ", vocab_size);
+  DISTILL_CHECK(hidden > 0 && layers >= 0 && heads > 0 && intermediate > 0, ConfigError, where,
+                ": hidden, heads and intermediate must be positive and layers non-negative");
+  DISTILL_CHECK(hidden % heads == 0, ConfigError, where, ".heads = ", heads, " must divide ", where,
+                ".hidden = ", hidden);
+  DISTILL_CHECK(max_positions > 0 && type_vocab > 0, ConfigError, where,
+                ": max_positions and type_vocab must be positive");
+  DISTILL_CHECK(num_labels >= 0, ConfigError, where, ".num_labels must be >= 0, got ", num_labels);
+  DISTILL_CHECK(dropout >= 0 && dropout < 1 && attention_dropout >= 0 && attention_dropout < 1, ConfigError,
+                where, ": dropout rates must be in [0, 1)");
+}
+
+nlohmann::json to_json(const BertConfig& c) {
+  return {{"vocab_size", c.vocab_size},       {"hidden_size", c.hidden},
+          {"num_hidden_layers", c.layers},    {"num_attention_heads", c.heads},
+          {"intermediate_size", c.intermediate}, {"max_position_embeddings", c.max_positions},
+          {"type_vocab_size", c.type_vocab},  {"num_labels", c.num_labels},
+          {"hidden_dropout_prob", c.dropout}, {"attention_probs_dropout_prob", c.attention_dropout},
+          {"layer_norm_eps", c.layer_norm_eps}, {"model_type", "bert"}};
+}
+
+BertConfig bert_config_from_json(const nlohmann::json& j, const std::string& where) {
+  BertConfig c;
+  auto get = [&](const char* key, auto& field) {
+    if (!j.contains(key)) throw ConfigError(str(where, ": model config lacks '", key, "'"));
+    field = j.at(key).get<std::decay_t<decltype(field)>>();
+  };
+  get("vocab_size", c.vocab_size);
+  get("hidden_size", c.hidden);
+  get("num_hidden_layers", c.layers);
+  get("num_attention_heads", c.heads);
+  get("intermediate_size", c.intermediate);
+  get("max_position_embeddings", c.max_positions);
+  get("type_vocab_size", c.type_vocab);
+  if (j.contains("num_labels")) c.num_labels = j.at("num_labels").get<long>();
+  else if (j.contains("id2label")) c.num_labels = static_cast<long>(j.at("id2label").size());
+  if (j.contains("hidden_dropout_prob")) c.dropout = j.at("hidden_dropout_prob").get<double>();
+  if (j.contains("attention_probs_dropout_prob"))
+    c.attention_dropout = j.at("attention_probs_dropout_prob").get<double>();
+  if (j.contains("layer_norm_eps")) c.layer_norm_eps = j.at("layer_norm_eps").get<double>();
+  c.validate(where);
+  return c;
+}
+
+}  // namespace distill

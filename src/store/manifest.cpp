@@ -1,0 +1,81 @@
+#include "distill/store/manifest.h"
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "distill/util/error.h"
+#include "distill/util/fs.h"
+
+namespace distill {
+
+using json = nlohmann::json;
+
+std::string manifest_path(const std::string& dir) { return (std::filesystem::path(dir) / "manifest.json").string(); }
+
+void write_manifest(const std::string& dir, const Manifest& m) {
+  json j;
+  const auto& s = m.meta;
+  j["schema_version"] = s.schema_version;
+  j["teacher_fingerprint"] = s.teacher_fingerprint;
+  j["dataset_hash"] = s.dataset_hash;
+  j["split"] = s.split;
+  j["targets"] = s.targets;
+  j["dtype"] = s.dtype;
+  j["num_labels"] = s.num_labels;
+  j["num_examples"] = s.num_examples;
+  j["shard_size"] = s.shard_size;
+  j["shards"] = json::array();
+  for (const auto& e : m.shards)
+    j["shards"].push_back({{"file", e.file}, {"begin", e.range.begin}, {"end", e.range.end},
+                           {"bytes", e.bytes}, {"digest", e.digest}});
+  write_file_atomic(manifest_path(dir), j.dump(2) + "\n");
+}
+
+Manifest read_manifest(const std::string& dir) {
+  const auto path = manifest_path(dir);
+  DISTILL_CHECK(path_exists(dir), StoreError, "store ", dir, " does not exist; run 'distill precompute' first");
+  DISTILL_CHECK(path_exists(path), StoreError, "store ", dir,
+                " has no manifest.json (precompute not finished?); rerun 'distill precompute'");
+  Manifest m;
+  try {
+    auto j = json::parse(read_file(path));
+    auto& s = m.meta;
+    s.schema_version = j.at("schema_version").get<std::int64_t>();
+    s.teacher_fingerprint = j.at("teacher_fingerprint").get<std::string>();
+    s.dataset_hash = j.at("dataset_hash").get<std::string>();
+    s.split = j.at("split").get<std::string>();
+    s.targets = j.at("targets").get<std::string>();
+    s.dtype = j.at("dtype").get<std::string>();
+    s.num_labels = j.at("num_labels").get<std::int64_t>();
+    s.num_examples = j.at("num_examples").get<std::int64_t>();
+    s.shard_size = j.at("shard_size").get<std::int64_t>();
+    for (const auto& e : j.at("shards"))
+      m.shards.push_back({e.at("file").get<std::string>(),
+                          {e.at("begin").get<std::int64_t>(), e.at("end").get<std::int64_t>()},
+                          e.at("bytes").get<std::int64_t>(), e.at("digest").get<std::string>()});
+  } catch (const json::exception& e) {
+    throw StoreError(str(path, " is malformed: ", e.what()));
+  }
+  return m;
+}
+
+void check_store_meta(const StoreMeta& have, const StoreMeta& expect, const std::string& where) {
+  DISTILL_CHECK(have.schema_version == kStoreSchemaVersion, StoreError, where, " has schema version ",
+                have.schema_version, ", this distill reads ", kStoreSchemaVersion, "; rerun 'distill precompute'");
+  DISTILL_CHECK(expect.teacher_fingerprint.empty() || have.teacher_fingerprint == expect.teacher_fingerprint,
+                StoreError, where, " was made by teacher ", have.teacher_fingerprint, ", this run's teacher is ",
+                expect.teacher_fingerprint, "; precompute into a new store.path");
+  DISTILL_CHECK(have.dataset_hash == expect.dataset_hash, StoreError, where, " was made from data set ",
+                have.dataset_hash, ", this run's data set is ", expect.dataset_hash,
+                "; precompute into a new store.path");
+  DISTILL_CHECK(have.split == expect.split, StoreError, where, " holds split '", have.split, "', the run uses '",
+                expect.split, "'");
+  DISTILL_CHECK(expect.num_labels == 0 || have.num_labels == expect.num_labels, StoreError, where, " holds ",
+                have.num_labels, " labels, the student expects ", expect.num_labels);
+  DISTILL_CHECK(expect.num_examples == 0 || have.num_examples == expect.num_examples, StoreError, where,
+                " covers ", have.num_examples, " examples, the split has ", expect.num_examples);
+  DISTILL_CHECK(have.targets == "logits", StoreError, where, " holds targets '", have.targets,
+                "', this distill reads 'logits'");
+}
+
+}  // namespace distill

@@ -1,0 +1,62 @@
+#include "distill/train/eval.h"
+
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+
+#include "distill/kd/loss.h"
+#include "distill/train/batch.h"
+
+namespace distill {
+
+EvalResult evaluate(Communicator& comm, BertForSequenceClassification& student,
+                    BertForSequenceClassification* teacher, const TokenSplit& split, std::int64_t batch) {
+  torch::NoGradGuard g;
+  student->eval();
+  if (teacher) (*teacher)->eval();
+  // sums: examples, student correct, teacher correct, agreements, kl sum
+  double sums[5] = {0, 0, 0, 0, 0};
+  std::vector<std::int64_t> rows;
+  for (std::int64_t i = comm.rank(); i < split.n; i += comm.size()) rows.push_back(i);
+  for (std::size_t b = 0; b < rows.size(); b += static_cast<std::size_t>(batch)) {
+    std::vector<std::int64_t> part(rows.begin() + b, rows.begin() + std::min(rows.size(), b + batch));
+    auto bt = make_batch(split, part, nullptr);
+    auto zs = student->forward(bt.inputs).logits;
+    auto ps = zs.argmax(-1);
+    sums[0] += static_cast<double>(part.size());
+    sums[1] += ps.eq(bt.labels).sum().item<double>();
+    if (teacher) {
+      auto zt = (*teacher)->forward(bt.inputs).logits;
+      auto pt = zt.argmax(-1);
+      sums[2] += pt.eq(bt.labels).sum().item<double>();
+      sums[3] += ps.eq(pt).sum().item<double>();
+      sums[4] += soft_kl(zs, zt, 1.0).item<double>() * static_cast<double>(part.size());
+    }
+  }
+  comm.allreduce(sums, 5, DType::kFloat64, ReduceOp::kSum);
+  EvalResult r;
+  r.examples = static_cast<std::int64_t>(sums[0]);
+  const double n = std::max(1.0, sums[0]);
+  r.accuracy = sums[1] / n;
+  r.has_teacher = teacher != nullptr;
+  if (teacher) {
+    r.teacher_accuracy = sums[2] / n;
+    r.agreement = sums[3] / n;
+    r.transfer_risk = 1.0 - r.agreement;
+    r.kl = sums[4] / n;
+  }
+  return r;
+}
+
+nlohmann::json to_json(const EvalResult& r) {
+  nlohmann::json j = {{"examples", r.examples}, {"accuracy", r.accuracy}};
+  if (r.has_teacher) {
+    j["teacher_accuracy"] = r.teacher_accuracy;
+    j["agreement"] = r.agreement;
+    j["transfer_risk"] = r.transfer_risk;
+    j["kl_teacher_student"] = r.kl;
+  }
+  return j;
+}
+
+}  // namespace distill

@@ -1,0 +1,86 @@
+#include "distill/train/optim.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "distill/model/weights.h"
+#include "distill/util/error.h"
+
+namespace distill {
+
+AdamW::AdamW(const std::vector<std::pair<std::string, torch::Tensor>>& params, OptimOptions o) : o_(o) {
+  for (const auto& [name, p] : params) {
+    bool no_decay = name.size() >= 4 && (name.compare(name.size() - 4, 4, "bias") == 0 ||
+                                         name.find("LayerNorm") != std::string::npos);
+    slots_.push_back({name, p, torch::zeros_like(p), torch::zeros_like(p), !no_decay});
+  }
+}
+
+void AdamW::step(double lr) {
+  torch::NoGradGuard g;
+  ++steps_;
+  const double bc1 = 1.0 - std::pow(o_.beta1, static_cast<double>(steps_));
+  const double bc2 = 1.0 - std::pow(o_.beta2, static_cast<double>(steps_));
+  for (auto& s : slots_) {
+    const auto& grad = s.param.grad();
+    if (!grad.defined()) continue;
+    if (s.decay && o_.weight_decay != 0) s.param.mul_(1.0 - lr * o_.weight_decay);
+    s.m.mul_(o_.beta1).add_(grad, 1.0 - o_.beta1);
+    s.v.mul_(o_.beta2).addcmul_(grad, grad, 1.0 - o_.beta2);
+    auto denom = (s.v / bc2).sqrt_().add_(o_.eps);
+    s.param.addcdiv_(s.m, denom, -lr / bc1);
+  }
+}
+
+std::map<std::string, TensorBlob> AdamW::state() const {
+  std::map<std::string, TensorBlob> out;
+  for (const auto& s : slots_) {
+    out["exp_avg." + s.name] = to_blob(s.m);
+    out["exp_avg_sq." + s.name] = to_blob(s.v);
+  }
+  out["step"] = to_blob(torch::tensor({steps_}, torch::kInt64));
+  return out;
+}
+
+void AdamW::load_state(const std::map<std::string, TensorBlob>& st, const std::string& where) {
+  torch::NoGradGuard g;
+  auto get = [&](const std::string& key, torch::Tensor& dst) {
+    auto it = st.find(key);
+    DISTILL_CHECK(it != st.end(), DataError, where, " lacks optimizer tensor '", key, "'");
+    auto t = from_blob(it->second);
+    DISTILL_CHECK(t.sizes() == dst.sizes(), DataError, where, ": optimizer tensor '", key, "' has shape ",
+                  t.sizes(), ", expected ", dst.sizes());
+    dst.copy_(t);
+  };
+  for (auto& s : slots_) {
+    get("exp_avg." + s.name, s.m);
+    get("exp_avg_sq." + s.name, s.v);
+  }
+  auto it = st.find("step");
+  DISTILL_CHECK(it != st.end(), DataError, where, " lacks optimizer 'step'");
+  steps_ = from_blob(it->second).item<std::int64_t>();
+}
+
+double linear_schedule(double base, std::int64_t step, std::int64_t total, std::int64_t warmup) {
+  if (step < warmup) return base * static_cast<double>(step + 1) / static_cast<double>(warmup);
+  const double rest = static_cast<double>(total - warmup);
+  if (rest <= 0) return base;
+  return base * std::max(0.0, static_cast<double>(total - step) / rest);
+}
+
+double clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
+  torch::NoGradGuard g;
+  double sq = 0;
+  for (const auto& p : params)
+    if (p.grad().defined()) sq += p.grad().pow(2).sum().item<double>();
+  const double norm = std::sqrt(sq);
+  if (max_norm > 0 && norm > max_norm) {
+    const double scale = max_norm / (norm + 1e-6);
+    for (const auto& p : params)
+      if (p.grad().defined()) p.grad().mul_(scale);
+  }
+  return norm;
+}
+
+}  // namespace distill
