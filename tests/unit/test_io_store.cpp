@@ -1,0 +1,151 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+
+#include "distill/data/synthetic.h"
+#include "distill/io/safetensors.h"
+#include "distill/store/manifest.h"
+#include "distill/store/reader.h"
+#include "distill/store/shard.h"
+#include "distill/util/error.h"
+#include "distill/util/fs.h"
+#include "test_util.h"
+
+using namespace distill;
+
+namespace {
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST(SafeTensors, HeaderLayoutAndErrors) {
+  SafeTensors st;
+  st.tensors["b"] = {"F32", {2}, std::string("\0\0\x80\x3f\0\0\0\x40", 8)};  // 1.0f, 2.0f
+  st.tensors["a"] = {"I64", {1}, std::string(8, '\0')};
+  auto bytes = encode_safetensors(st);
+  std::uint64_t hlen = 0;
+  std::memcpy(&hlen, bytes.data(), 8);
+  EXPECT_EQ(hlen % 8, 0u);
+  EXPECT_EQ(bytes.size(), 8 + hlen + 16);
+  // Sorted by name: a's data first.
+  EXPECT_NE(bytes.find("\"a\":{\"data_offsets\":[0,8]"), std::string::npos) << bytes.substr(8, hlen);
+  auto back = decode_safetensors(bytes, "x");
+  EXPECT_EQ(back.tensors.at("b").bytes, st.tensors["b"].bytes);
+  EXPECT_NE(error_of([&] { decode_safetensors(bytes.substr(0, bytes.size() - 3), "cut.safetensors"); })
+                .find("cut.safetensors"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { decode_safetensors("abc", "tiny"); }).find("too short"), std::string::npos);
+}
+
+TEST(Store, ShardRoundTripFloat16AndFloat32) {
+  const auto dir = test::temp_dir("store");
+  StoreMeta meta;
+  meta.teacher_fingerprint = "t1";
+  meta.dataset_hash = "d1";
+  meta.split = "train";
+  meta.num_labels = 3;
+  meta.num_examples = 5;
+  meta.shard_size = 5;
+  auto logits = torch::randn({5, 3}) * 4;
+  std::vector<std::int64_t> ids = {10, 11, 12, 13, 14};
+  for (const char* dtype : {"float16", "float32"}) {
+    meta.dtype = dtype;
+    auto t = meta.dtype == "float16" ? logits.to(torch::kHalf).contiguous() : logits.contiguous();
+    auto path = write_shard(dir, meta, {0, 5}, t.data_ptr(), ids, 0);
+    EXPECT_EQ(std::filesystem::path(path).filename(), "shard-000000000-000000004.h5");
+    EXPECT_FALSE(std::filesystem::exists(path + ".partial-0"));
+    auto s = read_shard(path, meta, {0, 5});
+    auto back = torch::from_blob(s.logits.data(), {5, 3}, torch::kFloat32);
+    // float16 values round to nearest like torch's conversion; float32 is exact.
+    EXPECT_TRUE(torch::equal(back, t.to(torch::kFloat32))) << dtype;
+  }
+  auto other = meta;
+  other.teacher_fingerprint = "t2";
+  auto msg = error_of([&] { read_shard(dir + "/shard-000000000-000000004.h5", other, {0, 5}); });
+  EXPECT_NE(msg.find("teacher t1"), std::string::npos) << msg;
+  other = meta;
+  other.num_labels = 4;
+  msg = error_of([&] { read_shard(dir + "/shard-000000000-000000004.h5", other, {0, 5}); });
+  EXPECT_NE(msg.find("holds 3 labels, the student expects 4"), std::string::npos) << msg;
+}
+
+TEST(Store, ReaderChecksCoverageAndSizes) {
+  const auto dir = test::temp_dir("reader");
+  StoreMeta meta;
+  meta.teacher_fingerprint = "t";
+  meta.dataset_hash = "d";
+  meta.split = "train";
+  meta.dtype = "float32";
+  meta.num_labels = 2;
+  meta.num_examples = 7;
+  meta.shard_size = 4;
+  Manifest m;
+  m.meta = meta;
+  for (auto r : shard_ranges(7, 4)) {
+    std::vector<float> v;
+    std::vector<std::int64_t> ids;
+    for (auto i = r.begin; i < r.end; ++i) {
+      v.push_back(static_cast<float>(i));
+      v.push_back(-static_cast<float>(i));
+      ids.push_back(i);
+    }
+    auto p = write_shard(dir, meta, r, v.data(), ids, 0);
+    m.shards.push_back({shard_name(r), r, static_cast<std::int64_t>(std::filesystem::file_size(p)), ""});
+  }
+  write_manifest(dir, m);
+  StoreReader reader(dir, meta);
+  EXPECT_EQ(reader.row(5)[0], 5.0f);
+  EXPECT_EQ(reader.row(5)[1], -5.0f);
+  // Truncate the second shard: the error names it.
+  std::filesystem::resize_file(dir + "/shard-000000004-000000006.h5", 100);
+  auto msg = error_of([&] { StoreReader r(dir, meta); });
+  EXPECT_NE(msg.find("shard-000000004-000000006.h5 is 100 bytes"), std::string::npos) << msg;
+  std::filesystem::remove(dir + "/shard-000000004-000000006.h5");
+  msg = error_of([&] { StoreReader r(dir, meta); });
+  EXPECT_NE(msg.find("missing"), std::string::npos) << msg;
+  auto other = meta;
+  other.dataset_hash = "elsewhere";
+  msg = error_of([&] { StoreReader r(dir, other); });
+  EXPECT_NE(msg.find("data set d"), std::string::npos) << msg;
+}
+
+TEST(Dataset, SyntheticRoundTripAndHash) {
+  SyntheticOptions o;
+  o.train = 300;
+  o.dev = 50;
+  o.test = 50;
+  o.num_labels = 3;
+  auto d = make_synthetic(o);
+  // Labels follow the marker counts except for the noise share.
+  const auto& tr = d.split("train");
+  std::int64_t agree = 0;
+  for (std::int64_t i = 0; i < tr.n; ++i) {
+    std::vector<int> count(3, 0);
+    for (std::int64_t t = 0; t < tr.seq; ++t) {
+      auto id = tr.input_ids[i * tr.seq + t];
+      if (id >= 5 && id < 5 + 3 * o.markers_per_class) ++count[(id - 5) / o.markers_per_class];
+    }
+    int y = 0;
+    for (int c = 1; c < 3; ++c) if (count[c] > count[y]) y = c;
+    agree += y == tr.labels[i];
+  }
+  EXPECT_GT(agree, tr.n * 0.9);
+  EXPECT_LT(agree, tr.n);
+  const auto dir = test::temp_dir("dataset");
+  write_dataset(dir + "/d.h5", d);
+  auto back = read_dataset(dir + "/d.h5");
+  EXPECT_EQ(back.split("test").input_ids, d.split("test").input_ids);
+  EXPECT_EQ(back.content_hash, dataset_content_hash(d));
+  EXPECT_EQ(make_synthetic(o).split("dev").labels, d.split("dev").labels);
+  auto msg = error_of([&] { read_dataset(dir + "/nope.h5"); });
+  EXPECT_NE(msg.find("nope.h5 does not exist"), std::string::npos) << msg;
+  msg = error_of([&] { back.split("validation"); });
+  EXPECT_NE(msg.find("no split 'validation'"), std::string::npos) << msg;
+}
