@@ -94,13 +94,33 @@ std::vector<Field> fields(RunConfig& c) {
   };
 }
 
+bool is_subsequence(const std::string& small, const std::string& big) {
+  std::size_t i = 0;
+  for (char ch : big)
+    if (i < small.size() && small[i] == ch) ++i;
+  return i == small.size();
+}
+
+// The valid key a user most likely meant: same section first; among its keys, one whose name is
+// an abbreviation of the typed one (or the reverse, "lr" for "learning_rate"), else the closest
+// by edit distance.
 std::string nearest_key(const std::string& key, const std::vector<std::string>& keys) {
+  const auto dot = key.find('.');
+  const std::string section = key.substr(0, dot), leaf = dot == std::string::npos ? key : key.substr(dot + 1);
+  std::vector<std::string> pool;
+  for (const auto& k : keys)
+    if (k.rfind(section + ".", 0) == 0) pool.push_back(k);
+  if (pool.empty()) pool = keys;
   std::string best;
-  std::size_t best_d = SIZE_MAX;
-  for (const auto& k : keys) {
-    auto d = edit_distance(key, k);
-    if (d < best_d) {
-      best_d = d;
+  std::size_t best_score = SIZE_MAX;
+  for (const auto& k : pool) {
+    const std::string kl = k.substr(k.find('.') + 1);
+    std::size_t score = pool.size() == keys.size() ? edit_distance(key, k) : edit_distance(leaf, kl);
+    const bool abbreviation = !kl.empty() && !leaf.empty() && kl[0] == leaf[0] &&
+                              (is_subsequence(kl, leaf) || is_subsequence(leaf, kl));
+    if (!abbreviation) score += 1000;
+    if (score < best_score) {
+      best_score = score;
       best = k;
     }
   }

@@ -95,8 +95,10 @@ int main(int argc, char** argv) {
     comm.reset();
   } catch (const std::exception& e) {
     // Note [collectives]: one failing rank ends the whole job, so no rank waits forever.
-    std::cerr << "distill: error on rank " << rank << "/" << world << " (" << host_name() << "): " << e.what()
-              << std::endl;
+    // One write per line, so lines from several ranks do not interleave.
+    const std::string line = "distill: error on rank " + std::to_string(rank) + "/" + std::to_string(world) + " (" +
+                             host_name() + "): " + e.what() + "\n";
+    if (::write(2, line.data(), line.size()) < 0) std::cerr << line;
     if (use_mpi && world > 1) mpi_abort(1);
     if (use_mpi) mpi_finalize();
     return 1;
