@@ -78,6 +78,7 @@ BertConfig student_config(const RunConfig& c, const Dataset& data) {
 void cmd_train(Communicator& comm, const RunArgs& a, bool resume) {
   auto c = resolve_config(comm, a);
   auto data = read_dataset(c.data.path);
+  comm.check_same(data.content_hash, "dataset hash");
   TrainJob job;
   job.data = &data;
   job.train_split = c.data.train_split;
@@ -98,6 +99,8 @@ void cmd_train(Communicator& comm, const RunArgs& a, bool resume) {
     expect.num_examples = data.split(c.data.train_split).n;
     store = std::make_unique<StoreReader>(c.store.path, expect);
     job.teacher_fingerprint = store->manifest().meta.teacher_fingerprint;
+    comm.check_same(job.teacher_fingerprint + "/" + std::to_string(store->manifest().meta.schema_version),
+                    "store teacher fingerprint and schema");
     DISTILL_CHECK(store->num_labels() == job.model.num_labels, StoreError, "store ", c.store.path, " holds ",
                   store->num_labels(), " labels, the student expects ", job.model.num_labels);
     job.store = store.get();

@@ -17,12 +17,7 @@ std::string write_yaml(const std::string& text) {
 }
 std::string load_error(const std::string& text) {
   RunConfig c;
-  try {
-    load_config_file(c, write_yaml(text));
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
+  return test::error_of([&] { load_config_file(c, write_yaml(text)); });
 }
 }  // namespace
 

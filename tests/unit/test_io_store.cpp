@@ -14,16 +14,7 @@
 
 using namespace distill;
 
-namespace {
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-}  // namespace
+using test::error_of;
 
 TEST(SafeTensors, HeaderLayoutAndErrors) {
   SafeTensors st;
