@@ -2,6 +2,11 @@
 
 #include <fstream>
 
+#include <ATen/Parallel.h>
+
+#include <thread>
+
+#include "distill/app/commands.h"
 #include "distill/app/config.h"
 #include "distill/comm/communicator.h"
 #include "distill/util/error.h"
@@ -80,4 +85,14 @@ TEST(LocalCommunicator, IsRankZeroOfOne) {
   EXPECT_EQ(c->allgather_string("abc"), std::vector<std::string>{"abc"});
   EXPECT_NO_THROW(c->check_same("x", "thing"));
   EXPECT_TRUE(c->any(true));
+}
+
+TEST(Threads, SizedFromRanksOnTheNode) {
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  EXPECT_EQ(size_threads(0, 1), cores);
+  EXPECT_EQ(size_threads(0, cores), 1);
+  EXPECT_EQ(size_threads(0, 4 * cores), 1);  // oversubscribed: never below one
+  EXPECT_EQ(size_threads(3, 8), 3);          // the user's choice wins
+  EXPECT_EQ(at::get_num_threads(), 3);
+  size_threads(0, 1);
 }
