@@ -92,7 +92,7 @@ void cmd_train(Communicator& comm, const RunArgs& a, bool resume) {
   std::unique_ptr<StoreReader> store;
   if (!c.store.path.empty()) {
     StoreMeta expect;
-    if (!c.teacher.path.empty()) expect.teacher_fingerprint = load_teacher(c.teacher.path).fingerprint;
+    if (!c.teacher.path.empty()) expect.teacher_fingerprint = teacher_fingerprint(c.teacher.path);
     expect.dataset_hash = data.content_hash;
     expect.split = c.data.train_split;
     expect.num_labels = c.student.num_labels;

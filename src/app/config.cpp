@@ -110,12 +110,13 @@ std::string nearest_key(const std::string& key, const std::vector<std::string>& 
   std::vector<std::string> pool;
   for (const auto& k : keys)
     if (k.rfind(section + ".", 0) == 0) pool.push_back(k);
-  if (pool.empty()) pool = keys;
+  const bool same_section = !pool.empty();
+  if (!same_section) pool = keys;
   std::string best;
   std::size_t best_score = SIZE_MAX;
   for (const auto& k : pool) {
     const std::string kl = k.substr(k.find('.') + 1);
-    std::size_t score = pool.size() == keys.size() ? edit_distance(key, k) : edit_distance(leaf, kl);
+    std::size_t score = same_section ? edit_distance(leaf, kl) : edit_distance(key, k);
     const bool abbreviation = !kl.empty() && !leaf.empty() && kl[0] == leaf[0] &&
                               (is_subsequence(kl, leaf) || is_subsequence(leaf, kl));
     if (!abbreviation) score += 1000;
@@ -218,9 +219,10 @@ std::string dump_config(const RunConfig& c) {
       os << sec << ":\n";
       section = sec;
     }
+    const std::string value = f.print();
     YAML::Emitter e;
-    e << f.print();
-    os << "  " << f.key.substr(dot + 1) << ": " << (f.print().empty() ? "\"\"" : e.c_str()) << "\n";
+    e << value;
+    os << "  " << f.key.substr(dot + 1) << ": " << (value.empty() ? "\"\"" : e.c_str()) << "\n";
   }
   return os.str();
 }

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "distill/util/error.h"
@@ -62,7 +63,6 @@ std::map<std::string, TensorBlob> module_blobs(torch::nn::Module& m) {
 
 void load_module(torch::nn::Module& m, const std::map<std::string, TensorBlob>& tensors, const std::string& where) {
   torch::NoGradGuard g;
-  std::size_t used = 0;
   auto assign = [&](const std::string& name, torch::Tensor& dst) {
     auto it = tensors.find(name);
     DISTILL_CHECK(it != tensors.end(), DataError, where, " lacks tensor '", name, "' of shape ",
@@ -71,17 +71,14 @@ void load_module(torch::nn::Module& m, const std::map<std::string, TensorBlob>& 
     DISTILL_CHECK(src.sizes() == dst.sizes(), DataError, where, ": tensor '", name, "' has shape ",
                   shape_str(src.sizes()), ", the model expects ", shape_str(dst.sizes()));
     dst.copy_(src.to(dst.scalar_type()));
-    ++used;
   };
   for (auto& p : m.named_parameters()) assign(p.key(), p.value());
   for (auto& b : m.named_buffers()) assign(b.key(), b.value());
-  for (const auto& [name, blob] : tensors) {
-    if (name == "bert.embeddings.position_ids") continue;
-    bool known = false;
-    for (const auto& p : m.named_parameters()) known = known || p.key() == name;
-    for (const auto& b : m.named_buffers()) known = known || b.key() == name;
-    DISTILL_CHECK(known, DataError, where, " holds tensor '", name, "' that the model does not have");
-  }
+  std::set<std::string> known = {"bert.embeddings.position_ids"};
+  for (const auto& p : m.named_parameters()) known.insert(p.key());
+  for (const auto& b : m.named_buffers()) known.insert(b.key());
+  for (const auto& [name, blob] : tensors)
+    DISTILL_CHECK(known.count(name), DataError, where, " holds tensor '", name, "' that the model does not have");
 }
 
 void save_model_file(const std::string& path, torch::nn::Module& m, const BertConfig& c) {

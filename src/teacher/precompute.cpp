@@ -33,6 +33,8 @@ LoadedTeacher load_teacher(const std::string& path) {
   return t;
 }
 
+std::string teacher_fingerprint(const std::string& path) { return file_digest(resolve_model_path(path)); }
+
 namespace {
 
 // Test hook: DISTILL_FAULT_KILL_AFTER_SHARDS=n makes rank 0 leave a partial shard and die with

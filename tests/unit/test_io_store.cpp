@@ -16,6 +16,21 @@ using namespace distill;
 
 using test::error_of;
 
+namespace {
+StoreMeta make_meta(const char* teacher, const char* data, const char* dtype, std::int64_t labels, std::int64_t n,
+                    std::int64_t shard) {
+  StoreMeta m;
+  m.teacher_fingerprint = teacher;
+  m.dataset_hash = data;
+  m.split = "train";
+  m.dtype = dtype;
+  m.num_labels = labels;
+  m.num_examples = n;
+  m.shard_size = shard;
+  return m;
+}
+}  // namespace
+
 TEST(SafeTensors, HeaderLayoutAndErrors) {
   SafeTensors st;
   st.tensors["b"] = {"F32", {2}, std::string("\0\0\x80\x3f\0\0\0\x40", 8)};  // 1.0f, 2.0f
@@ -37,13 +52,7 @@ TEST(SafeTensors, HeaderLayoutAndErrors) {
 
 TEST(Store, ShardRoundTripFloat16AndFloat32) {
   const auto dir = test::temp_dir("store");
-  StoreMeta meta;
-  meta.teacher_fingerprint = "t1";
-  meta.dataset_hash = "d1";
-  meta.split = "train";
-  meta.num_labels = 3;
-  meta.num_examples = 5;
-  meta.shard_size = 5;
+  StoreMeta meta = make_meta("t1", "d1", "float16", 3, 5, 5);
   auto logits = torch::randn({5, 3}) * 4;
   std::vector<std::int64_t> ids = {10, 11, 12, 13, 14};
   for (const char* dtype : {"float16", "float32"}) {
@@ -69,14 +78,7 @@ TEST(Store, ShardRoundTripFloat16AndFloat32) {
 
 TEST(Store, ReaderChecksCoverageAndSizes) {
   const auto dir = test::temp_dir("reader");
-  StoreMeta meta;
-  meta.teacher_fingerprint = "t";
-  meta.dataset_hash = "d";
-  meta.split = "train";
-  meta.dtype = "float32";
-  meta.num_labels = 2;
-  meta.num_examples = 7;
-  meta.shard_size = 4;
+  StoreMeta meta = make_meta("t", "d", "float32", 2, 7, 4);
   Manifest m;
   m.meta = meta;
   for (auto r : shard_ranges(7, 4)) {

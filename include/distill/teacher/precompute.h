@@ -26,6 +26,8 @@ struct LoadedTeacher {
 
 // Loads a teacher in eval mode; errors name the path.
 LoadedTeacher load_teacher(const std::string& path);
+// The fingerprint load_teacher() would report, without loading the weights.
+std::string teacher_fingerprint(const std::string& path);
 
 struct PrecomputeResult {
   std::int64_t shards_written = 0, shards_skipped = 0;  // over all ranks
