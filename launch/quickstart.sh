@@ -9,8 +9,8 @@ cd "$ROOT"
 "$ROOT/launch/install-deps.sh"
 "$ROOT/launch/build.sh"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-DISTILL="${BUILD_DIR:-$ROOT/build}/distill"
-RUN=runs/quickstart
+DISTILL="${BUILD_DIR:-$ROOT/.build}/distill"
+RUN=.runs/quickstart
 NP=${NP:-2}
 mpi() { mpirun -np "$NP" --oversubscribe "$DISTILL" "$@"; }
 rm -rf "$RUN" && mkdir -p "$RUN"
