@@ -52,6 +52,27 @@ void cmd_prepare_synthetic(Communicator& comm, const SyntheticOptions& o, const 
   comm.barrier();
 }
 
+void cmd_prepare_text(Communicator& comm, const PrepareOptions& o, const std::string& out) {
+  std::string error;
+  if (comm.rank() == 0) {
+    try {
+      PrepareReport rep;
+      auto d = prepare_text(o, &rep);
+      if (!parent_dir(out).empty()) fs::create_directories(parent_dir(out));
+      write_dataset(out, d);
+      for (const auto& m : rep.bad_examples) spdlog::warn("skipped {}", m);
+      spdlog::info("wrote {}: {} rows read, {} bad rows skipped, {} truncated to {} tokens; train {}, dev {}, test {}; "
+                   "{} labels; vocabulary {} ({} tokens, hash {}); content hash {}",
+                   out, rep.rows, rep.bad_rows, rep.truncated, o.max_length, rep.train, rep.dev, rep.test,
+                   d.label_names.size(), o.vocab, d.vocab_size, d.vocab_hash, read_dataset(out).content_hash);
+    } catch (const Error& e) {
+      error = e.what();
+    }
+  }
+  comm.broadcast_string(error, 0);
+  if (!error.empty()) throw DataError(error);
+}
+
 void cmd_precompute(Communicator& comm, const RunArgs& a) {
   auto c = resolve_config(comm, a);
   auto data = read_dataset(c.data.path);

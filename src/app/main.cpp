@@ -46,17 +46,41 @@ int main(int argc, char** argv) {
   SyntheticOptions syn;
   bool synthetic = false;
 
-  auto* prepare = app.add_subcommand("prepare", "write a dataset.h5");
-  prepare->add_flag("--synthetic", synthetic, "generate the synthetic marker-counting task")->required();
+  PrepareOptions text;
+  auto* prepare = app.add_subcommand("prepare", "write a dataset.h5 from a CSV/TSV/JSONL table, or a synthetic task");
   prepare->add_option("-o,--out", out, "output dataset.h5")->required();
-  prepare->add_option("--train", syn.train, "train examples")->capture_default_str();
-  prepare->add_option("--dev", syn.dev, "dev examples")->capture_default_str();
-  prepare->add_option("--test", syn.test, "test examples")->capture_default_str();
-  prepare->add_option("--vocab-size", syn.vocab_size, "vocabulary size")->capture_default_str();
-  prepare->add_option("--seq", syn.seq, "padded sequence length")->capture_default_str();
-  prepare->add_option("--labels", syn.num_labels, "number of classes")->capture_default_str();
-  prepare->add_option("--noise", syn.noise, "share of labels redrawn at random")->capture_default_str();
-  prepare->add_option("--seed", syn.seed, "generator seed")->capture_default_str();
+  auto* in = prepare->add_option("-i,--input", text.input, "table of examples (.csv, .tsv, .jsonl)")
+                 ->check(CLI::ExistingFile)->group("Text");
+  prepare->add_option("--format", text.format, "csv | tsv | jsonl (default: from the extension)")->group("Text");
+  prepare->add_option("--columns", text.column_names, "column names of a CSV/TSV file without a header row")
+      ->delimiter(',')->group("Text");
+  prepare->add_option("--text-column", text.text_column, "column of the text")->capture_default_str()->group("Text");
+  prepare->add_option("--pair-column", text.pair_column, "column of the second segment (pairs)")->group("Text");
+  prepare->add_option("--label-column", text.label_column, "column of the label")->capture_default_str()->group("Text");
+  prepare->add_option("--labels", text.labels, "label values in class order (default: sorted distinct values)")
+      ->delimiter(',')->group("Text");
+  prepare->add_option("--label-names", text.label_names, "names stored for the classes, one per --labels value")
+      ->delimiter(',')->group("Text");
+  prepare->add_option("--vocab", text.vocab, "WordPiece vocab.txt")->check(CLI::ExistingFile)->group("Text");
+  prepare->add_flag("--cased", text.cased, "keep case and accents (cased vocabularies)")->group("Text");
+  prepare->add_option("--max-length", text.max_length, "padded length with [CLS]/[SEP]; longer texts are truncated")
+      ->capture_default_str()->group("Text");
+  prepare->add_option("--dev-fraction", text.dev_fraction, "share of rows for dev")->capture_default_str()->group("Text");
+  prepare->add_option("--test-fraction", text.test_fraction, "share of rows for test")->capture_default_str()->group("Text");
+  prepare->add_option("--split-seed", text.seed, "seed of the train/dev/test split")->capture_default_str()->group("Text");
+  prepare->add_flag("--skip-bad-rows", text.skip_bad_rows, "count and skip bad rows instead of stopping at the first")
+      ->group("Text");
+  auto* syn_flag = prepare->add_flag("--synthetic", synthetic, "generate the synthetic marker-counting task")
+                       ->group("Synthetic");
+  syn_flag->excludes(in);
+  prepare->add_option("--train", syn.train, "train examples")->capture_default_str()->group("Synthetic");
+  prepare->add_option("--dev", syn.dev, "dev examples")->capture_default_str()->group("Synthetic");
+  prepare->add_option("--test", syn.test, "test examples")->capture_default_str()->group("Synthetic");
+  prepare->add_option("--vocab-size", syn.vocab_size, "vocabulary size")->capture_default_str()->group("Synthetic");
+  prepare->add_option("--seq", syn.seq, "padded sequence length")->capture_default_str()->group("Synthetic");
+  prepare->add_option("--num-labels", syn.num_labels, "number of classes")->capture_default_str()->group("Synthetic");
+  prepare->add_option("--noise", syn.noise, "share of labels redrawn at random")->capture_default_str()->group("Synthetic");
+  prepare->add_option("--seed", syn.seed, "generator seed")->capture_default_str()->group("Synthetic");
 
   auto* pre = app.add_subcommand("precompute", "teacher ranks write soft targets into the store");
   add_run_args(pre, run);
@@ -73,6 +97,10 @@ int main(int argc, char** argv) {
   insp->add_flag("--json", json, "print JSON");
 
   CLI11_PARSE(app, argc, argv);
+  if (*prepare && !synthetic && text.input.empty()) {
+    std::cerr << "prepare: give --input TABLE (with --vocab) or --synthetic\n";
+    return 2;
+  }
 
   const bool use_mpi = launched_by_mpi();
   int rank = 0, world = 1;
@@ -87,7 +115,8 @@ int main(int argc, char** argv) {
     rank = comm->rank();
     world = comm->size();
     set_log_rank(rank, world, host_name());
-    if (*prepare) cmd_prepare_synthetic(*comm, syn, out);
+    if (*prepare && synthetic) cmd_prepare_synthetic(*comm, syn, out);
+    else if (*prepare) cmd_prepare_text(*comm, text, out);
     else if (*pre) cmd_precompute(*comm, run);
     else if (*train) cmd_train(*comm, run, resume);
     else if (*ev) cmd_eval(*comm, run, checkpoint, split, json);

@@ -235,9 +235,16 @@ std::vector<std::int32_t> WordPieceTokenizer::tokenize(const std::string& text) 
 }
 
 Encoding WordPieceTokenizer::encode(const std::string& a, const std::string* b, long max_length) const {
-  auto x = tokenize(a);
   std::vector<std::int32_t> y;
   if (b) y = tokenize(*b);
+  return encode_ids(tokenize(a), b ? &y : nullptr, max_length);
+}
+
+Encoding WordPieceTokenizer::encode_ids(std::vector<std::int32_t> x, const std::vector<std::int32_t>* pair,
+                                        long max_length) const {
+  std::vector<std::int32_t> y;
+  if (pair) y = *pair;
+  const bool b = pair != nullptr;
   const long added = b ? 3 : 2;
   if (max_length > 0) {
     DISTILL_CHECK(max_length > added, ConfigError, "max_length ", max_length, " leaves no room for text besides the ",

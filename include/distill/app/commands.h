@@ -6,6 +6,7 @@
 
 #include "distill/app/config.h"
 #include "distill/comm/communicator.h"
+#include "distill/data/prepare.h"
 #include "distill/data/synthetic.h"
 
 namespace distill {
@@ -19,6 +20,8 @@ struct RunArgs {
 RunConfig resolve_config(Communicator& comm, const RunArgs& a);
 
 void cmd_prepare_synthetic(Communicator& comm, const SyntheticOptions& o, const std::string& out);
+// Rank 0 tokenizes the table and writes `out`; prints the split sizes and bad-row count.
+void cmd_prepare_text(Communicator& comm, const PrepareOptions& o, const std::string& out);
 void cmd_precompute(Communicator& comm, const RunArgs& a);
 void cmd_train(Communicator& comm, const RunArgs& a, bool resume);
 // Evaluates `checkpoint` (default: train.out_dir's latest) on `split` (default: data.test_split).

@@ -36,6 +36,8 @@ class WordPieceTokenizer {
   // [CLS] a [SEP] (b [SEP]); type ids 0 for a's part, 1 for b's. With max_length > 0 the pieces are
   // truncated longest-first and padded with [PAD] to exactly max_length.
   Encoding encode(const std::string& a, const std::string* b = nullptr, long max_length = 0) const;
+  // The same from ids that tokenize() returned.
+  Encoding encode_ids(std::vector<std::int32_t> a, const std::vector<std::int32_t>* b, long max_length) const;
 
   std::int32_t id(const std::string& token) const;  // -1 when absent
   const std::string& token(std::int32_t id) const { return vocab_.at(id); }

@@ -1,0 +1,41 @@
+// `distill prepare` for text: a CSV, TSV or JSON-lines table becomes a dataset.h5 of WordPiece
+// ids with a deterministic train/dev/test split.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "distill/data/dataset.h"
+#include "distill/data/table.h"
+#include "distill/data/tokenizer.h"
+
+namespace distill {
+
+struct PrepareOptions {
+  std::string input;                      // the table
+  std::string format;                     // csv | tsv | jsonl; empty = from the extension
+  std::vector<std::string> column_names;  // for CSV/TSV files without a header row
+  std::string text_column = "text";
+  std::string pair_column;                // second segment (token type 1); empty = single texts
+  std::string label_column = "label";
+  std::vector<std::string> labels;        // label values in class order; empty = sorted distinct values
+  std::vector<std::string> label_names;   // names stored for the classes; empty = the label values
+  std::string vocab;                      // vocab.txt
+  bool cased = false;                     // keep case and accents (cased vocabularies)
+  long max_length = 128;                  // padded length, [CLS] and [SEP] included; longer texts are truncated
+  double dev_fraction = 0.1, test_fraction = 0.1;  // the rest is train
+  std::uint64_t seed = 1;                 // the split is a pure function of (rows, seed)
+  bool skip_bad_rows = false;             // count and skip bad rows instead of failing on the first
+};
+
+struct PrepareReport {
+  std::int64_t rows = 0, bad_rows = 0, truncated = 0;
+  std::vector<std::string> bad_examples;  // the first few "file:line: reason" messages
+  std::int64_t train = 0, dev = 0, test = 0;
+};
+
+// Reads, tokenizes and splits; throws DataError "file:line: reason" on the first bad row unless
+// skip_bad_rows. The example id of a row is its 0-based record number in the file.
+Dataset prepare_text(const PrepareOptions& o, PrepareReport* report = nullptr);
+
+}  // namespace distill

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Fetches the real data sets into datasets/ (ignored by git; never commit them):
+#   datasets/polarity/polarity.csv   Pang & Lee sentence polarity, 4,000 sentences (Debian python3-pattern)
+#   datasets/wordnet/glosses.tsv     WordNet 3.0 glosses with their lexicographer class (Debian wordnet-base)
+# The .deb files are downloaded and unpacked in a temporary directory, never installed.
+# Idempotent: data sets already present with the expected row counts are kept.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+DATA="$ROOT/datasets"
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
+
+# Downloads and unpacks one Debian package into $TMP/root.
+unpack() {
+  local pkg=$1
+  if ! (cd "$TMP" && apt-get download -q "$pkg" >/dev/null 2>&1); then
+    local SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    (cd "$TMP" && apt-get download -q "$pkg" >/dev/null 2>&1) || { echo "fetch-data: apt-get download $pkg failed" >&2; exit 1; }
+  fi
+  dpkg-deb -x "$TMP"/"$pkg"_*.deb "$TMP/root"
+}
+
+# Writes $2 to $1 atomically.
+commit() { mv "$2" "$1.partial" && mv "$1.partial" "$1"; }
+
+polarity="$DATA/polarity/polarity.csv"
+if [ -f "$polarity" ] && [ "$(LC_ALL=C grep -c -P '^(\xef\xbb\xbf)?"-?1",' "$polarity")" = 4000 ]; then
+  echo "fetch-data: $polarity present"
+else
+  unpack python3-pattern
+  src="$TMP/root/usr/share/doc/python3-pattern/test/corpora/polarity-en-pang&lee2.csv"
+  [ -f "$src" ] || { echo "fetch-data: python3-pattern lacks $src" >&2; exit 1; }
+  n=$(LC_ALL=C grep -c -P '^(\xef\xbb\xbf)?"-?1",' "$src")
+  [ "$n" = 4000 ] || { echo "fetch-data: $src has $n labelled rows, expected 4000" >&2; exit 1; }
+  mkdir -p "$DATA/polarity"
+  cp "$src" "$TMP/polarity.csv"
+  commit "$polarity" "$TMP/polarity.csv"
+  echo "fetch-data: wrote $polarity (4000 sentences, 2000 positive, 2000 negative)"
+fi
+
+glosses="$DATA/wordnet/glosses.tsv"
+if [ -f "$glosses" ] && [ "$(wc -l < "$glosses")" = 117660 ]; then
+  echo "fetch-data: $glosses present"
+else
+  unpack wordnet-base
+  mkdir -p "$DATA/wordnet"
+  # The 45 lexicographer files by number (WordNet's lexnames(5WN)).
+  names="adj.all adj.pert adv.all noun.Tops noun.act noun.animal noun.artifact noun.attribute noun.body
+    noun.cognition noun.communication noun.event noun.feeling noun.food noun.group noun.location noun.motive
+    noun.object noun.person noun.phenomenon noun.plant noun.possession noun.process noun.quantity noun.relation
+    noun.shape noun.state noun.substance noun.time verb.body verb.change verb.cognition verb.communication
+    verb.competition verb.consumption verb.contact verb.creation verb.emotion verb.motion verb.perception
+    verb.possession verb.social verb.stative verb.weather adj.ppl"
+  {
+    printf 'label\tsynset\ttext\n'
+    for pos in noun verb adj adv; do
+      # Data lines start with an 8-digit offset; field 2 is the class number, the gloss follows " | ".
+      awk -v names="$names" -v pos="$pos" 'BEGIN { n = split(names, lex, " ") }
+        /^[0-9]/ {
+          i = index($0, " | ")
+          if (i == 0 || !(($2 + 1) in lex)) { print "bad line " NR > "/dev/stderr"; exit 1 }
+          gloss = substr($0, i + 3); sub(/[ \t]+$/, "", gloss)
+          printf "%s\t%s-%s\t%s\n", lex[$2 + 1], pos, $1, gloss
+        }' "$TMP/root/usr/share/wordnet/data.$pos"
+    done
+  } > "$TMP/glosses.tsv"
+  n=$(($(wc -l < "$TMP/glosses.tsv") - 1))
+  [ "$n" = 117659 ] || { echo "fetch-data: WordNet gave $n glosses, expected 117659" >&2; exit 1; }
+  commit "$glosses" "$TMP/glosses.tsv"
+  echo "fetch-data: wrote $glosses ($n glosses, 45 classes)"
+fi

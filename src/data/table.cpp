@@ -1,0 +1,183 @@
+#include "distill/data/table.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "distill/util/error.h"
+
+namespace distill {
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Reads lines, counting them, with the trailing '\r' of CRLF endings removed.
+class LineReader {
+ public:
+  explicit LineReader(std::istream& in) : in_(in) {}
+  bool next(std::string& line) {
+    if (!std::getline(in_, line)) return false;
+    ++line_;
+    if (line_ == 1 && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    return true;
+  }
+  long line() const { return line_; }
+
+ private:
+  std::istream& in_;
+  long line_ = 0;
+};
+
+// One CSV record starting at `first`; pulls more lines for quoted fields that span lines.
+// Returns false with `error` set on broken quoting.
+bool parse_csv_record(std::string first, LineReader& lines, std::vector<std::string>& out, std::string& error) {
+  out.clear();
+  std::string field, line = std::move(first);
+  std::size_t i = 0;
+  bool quoted = false, was_quoted = false;
+  for (;;) {
+    if (i >= line.size()) {
+      if (!quoted) {
+        out.push_back(field);
+        return true;
+      }
+      std::string more;
+      if (!lines.next(more)) {
+        error = "quoted field is not closed before the end of the file";
+        return false;
+      }
+      field += '\n';
+      line = std::move(more);
+      i = 0;
+      continue;
+    }
+    const char c = line[i++];
+    if (quoted) {
+      if (c != '"') {
+        field += c;
+      } else if (i < line.size() && line[i] == '"') {
+        field += '"';
+        ++i;
+      } else {
+        quoted = false;
+        if (i < line.size() && line[i] != ',') {
+          error = str("unexpected character '", line[i], "' after the closing quote of field ", out.size() + 1);
+          return false;
+        }
+      }
+    } else if (c == ',') {
+      out.push_back(field);
+      field.clear();
+      was_quoted = false;
+    } else if (c == '"') {
+      if (!field.empty() || was_quoted) {
+        error = str("stray quote inside unquoted field ", out.size() + 1);
+        return false;
+      }
+      quoted = was_quoted = true;
+    } else {
+      field += c;
+    }
+  }
+}
+
+std::vector<std::string> split_tabs(const std::string& line) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  for (;;) {
+    auto tab = line.find('\t', start);
+    out.push_back(line.substr(start, tab == std::string::npos ? std::string::npos : tab - start));
+    if (tab == std::string::npos) return out;
+    start = tab + 1;
+  }
+}
+
+std::string scalar_text(const nlohmann::json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_number_integer()) return std::to_string(v.get<long long>());
+  if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
+  return v.dump();  // floats and nested values keep their JSON text
+}
+
+}  // namespace
+
+TableFormat parse_table_format(const std::string& name) {
+  if (name == "csv") return TableFormat::kCsv;
+  if (name == "tsv") return TableFormat::kTsv;
+  if (name == "jsonl") return TableFormat::kJsonl;
+  throw ConfigError(str("unknown table format '", name, "': expected csv, tsv or jsonl"));
+}
+
+TableFormat table_format_of(const std::string& path) {
+  for (const char* e : {".csv"}) if (ends_with(path, e)) return TableFormat::kCsv;
+  for (const char* e : {".tsv", ".tab", ".txt"}) if (ends_with(path, e)) return TableFormat::kTsv;
+  for (const char* e : {".jsonl", ".ndjson", ".json"}) if (ends_with(path, e)) return TableFormat::kJsonl;
+  throw ConfigError(str("cannot tell the format of ", path, " from its extension: give --format csv, tsv or jsonl"));
+}
+
+void read_table(const std::string& path, const TableOptions& o, const std::function<void(TableRow&)>& fn) {
+  std::ifstream in(path, std::ios::binary);
+  DISTILL_CHECK(in, DataError, "cannot open ", path);
+  LineReader lines(in);
+  std::string line;
+  long index = 0;
+  if (o.format == TableFormat::kJsonl) {
+    while (lines.next(line)) {
+      if (line.find_first_not_of(" \t") == std::string::npos) continue;
+      TableRow row;
+      row.line = lines.line();
+      row.index = index++;
+      try {
+        auto j = nlohmann::json::parse(line);
+        if (!j.is_object()) {
+          row.error = "expected a JSON object, found " + std::string(j.type_name());
+        } else {
+          for (auto it = j.begin(); it != j.end(); ++it) row.fields[it.key()] = scalar_text(it.value());
+        }
+      } catch (const nlohmann::json::exception& e) {
+        row.error = str("not valid JSON: ", e.what());
+      }
+      fn(row);
+    }
+    return;
+  }
+  const bool csv = o.format == TableFormat::kCsv;
+  std::vector<std::string> header = o.column_names, cells;
+  std::string error;
+  if (header.empty()) {
+    DISTILL_CHECK(lines.next(line), DataError, path, " is empty: expected a header row");
+    if (csv) {
+      DISTILL_CHECK(parse_csv_record(line, lines, header, error), DataError, path, ":1: header row: ", error);
+    } else {
+      header = split_tabs(line);
+    }
+  }
+  while (lines.next(line)) {
+    if (line.empty()) continue;
+    TableRow row;
+    row.line = lines.line();
+    row.index = index++;
+    if (csv) {
+      if (!parse_csv_record(line, lines, cells, error)) row.error = error;
+    } else {
+      cells = split_tabs(line);
+    }
+    if (row.error.empty() && cells.size() != header.size())
+      row.error = str("has ", cells.size(), " fields, expected ", header.size(), " (", header.size() == 1 ? "column " : "columns ",
+                      [&] {
+                        std::ostringstream os;
+                        for (std::size_t k = 0; k < header.size(); ++k) os << (k ? ", " : "") << header[k];
+                        return os.str();
+                      }(),
+                      ")");
+    if (row.error.empty())
+      for (std::size_t k = 0; k < header.size(); ++k) row.fields[header[k]] = std::move(cells[k]);
+    fn(row);
+  }
+}
+
+}  // namespace distill

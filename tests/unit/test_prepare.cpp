@@ -1,0 +1,189 @@
+// Text tables and `prepare`: CSV quoting, TSV, JSON lines, bad rows named by file and line,
+// deterministic splits, labels and example ids.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "distill/data/prepare.h"
+#include "test_util.h"
+
+namespace distill {
+namespace {
+
+std::string vocab_path() {
+  const char* v = std::getenv("DISTILL_VOCAB");
+  return v ? v : "datasets/vocab/bert-base-uncased/vocab.txt";
+}
+
+std::string write(const std::string& dir, const std::string& name, const std::string& body) {
+  const auto p = dir + "/" + name;
+  std::ofstream(p, std::ios::binary) << body;
+  return p;
+}
+
+std::vector<TableRow> rows_of(const std::string& path, TableOptions o) {
+  std::vector<TableRow> rows;
+  read_table(path, o, [&](TableRow& r) { rows.push_back(r); });
+  return rows;
+}
+
+TEST(Table, CsvQuotingBomCrlfAndMultilineFields) {
+  const auto dir = test::temp_dir("csv");
+  const auto p = write(dir, "a.csv",
+                       "\xEF\xBB\xBFlabel,text\r\n"
+                       "1,plain\r\n"
+                       "\"-1\",\"with, comma and \"\"quotes\"\"\"\r\n"
+                       "0,\"two\nlines\"\n"
+                       "2,\n");
+  auto rows = rows_of(p, {TableFormat::kCsv, {}});
+  ASSERT_EQ(rows.size(), 4u);
+  EXPECT_EQ(rows[0].fields.at("label"), "1");
+  EXPECT_EQ(rows[0].line, 2);
+  EXPECT_EQ(rows[1].fields.at("label"), "-1");
+  EXPECT_EQ(rows[1].fields.at("text"), "with, comma and \"quotes\"");
+  EXPECT_EQ(rows[2].fields.at("text"), "two\nlines");
+  EXPECT_EQ(rows[2].line, 4);
+  EXPECT_EQ(rows[3].line, 6);
+  EXPECT_EQ(rows[3].index, 3);
+  EXPECT_EQ(rows[3].fields.at("text"), "");
+}
+
+TEST(Table, CsvBrokenQuotingAndFieldCountsAreRowErrors) {
+  const auto dir = test::temp_dir("csvbad");
+  const auto p = write(dir, "b.csv", "label,text\n1,ok\n1,\"closed\"junk\n1,mid\"quote\n1\n1,ok again\n1,\"never closed\n");
+  auto rows = rows_of(p, {TableFormat::kCsv, {}});
+  ASSERT_EQ(rows.size(), 6u);
+  EXPECT_TRUE(rows[0].error.empty());
+  EXPECT_NE(rows[1].error.find("after the closing quote of field 2"), std::string::npos) << rows[1].error;
+  EXPECT_NE(rows[2].error.find("stray quote"), std::string::npos) << rows[2].error;
+  EXPECT_NE(rows[3].error.find("has 1 fields, expected 2 (columns label, text)"), std::string::npos) << rows[3].error;
+  EXPECT_TRUE(rows[4].error.empty());
+  EXPECT_EQ(rows[4].line, 6);
+  EXPECT_NE(rows[5].error.find("not closed before the end of the file"), std::string::npos) << rows[5].error;
+  EXPECT_EQ(rows[5].line, 7);
+}
+
+TEST(Table, HeaderlessTsvAndJsonLines) {
+  const auto dir = test::temp_dir("tsv");
+  auto t = rows_of(write(dir, "a.tsv", "pos\t\"quoted\" stays\nneg\tb\n"), {TableFormat::kTsv, {"label", "text"}});
+  ASSERT_EQ(t.size(), 2u);
+  EXPECT_EQ(t[0].fields.at("text"), "\"quoted\" stays");
+  EXPECT_EQ(t[1].line, 2);
+  auto j = rows_of(write(dir, "a.jsonl", "{\"text\": \"x\", \"label\": 3}\n\n[1]\n{bad\n{\"text\": \"y\", \"label\": \"a\"}\n"),
+                   {TableFormat::kJsonl, {}});
+  ASSERT_EQ(j.size(), 4u);
+  EXPECT_EQ(j[0].fields.at("label"), "3");
+  EXPECT_NE(j[1].error.find("expected a JSON object"), std::string::npos);
+  EXPECT_EQ(j[1].line, 3);
+  EXPECT_NE(j[2].error.find("not valid JSON"), std::string::npos);
+  EXPECT_EQ(j[3].fields.at("label"), "a");
+  EXPECT_EQ(table_format_of("x.jsonl"), TableFormat::kJsonl);
+  EXPECT_NE(test::error_of([] { table_format_of("x.parquet"); }).find("--format"), std::string::npos);
+}
+
+PrepareOptions base(const std::string& input) {
+  PrepareOptions o;
+  o.input = input;
+  o.vocab = vocab_path();
+  o.max_length = 16;
+  o.labels = {"neg", "pos"};
+  o.dev_fraction = 0.25;
+  o.test_fraction = 0.25;
+  return o;
+}
+
+TEST(Prepare, TokenizesSplitsAndLabels) {
+  const auto dir = test::temp_dir("prep");
+  std::string body = "text,label\n";
+  for (int i = 0; i < 40; ++i) body += std::string(i % 2 ? "a fine film" : "\"Hello, world!\"") + "," + (i % 2 ? "pos" : "neg") + "\n";
+  auto o = base(write(dir, "d.csv", body));
+  PrepareReport rep;
+  auto d = prepare_text(o, &rep);
+  EXPECT_EQ(rep.rows, 40);
+  EXPECT_EQ(rep.train, 20);
+  EXPECT_EQ(rep.dev, 10);
+  EXPECT_EQ(rep.test, 10);
+  EXPECT_EQ(d.label_names, (std::vector<std::string>{"neg", "pos"}));
+  EXPECT_EQ(d.vocab_size, 30522);
+  const auto& tr = d.split("train");
+  ASSERT_EQ(tr.seq, 16);
+  // Every example id appears in exactly one split; ids are record numbers, labels follow the rows.
+  std::vector<int> seen(40, 0);
+  for (const auto& [name, s] : d.splits)
+    for (std::int64_t i = 0; i < s.n; ++i) {
+      const auto id = s.example_id[i];
+      ++seen[id];
+      EXPECT_EQ(s.labels[i], id % 2) << name << " row " << i;
+      // "Hello, world!" -> [CLS] hello , world ! [SEP] (ids from the golden fixture).
+      if (id % 2 == 0) {
+        std::vector<std::int32_t> head(s.input_ids.begin() + i * s.seq, s.input_ids.begin() + i * s.seq + 7);
+        EXPECT_EQ(head, (std::vector<std::int32_t>{101, 7592, 1010, 2088, 999, 102, 0}));
+      }
+    }
+  for (int k = 0; k < 40; ++k) EXPECT_EQ(seen[k], 1) << "example " << k;
+  // Same seed, same split; another seed, another split.
+  auto again = prepare_text(o);
+  EXPECT_EQ(again.split("dev").example_id, d.split("dev").example_id);
+  o.seed = 2;
+  EXPECT_NE(prepare_text(o).split("dev").example_id, d.split("dev").example_id);
+}
+
+TEST(Prepare, BadRowsNameFileAndLineOrAreSkipped) {
+  const auto dir = test::temp_dir("prepbad");
+  const auto p = write(dir, "bad.csv",
+                       "text,label\nfine,pos\nalso fine,neg\nwhat,maybe\n\"broken\"x,pos\nbad \xff utf8,neg\nshort\n"
+                       "last,pos\n");
+  auto o = base(p);
+  o.dev_fraction = o.test_fraction = 0;
+  auto msg = test::error_of([&] { prepare_text(o); });
+  EXPECT_NE(msg.find(p + ":4: unknown label 'maybe' (expected one of neg, pos)"), std::string::npos) << msg;
+  o.labels = {"neg", "pos", "maybe"};
+  msg = test::error_of([&] { prepare_text(o); });
+  EXPECT_NE(msg.find(p + ":5: unexpected character 'x'"), std::string::npos) << msg;
+  o.skip_bad_rows = true;
+  PrepareReport rep;
+  auto d = prepare_text(o, &rep);
+  EXPECT_EQ(rep.rows, 7);
+  EXPECT_EQ(rep.bad_rows, 3);
+  ASSERT_EQ(rep.bad_examples.size(), 3u);
+  EXPECT_NE(rep.bad_examples[1].find(p + ":6: text: invalid UTF-8 at byte 4"), std::string::npos) << rep.bad_examples[1];
+  EXPECT_NE(rep.bad_examples[2].find(p + ":7: has 1 fields"), std::string::npos) << rep.bad_examples[2];
+  EXPECT_EQ(d.split("train").example_id, (std::vector<std::int64_t>{0, 1, 2, 6}));
+  o.text_column = "sentence";
+  msg = test::error_of([&] { prepare_text(o); });
+  EXPECT_NE(msg.find("has no usable rows (7 read, 7 bad)"), std::string::npos) << msg;
+  o.skip_bad_rows = false;
+  msg = test::error_of([&] { prepare_text(o); });
+  EXPECT_NE(msg.find(p + ":2: no text column 'sentence'"), std::string::npos) << msg;
+}
+
+TEST(Prepare, PairsGetTypeIdsAndLabelsDefaultToSortedValues) {
+  const auto dir = test::temp_dir("preppair");
+  const auto p = write(dir, "p.jsonl",
+                       "{\"q\": \"What is the capital of France?\", \"a\": \"Paris is the capital of France.\", \"y\": 1}\n"
+                       "{\"q\": \"short\", \"a\": \"x\", \"y\": 0}\n{\"q\": \"z\", \"a\": \"w\", \"y\": 2}\n");
+  PrepareOptions o;
+  o.input = p;
+  o.vocab = vocab_path();
+  o.text_column = "q";
+  o.pair_column = "a";
+  o.label_column = "y";
+  o.max_length = 8;
+  o.dev_fraction = o.test_fraction = 0;
+  PrepareReport rep;
+  auto d = prepare_text(o, &rep);
+  EXPECT_EQ(d.label_names, (std::vector<std::string>{"0", "1", "2"}));
+  EXPECT_EQ(rep.truncated, 1);
+  const auto& s = d.split("train");
+  std::vector<std::int32_t> ids(s.input_ids.begin(), s.input_ids.begin() + 8);
+  std::vector<std::int32_t> types(s.token_type_ids.begin(), s.token_type_ids.begin() + 8);
+  // Golden (tokenizers, LongestFirst, max_length 8): [CLS] what is [SEP] paris is the [SEP].
+  EXPECT_EQ(ids, (std::vector<std::int32_t>{101, 2054, 2003, 102, 3000, 2003, 1996, 102}));
+  EXPECT_EQ(types, (std::vector<std::int32_t>{0, 0, 0, 0, 1, 1, 1, 1}));
+  EXPECT_EQ(s.labels, (std::vector<std::int64_t>{1, 0, 2}));
+}
+
+}  // namespace
+}  // namespace distill
