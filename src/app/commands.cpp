@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "distill/model/hf.h"
+#include "distill/model/load.h"
 #include "distill/model/weights.h"
 #include "distill/store/reader.h"
 #include "distill/train/eval.h"
@@ -105,6 +107,24 @@ void cmd_train(Communicator& comm, const RunArgs& a, bool resume) {
   job.train_split = c.data.train_split;
   job.eval_split = c.data.eval_split;
   job.model = student_config(c, data);
+  if (!c.student_init.empty()) {
+    auto init = std::make_shared<LoadedModel>(load_bert(c.student_init, false, data.num_labels()));
+    BertConfig s = init->model->config();
+    s.dropout = c.student.dropout;
+    s.attention_dropout = c.student.attention_dropout;
+    DISTILL_CHECK(s.vocab_size >= data.vocab_size && s.max_positions >= data.max_length, ConfigError,
+                  "student.init ", c.student_init, " covers ", s.vocab_size, " tokens and ", s.max_positions,
+                  " positions; data set ", data.path, " needs ", data.vocab_size, " and ", data.max_length);
+    if (comm.rank() == 0)
+      spdlog::info("student starts from {}: {} layers, hidden {}, {} heads (architecture taken from there)",
+                   c.student_init, s.layers, s.hidden, s.heads);
+    job.model = s;
+    job.init = [init](BertForSequenceClassification& m) {
+      torch::NoGradGuard g;
+      auto src = init->model->named_parameters();
+      for (auto& p : m->named_parameters()) p.value().copy_(src[p.key()]);
+    };
+  }
   job.kd = c.distill;
   job.opt = c.train;
   job.resume = resume;
@@ -138,16 +158,31 @@ void cmd_train(Communicator& comm, const RunArgs& a, bool resume) {
   }
 }
 
+void cmd_export(Communicator& comm, const RunArgs& a, const std::string& checkpoint, const std::string& out,
+                const std::string& vocab) {
+  auto c = resolve_config(comm, a);
+  if (comm.rank() == 0) {
+    const std::string ck = checkpoint.empty() ? (fs::path(c.train.out_dir) / "checkpoints").string() : checkpoint;
+    auto m = load_bert(ck);
+    std::vector<std::string> labels;
+    if (!c.data.path.empty()) labels = read_dataset(c.data.path).label_names;
+    export_hf_dir(out, m.model, labels, vocab);
+    spdlog::info("exported {} to {} (config.json, model.safetensors{}), {} labels", m.file, out,
+                 vocab.empty() ? "" : ", vocab.txt", m.model->config().num_labels);
+  }
+  comm.barrier();
+}
+
 void cmd_eval(Communicator& comm, const RunArgs& a, const std::string& checkpoint, const std::string& split_arg,
               bool json) {
   auto c = resolve_config(comm, a);
   auto data = read_dataset(c.data.path);
   const std::string split = split_arg.empty() ? c.data.test_split : split_arg;
   const std::string ck = checkpoint.empty() ? (fs::path(c.train.out_dir) / "checkpoints").string() : checkpoint;
-  auto student = load_teacher(ck);  // a student checkpoint loads like any model file
+  auto student = load_bert(ck);
   std::unique_ptr<LoadedTeacher> teacher;
   if (!c.teacher.path.empty()) teacher = std::make_unique<LoadedTeacher>(load_teacher(c.teacher.path));
-  auto r = evaluate(comm, student.model, teacher ? &teacher->model : nullptr, data.split(split),
+  auto r = evaluate(comm, student.model, teacher ? teacher->model.get() : nullptr, data.split(split),
                     c.train.eval_batch_size);
   if (comm.rank() != 0) return;
   auto j = to_json(r);
@@ -156,7 +191,8 @@ void cmd_eval(Communicator& comm, const RunArgs& a, const std::string& checkpoin
   j["student_parameters"] = parameter_count(*student.model);
   if (teacher) {
     j["teacher"] = teacher->file;
-    j["teacher_parameters"] = parameter_count(*teacher->model);
+    j["teacher_kind"] = teacher->model->kind();
+    j["teacher_parameters"] = teacher->model->parameters();
   }
   if (json) {
     std::cout << j.dump(2) << std::endl;

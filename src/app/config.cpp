@@ -61,6 +61,7 @@ std::vector<Field> fields(RunConfig& c) {
       make_field("data.test_split", c.data.test_split),
       make_field("teacher.path", c.teacher.path),
       make_field("teacher.batch_size", c.teacher.batch_size),
+      make_field("student.init", c.student_init),
       make_field("student.vocab_size", c.student.vocab_size),
       make_field("student.hidden", c.student.hidden),
       make_field("student.layers", c.student.layers),

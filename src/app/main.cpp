@@ -92,6 +92,12 @@ int main(int argc, char** argv) {
   ev->add_option("--checkpoint", checkpoint, "student checkpoint (default: train.out_dir/checkpoints)");
   ev->add_option("--split", split, "split to evaluate (default: data.test_split)");
   ev->add_flag("--json", json, "print JSON");
+  std::string vocab;
+  auto* exp = app.add_subcommand("export", "write a student as a Hugging Face BertForSequenceClassification directory");
+  add_run_args(exp, run);
+  exp->add_option("--checkpoint", checkpoint, "checkpoint to export (default: train.out_dir/checkpoints)");
+  exp->add_option("-o,--out", out, "output directory")->required();
+  exp->add_option("--vocab", vocab, "vocab.txt to copy into the directory")->check(CLI::ExistingFile);
   auto* insp = app.add_subcommand("inspect", "summarise a dataset file, a store, a shard or a checkpoint");
   insp->add_option("path", inspect_path, "path to inspect")->required();
   insp->add_flag("--json", json, "print JSON");
@@ -121,6 +127,7 @@ int main(int argc, char** argv) {
     else if (*train) cmd_train(*comm, run, resume);
     else if (*ev) cmd_eval(*comm, run, checkpoint, split, json);
     else if (*insp) cmd_inspect(inspect_path, json);
+    else if (*exp) cmd_export(*comm, run, checkpoint, out, vocab);
     comm.reset();
   } catch (const std::exception& e) {
     // Note [collectives]: one failing rank ends the whole job, so no rank waits forever.

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <set>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "distill/util/error.h"
@@ -61,24 +62,42 @@ std::map<std::string, TensorBlob> module_blobs(torch::nn::Module& m) {
   return out;
 }
 
-void load_module(torch::nn::Module& m, const std::map<std::string, TensorBlob>& tensors, const std::string& where) {
+void load_module(torch::nn::Module& m, const std::map<std::string, TensorBlob>& tensors, const std::string& where,
+                 const std::set<std::string>& optional) {
   torch::NoGradGuard g;
+  std::vector<std::string> missing, misshaped, unexpected;
+  std::set<std::string> known = {"bert.embeddings.position_ids"};
   auto assign = [&](const std::string& name, torch::Tensor& dst) {
+    known.insert(name);
     auto it = tensors.find(name);
-    DISTILL_CHECK(it != tensors.end(), DataError, where, " lacks tensor '", name, "' of shape ",
-                  shape_str(dst.sizes()));
-    auto src = from_blob(it->second);
-    DISTILL_CHECK(src.sizes() == dst.sizes(), DataError, where, ": tensor '", name, "' has shape ",
-                  shape_str(src.sizes()), ", the model expects ", shape_str(dst.sizes()));
-    dst.copy_(src.to(dst.scalar_type()));
+    if (it == tensors.end()) {
+      if (!optional.count(name)) missing.push_back(distill::str(name, " ", shape_str(dst.sizes())));
+      return;
+    }
+    if (it->second.shape != dst.sizes().vec()) {
+      misshaped.push_back(distill::str(name, " ", shape_str(it->second.shape), " (the model expects ",
+                                       shape_str(dst.sizes()), ")"));
+      return;
+    }
+    dst.copy_(from_blob(it->second).to(dst.scalar_type()));
   };
   for (auto& p : m.named_parameters()) assign(p.key(), p.value());
   for (auto& b : m.named_buffers()) assign(b.key(), b.value());
-  std::set<std::string> known = {"bert.embeddings.position_ids"};
-  for (const auto& p : m.named_parameters()) known.insert(p.key());
-  for (const auto& b : m.named_buffers()) known.insert(b.key());
-  for (const auto& [name, blob] : tensors)
-    DISTILL_CHECK(known.count(name), DataError, where, " holds tensor '", name, "' that the model does not have");
+  for (const auto& kv : tensors)
+    if (!known.count(kv.first)) unexpected.push_back(kv.first);
+  if (missing.empty() && misshaped.empty() && unexpected.empty()) return;
+  std::ostringstream os;
+  os << where << " does not fit the model:";
+  auto list = [&os](const char* what, const std::vector<std::string>& v) {
+    if (v.empty()) return;
+    os << "\n  " << v.size() << " " << what << ":";
+    for (std::size_t i = 0; i < v.size() && i < 12; ++i) os << "\n    " << v[i];
+    if (v.size() > 12) os << "\n    ... and " << v.size() - 12 << " more";
+  };
+  list("missing", missing);
+  list("mis-shaped", misshaped);
+  list("unexpected", unexpected);
+  throw DataError(os.str());
 }
 
 void save_model_file(const std::string& path, torch::nn::Module& m, const BertConfig& c) {

@@ -9,7 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "distill/model/weights.h"
+#include "distill/model/load.h"
 #include "distill/store/manifest.h"
 #include "distill/store/shard.h"
 #include "distill/train/batch.h"
@@ -23,17 +23,21 @@ namespace fs = std::filesystem;
 
 LoadedTeacher load_teacher(const std::string& path) {
   LoadedTeacher t;
-  t.file = resolve_model_path(path);
-  auto st = load_safetensors(t.file);
-  auto cfg = read_model_config(st, t.file);
-  t.model = BertForSequenceClassification(cfg);
-  load_module(*t.model, st.tensors, t.file);
-  t.model->eval();
-  t.fingerprint = file_digest(t.file);
+  if (is_torchscript_path(path)) {
+    DISTILL_CHECK(fs::is_regular_file(path), DataError, "TorchScript teacher ", path, " does not exist");
+    t.model = load_torchscript_teacher(path);
+    t.file = path;
+    t.fingerprint = model_fingerprint(path);
+  } else {
+    auto m = load_bert(path);
+    t.model = make_bert_teacher(m.model);
+    t.file = m.file;
+    t.fingerprint = m.fingerprint;
+  }
   return t;
 }
 
-std::string teacher_fingerprint(const std::string& path) { return file_digest(resolve_model_path(path)); }
+std::string teacher_fingerprint(const std::string& path) { return model_fingerprint(path); }
 
 namespace {
 
@@ -69,8 +73,8 @@ PrecomputeResult precompute(Communicator& comm, const Dataset& data, const std::
   auto teacher = load_teacher(topt.path);
   comm.check_same(teacher.fingerprint, "teacher fingerprint");
   comm.check_same(data.content_hash, "dataset hash");
-  const auto& tc = teacher.model->config();
-  DISTILL_CHECK(tc.num_labels == data.num_labels(), DataError, "teacher ", teacher.file, " has ", tc.num_labels,
+  const long tl = teacher.model->num_labels();
+  DISTILL_CHECK(tl == 0 || tl == data.num_labels(), DataError, "teacher ", teacher.file, " has ", tl,
                 " labels, data set ", data.path, " has ", data.num_labels());
 
   StoreMeta meta;
@@ -127,7 +131,10 @@ PrecomputeResult precompute(Communicator& comm, const Dataset& data, const std::
         std::vector<std::int64_t> rows;
         for (std::int64_t i = b; i < std::min(r.end, b + topt.batch_size); ++i) rows.push_back(i);
         auto batch = make_batch(split, rows, nullptr);
-        outs.push_back(teacher.model->forward(batch.inputs).logits);
+        auto z = teacher.model->forward(batch.inputs).logits;
+        DISTILL_CHECK(z.size(1) == data.num_labels(), DataError, "teacher ", teacher.file, " returned ", z.size(1),
+                      " logits per example, data set ", data.path, " has ", data.num_labels(), " labels");
+        outs.push_back(z);
         for (auto i : rows) ids.push_back(split.example_id[i]);
       }
       auto logits = torch::cat(outs).contiguous();  // [count, num_labels] float32

@@ -6,14 +6,13 @@
 
 #include "distill/kd/loss.h"
 #include "distill/train/batch.h"
+#include "distill/util/error.h"
 
 namespace distill {
 
-EvalResult evaluate(Communicator& comm, BertForSequenceClassification& student,
-                    BertForSequenceClassification* teacher, const TokenSplit& split, std::int64_t batch) {
+EvalResult evaluate(Communicator& comm, BertForSequenceClassification& student, TeacherModel* teacher, const TokenSplit& split, std::int64_t batch) {
   torch::NoGradGuard g;
   student->eval();
-  if (teacher) (*teacher)->eval();
   // sums: examples, student correct, teacher correct, agreements, kl sum
   double sums[5] = {0, 0, 0, 0, 0};
   std::vector<std::int64_t> rows;
@@ -26,7 +25,9 @@ EvalResult evaluate(Communicator& comm, BertForSequenceClassification& student,
     sums[0] += static_cast<double>(part.size());
     sums[1] += ps.eq(bt.labels).sum().item<double>();
     if (teacher) {
-      auto zt = (*teacher)->forward(bt.inputs).logits;
+      auto zt = teacher->forward(bt.inputs).logits;
+      DISTILL_CHECK(zt.sizes() == zs.sizes(), DataError, "the teacher's logits have shape ", zt.sizes(),
+                    ", the student's ", zs.sizes());
       auto pt = zt.argmax(-1);
       sums[2] += pt.eq(bt.labels).sum().item<double>();
       sums[3] += ps.eq(pt).sum().item<double>();

@@ -102,6 +102,7 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
 
   torch::manual_seed(static_cast<std::uint64_t>(o.seed));
   BertForSequenceClassification model(job.model);
+  if (job.init) job.init(model);
   broadcast_params(comm, *model);
   torch::manual_seed(mix_seed(static_cast<std::uint64_t>(o.seed), 0x5eed, static_cast<std::uint64_t>(rank)));
 

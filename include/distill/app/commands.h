@@ -27,6 +27,10 @@ void cmd_train(Communicator& comm, const RunArgs& a, bool resume);
 // Evaluates `checkpoint` (default: train.out_dir's latest) on `split` (default: data.test_split).
 void cmd_eval(Communicator& comm, const RunArgs& a, const std::string& checkpoint, const std::string& split, bool json);
 void cmd_inspect(const std::string& path, bool json);
+// Writes `checkpoint` (default: train.out_dir's latest) as a Hugging Face BertForSequenceClassification
+// directory, with the data set's label names and `vocab` copied in when given.
+void cmd_export(Communicator& comm, const RunArgs& a, const std::string& checkpoint, const std::string& out,
+                const std::string& vocab);
 
 // Intra-op and BLAS threads per rank: `requested` if > 0, else cores of the node / ranks on it.
 int size_threads(int requested, int local_ranks);

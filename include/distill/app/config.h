@@ -24,6 +24,9 @@ struct RunConfig {
   DataOptions data;
   TeacherOptions teacher;
   BertConfig student;
+  // student.init: start the student from these weights (a distill model or checkpoint, or a
+  // Hugging Face directory); its architecture then comes from there, dropout from `student`.
+  std::string student_init;
   StoreOptions store;
   KdOptions distill;
   TrainOptions train;

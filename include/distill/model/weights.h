@@ -3,6 +3,7 @@
 #include <torch/nn/module.h>
 
 #include <map>
+#include <set>
 #include <string>
 
 #include "distill/io/safetensors.h"
@@ -16,9 +17,11 @@ torch::Tensor from_blob(const TensorBlob& b);
 // All parameters and buffers of `m` by name, as blobs.
 std::map<std::string, TensorBlob> module_blobs(torch::nn::Module& m);
 // Copies `tensors` into the parameters and buffers of `m`. Every parameter must be present with
-// its shape; a missing, extra or mis-shaped tensor is a DataError naming it and `where`.
+// its shape, except those in `optional` (they keep their values). Missing, unexpected and
+// mis-shaped tensors are listed together in one DataError naming `where`.
 // HF's non-parameter buffer "bert.embeddings.position_ids" is accepted and ignored.
-void load_module(torch::nn::Module& m, const std::map<std::string, TensorBlob>& tensors, const std::string& where);
+void load_module(torch::nn::Module& m, const std::map<std::string, TensorBlob>& tensors, const std::string& where,
+                 const std::set<std::string>& optional = {});
 
 // A model file: safetensors whose metadata holds the model config under "distill.model_config".
 void save_model_file(const std::string& path, torch::nn::Module& m, const BertConfig& c);

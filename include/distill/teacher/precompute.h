@@ -8,19 +8,21 @@
 
 #include "distill/comm/communicator.h"
 #include "distill/data/dataset.h"
-#include "distill/model/bert.h"
+#include "distill/model/teacher_model.h"
 #include "distill/store/schema.h"
 
 namespace distill {
 
 struct TeacherOptions {
-  std::string path;       // teacher weights: .safetensors file, checkpoint step dir, or checkpoints dir
+  // The teacher: a distill model file, checkpoint step dir or checkpoints dir, a Hugging Face
+  // directory (config.json + model.safetensors), or a TorchScript file (.pt).
+  std::string path;
   long batch_size = 64;   // inference batch; memory grows linearly
 };
 
 struct LoadedTeacher {
-  BertForSequenceClassification model{nullptr};
-  std::string fingerprint;  // digest of the weights file
+  std::unique_ptr<TeacherModel> model;
+  std::string fingerprint;  // model_fingerprint(path)
   std::string file;
 };
 

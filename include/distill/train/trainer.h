@@ -7,13 +7,14 @@
 // checkpoint together with the optimizer moments and the sampler cursor. On CPU with the same world
 // size a resumed run therefore repeats the uninterrupted run bit for bit.
 #pragma once
+#include <functional>
 #include <cstdint>
 #include <string>
 
 #include "distill/comm/communicator.h"
 #include "distill/data/dataset.h"
 #include "distill/kd/loss.h"
-#include "distill/model/config.h"
+#include "distill/model/bert.h"
 #include "distill/store/reader.h"
 #include "distill/train/optim.h"
 
@@ -44,6 +45,8 @@ struct TrainJob {
   std::string eval_split = "dev";
   const StoreReader* store = nullptr;  // null = supervised
   BertConfig model;                   // num_labels resolved
+  // Sets the initial weights (all ranks call it on the fresh model); empty = random init.
+  std::function<void(BertForSequenceClassification&)> init;
   KdOptions kd;
   TrainOptions opt;
   bool resume = false;

@@ -1,0 +1,34 @@
+// A teacher as precompute and eval see it: a frozen model in eval mode that maps a batch to
+// logits, and to hidden states and attention maps when it can. Our BERT, Hugging Face BERT
+// directories and TorchScript modules all load behind this interface.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "distill/model/bert.h"
+
+namespace distill {
+
+class TeacherModel {
+ public:
+  virtual ~TeacherModel() = default;
+  // Called under no-grad. `out.logits` is [batch, labels]; hidden/attentions are filled when asked
+  // and the model provides them.
+  virtual BertOutput forward(const BertInputs& in, bool want_hidden = false, bool want_attentions = false) = 0;
+  // Label count when known before running (0 = learnt from the first batch).
+  virtual long num_labels() const = 0;
+  virtual std::string kind() const = 0;  // "bert" or "torchscript"
+  virtual long parameters() const = 0;    // elements over all parameters
+};
+
+// Wraps a BERT classifier (put in eval mode).
+std::unique_ptr<TeacherModel> make_bert_teacher(BertForSequenceClassification model);
+// Loads a TorchScript module whose forward takes (input_ids, attention_mask, token_type_ids), all
+// int64 [batch, seq], and returns logits, or a tuple (logits, hidden_states?, attentions?), or a
+// dict with "logits" (and "hidden_states", "attentions"). Errors name the file.
+std::unique_ptr<TeacherModel> load_torchscript_teacher(const std::string& path);
+
+// True for .pt, .pth, .ts and .torchscript files.
+bool is_torchscript_path(const std::string& path);
+
+}  // namespace distill

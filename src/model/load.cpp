@@ -1,0 +1,46 @@
+#include "distill/model/load.h"
+
+#include <torch/torch.h>
+
+#include "distill/model/hf.h"
+#include "distill/model/teacher_model.h"
+#include "distill/model/weights.h"
+#include "distill/util/error.h"
+#include "distill/util/hash.h"
+
+namespace distill {
+
+LoadedModel load_bert(const std::string& path, bool require_head, long num_labels) {
+  LoadedModel r;
+  DISTILL_CHECK(!is_torchscript_path(path), ConfigError, path,
+                " is a TorchScript file: it can serve as a teacher, not as a BERT to train or evaluate");
+  if (is_hf_dir(path)) {
+    auto hf = read_hf_dir(path);
+    if (num_labels > 0) hf.config.num_labels = num_labels;
+    DISTILL_CHECK(hf.config.num_labels > 0, DataError, path, "/config.json gives no label count (num_labels or "
+                  "id2label); a teacher needs its classifier");
+    r.model = BertForSequenceClassification(hf.config);
+    load_hf_weights(r.model, hf, require_head);
+    r.file = path;
+    r.label_names = hf.label_names;
+  } else {
+    r.file = resolve_model_path(path);
+    auto st = load_safetensors(r.file);
+    auto cfg = read_model_config(st, r.file);
+    if (num_labels > 0) cfg.num_labels = num_labels;
+    r.model = BertForSequenceClassification(cfg);
+    std::set<std::string> optional;
+    if (!require_head) optional = {"classifier.weight", "classifier.bias"};
+    load_module(*r.model, st.tensors, r.file, optional);
+  }
+  r.fingerprint = model_fingerprint(path);
+  return r;
+}
+
+std::string model_fingerprint(const std::string& path) {
+  if (is_hf_dir(path)) return hf_fingerprint(path);
+  if (is_torchscript_path(path)) return file_digest(path);
+  return file_digest(resolve_model_path(path));
+}
+
+}  // namespace distill

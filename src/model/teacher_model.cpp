@@ -1,0 +1,134 @@
+#include "distill/model/teacher_model.h"
+
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include "distill/util/error.h"
+
+namespace distill {
+
+namespace {
+
+class BertTeacher : public TeacherModel {
+ public:
+  explicit BertTeacher(BertForSequenceClassification m) : m_(std::move(m)) { m_->eval(); }
+  BertOutput forward(const BertInputs& in, bool h, bool a) override { return m_->forward(in, h, a); }
+  long num_labels() const override { return m_->config().num_labels; }
+  std::string kind() const override { return "bert"; }
+  long parameters() const override {
+    long n = 0;
+    for (const auto& p : m_->parameters()) n += p.numel();
+    return n;
+  }
+
+ private:
+  BertForSequenceClassification m_;
+};
+
+std::vector<torch::Tensor> tensor_list(const c10::IValue& v, const std::string& what, const std::string& where) {
+  std::vector<torch::Tensor> out;
+  if (v.isNone()) return out;
+  if (v.isTensorList()) {
+    for (const auto& t : v.toTensorVector()) out.push_back(t);
+  } else if (v.isTuple()) {
+    for (const auto& e : v.toTupleRef().elements()) {
+      DISTILL_CHECK(e.isTensor(), DataError, where, ": ", what, " must hold tensors, found ", e.tagKind());
+      out.push_back(e.toTensor());
+    }
+  } else if (v.isList()) {
+    for (const auto& e : v.toListRef()) {
+      DISTILL_CHECK(e.isTensor(), DataError, where, ": ", what, " must hold tensors, found ", e.tagKind());
+      out.push_back(e.toTensor());
+    }
+  } else {
+    throw DataError(distill::str(where, ": ", what, " must be a list or tuple of tensors, found ", v.tagKind()));
+  }
+  return out;
+}
+
+class TorchScriptTeacher : public TeacherModel {
+ public:
+  explicit TorchScriptTeacher(const std::string& path) : path_(path) {
+    try {
+      m_ = torch::jit::load(path, torch::kCPU);
+    } catch (const c10::Error& e) {
+      throw DataError(distill::str("cannot load TorchScript teacher ", path, ": ", e.what_without_backtrace()));
+    }
+    m_.eval();
+    DISTILL_CHECK(m_.find_method("forward").has_value(), DataError, "TorchScript teacher ", path, " has no forward");
+  }
+
+  BertOutput forward(const BertInputs& in, bool want_hidden, bool want_attn) override {
+    c10::IValue r;
+    try {
+      r = m_.forward({in.input_ids, in.attention_mask, in.token_type_ids});
+    } catch (const c10::Error& e) {
+      throw DataError(distill::str("TorchScript teacher ", path_, " failed on a batch of shape ",
+                                   in.input_ids.sizes(), " (forward(input_ids, attention_mask, token_type_ids)): ",
+                                   e.what_without_backtrace()));
+    }
+    BertOutput out;
+    c10::IValue hidden, attn;
+    if (r.isTensor()) {
+      out.logits = r.toTensor();
+    } else if (r.isTuple()) {
+      const auto& e = r.toTupleRef().elements();
+      DISTILL_CHECK(!e.empty() && e[0].isTensor(), DataError, "TorchScript teacher ", path_,
+                    " returned a tuple whose first element is not the logits tensor");
+      out.logits = e[0].toTensor();
+      if (e.size() > 1) hidden = e[1];
+      if (e.size() > 2) attn = e[2];
+    } else if (r.isGenericDict()) {
+      auto d = r.toGenericDict();
+      DISTILL_CHECK(d.contains("logits"), DataError, "TorchScript teacher ", path_, " returned a dict without 'logits'");
+      out.logits = d.at("logits").toTensor();
+      if (d.contains("hidden_states")) hidden = d.at("hidden_states");
+      if (d.contains("attentions")) attn = d.at("attentions");
+    } else {
+      throw DataError(distill::str("TorchScript teacher ", path_, " returned ", r.tagKind(),
+                                   ": expected logits, a tuple or a dict"));
+    }
+    const auto batch = in.input_ids.size(0);
+    DISTILL_CHECK(out.logits.dim() == 2 && out.logits.size(0) == batch, DataError, "TorchScript teacher ", path_,
+                  " returned logits of shape ", out.logits.sizes(), ", expected [", batch, ", labels]");
+    out.logits = out.logits.to(torch::kFloat32);
+    if (want_hidden) out.hidden = tensor_list(hidden, "hidden_states", path_);
+    if (want_attn) out.attentions = tensor_list(attn, "attentions", path_);
+    labels_ = out.logits.size(1);
+    return out;
+  }
+  long num_labels() const override { return labels_; }
+  std::string kind() const override { return "torchscript"; }
+  long parameters() const override {
+    long n = 0;
+    for (const auto& p : m_.parameters()) n += p.numel();
+    return n;
+  }
+
+ private:
+  std::string path_;
+  torch::jit::script::Module m_;
+  long labels_ = 0;
+};
+
+bool ends_with(const std::string& s, const std::string& e) {
+  return s.size() >= e.size() && s.compare(s.size() - e.size(), e.size(), e) == 0;
+}
+
+}  // namespace
+
+std::unique_ptr<TeacherModel> make_bert_teacher(BertForSequenceClassification model) {
+  return std::make_unique<BertTeacher>(std::move(model));
+}
+
+std::unique_ptr<TeacherModel> load_torchscript_teacher(const std::string& path) {
+  return std::make_unique<TorchScriptTeacher>(path);
+}
+
+bool is_torchscript_path(const std::string& path) {
+  for (const char* e : {".pt", ".pth", ".ts", ".torchscript"})
+    if (ends_with(path, e)) return true;
+  return false;
+}
+
+}  // namespace distill
