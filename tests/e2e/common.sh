@@ -5,6 +5,9 @@ WORK="${E2E_DIR:?shared work directory}"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 # Every launch is bounded: a hang fails the test instead of blocking CI.
 run_np() { local np=$1; shift; timeout -k 10 300 mpirun -np "$np" --oversubscribe "$DISTILL" "$@"; }
+# Debian's python3 (python3-torch, python3-h5py), not another python3 earlier on PATH.
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 TEACHER_SET=(--set data.path="$WORK/data.h5" --set student.vocab_size=200 --set student.hidden=32
