@@ -26,7 +26,6 @@ const WordPieceTokenizer& tokenizer(bool cased) {
 
 TEST(Tokenizer, RealVocabularyIsBertBaseUncased) {
   ASSERT_TRUE(std::ifstream(vocab_path()).good()) << vocab_path() << " is missing: run launch/fetch-vocab.sh";
-  EXPECT_EQ(file_digest(vocab_path()).size(), 16u);
   const auto& t = tokenizer(false);
   EXPECT_EQ(t.size(), 30522);
   EXPECT_EQ(t.pad_id(), 0);
