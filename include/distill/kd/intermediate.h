@@ -1,0 +1,64 @@
+// Intermediate-layer distillation: hidden-state losses (MSE or cosine, through a learned linear
+// projection from student to teacher width when they differ) and attention losses (KL per head
+// as MiniLM, or MSE as TinyBERT), each over real tokens only, summed over the pairs of the maps.
+#pragma once
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/moduledict.h>
+#include <torch/nn/modules/linear.h>
+
+#include <string>
+
+#include "distill/kd/layer_map.h"
+#include "distill/model/bert.h"
+
+namespace distill {
+
+struct LayerLossOptions {
+  std::string hidden_map;             // layer map spec (layer_map.h); empty = no hidden loss
+  std::string attention_map;          // layer map spec; empty = no attention loss
+  std::string hidden_loss = "mse";    // mse | cosine
+  std::string attention_loss = "kl";  // kl (MiniLM) | mse (TinyBERT)
+  double hidden_weight = 1.0;         // weight of the summed hidden term
+  double attention_weight = 1.0;      // weight of the summed attention term
+  std::string head_mismatch = "refuse";  // refuse | average: when head counts differ, compare head means
+
+  void validate() const;  // throws ConfigError naming distill.* fields
+};
+
+// [batch, seq, hs] vs [batch, seq, ht] (same width), mask [batch, seq] of 1 for real tokens:
+// mean squared difference over real tokens and features.
+at::Tensor hidden_mse(const at::Tensor& s, const at::Tensor& t, const at::Tensor& mask);
+// Mean over real tokens of 1 - cos(s, t).
+at::Tensor hidden_cosine(const at::Tensor& s, const at::Tensor& t, const at::Tensor& mask);
+// [batch, heads, seq, seq] probabilities: mean over heads and real query rows of KL(t || s) per row.
+at::Tensor attention_kl(const at::Tensor& s, const at::Tensor& t, const at::Tensor& mask);
+// Mean squared difference over heads, real query rows and real keys.
+at::Tensor attention_mse(const at::Tensor& s, const at::Tensor& t, const at::Tensor& mask);
+
+struct LayerLossTerms {
+  at::Tensor hidden;     // summed over hidden pairs (undefined without a hidden map)
+  at::Tensor attention;  // summed over attention pairs (undefined without an attention map)
+};
+
+// The layer losses for one student/teacher pair of architectures. Its projections (one
+// Linear(student hidden, teacher hidden) per hidden pair when widths differ, named "hidden.<s>")
+// are trained, checkpointed and reduced with the student.
+class LayerLossImpl : public torch::nn::Module {
+ public:
+  // Validates the maps and head counts; errors name the map, the pair and the sizes.
+  LayerLossImpl(const LayerLossOptions& o, const BertConfig& student, const BertConfig& teacher);
+  bool wants_hidden() const { return !hidden_map_.empty(); }
+  bool wants_attentions() const { return !attention_map_.empty(); }
+  const LayerMap& hidden_map() const { return hidden_map_; }
+  const LayerMap& attention_map() const { return attention_map_; }
+  // `s` and `t` hold all hidden states / attentions (BertOutput convention).
+  LayerLossTerms forward(const BertOutput& s, const BertOutput& t, const at::Tensor& mask);
+
+ private:
+  LayerLossOptions o_;
+  LayerMap hidden_map_, attention_map_;
+  torch::nn::ModuleDict proj_{nullptr};
+};
+TORCH_MODULE(LayerLoss);
+
+}  // namespace distill
