@@ -130,6 +130,19 @@ void cmd_train(Communicator& comm, const RunArgs& a, bool resume) {
   job.resume = resume;
   job.config_yaml = dump_config(c);
   job.config_hash = config_hash(c);
+  job.layers = c.layers;
+  std::unique_ptr<LoadedTeacher> online;
+  if (c.teacher.online) {
+    DISTILL_CHECK(c.store.path.empty(), ConfigError, "teacher.online and store.path are both set: the online "
+                  "teacher replaces the store; clear one of them");
+    online = std::make_unique<LoadedTeacher>(load_teacher(c.teacher.path));
+    comm.check_same(online->fingerprint, "teacher fingerprint");
+    const long tl = online->model->num_labels();
+    DISTILL_CHECK(tl == 0 || tl == data.num_labels(), DataError, "teacher ", online->file, " has ", tl,
+                  " labels, data set ", data.path, " has ", data.num_labels());
+    job.online_teacher = online->model.get();
+    job.teacher_fingerprint = online->fingerprint;
+  }
   std::unique_ptr<StoreReader> store;
   if (!c.store.path.empty()) {
     StoreMeta expect;

@@ -37,6 +37,15 @@ Field make_field(const std::string& key, long& v) {
           },
           [&v] { return std::to_string(v); }, "an integer"};
 }
+Field make_field(const std::string& key, bool& v) {
+  return {key,
+          [&v](const std::string& s) {
+            if (s == "true" || s == "1") v = true;
+            else if (s == "false" || s == "0") v = false;
+            else throw std::invalid_argument(s);
+          },
+          [&v] { return std::string(v ? "true" : "false"); }, "true or false"};
+}
 Field make_field(const std::string& key, double& v) {
   return {key,
           [&v](const std::string& s) {
@@ -61,6 +70,7 @@ std::vector<Field> fields(RunConfig& c) {
       make_field("data.test_split", c.data.test_split),
       make_field("teacher.path", c.teacher.path),
       make_field("teacher.batch_size", c.teacher.batch_size),
+      make_field("teacher.online", c.teacher.online),
       make_field("student.init", c.student_init),
       make_field("student.vocab_size", c.student.vocab_size),
       make_field("student.hidden", c.student.hidden),
@@ -78,6 +88,13 @@ std::vector<Field> fields(RunConfig& c) {
       make_field("distill.alpha", c.distill.alpha),
       make_field("distill.beta", c.distill.beta),
       make_field("distill.temperature", c.distill.temperature),
+      make_field("distill.hidden_map", c.layers.hidden_map),
+      make_field("distill.attention_map", c.layers.attention_map),
+      make_field("distill.hidden_loss", c.layers.hidden_loss),
+      make_field("distill.attention_loss", c.layers.attention_loss),
+      make_field("distill.hidden_weight", c.layers.hidden_weight),
+      make_field("distill.attention_weight", c.layers.attention_weight),
+      make_field("distill.head_mismatch", c.layers.head_mismatch),
       make_field("train.out_dir", c.train.out_dir),
       make_field("train.batch_size", c.train.batch_size),
       make_field("train.epochs", c.train.epochs),
@@ -202,6 +219,11 @@ void apply_override(RunConfig& c, const std::string& assignment) {
 void validate_config(const RunConfig& c) {
   c.student.validate("student");
   c.distill.validate();
+  c.layers.validate();
+  const bool maps = !c.layers.hidden_map.empty() || !c.layers.attention_map.empty();
+  DISTILL_CHECK(!maps || c.teacher.online, ConfigError, "distill.hidden_map / distill.attention_map need the ",
+                "teacher's intermediate layers: set teacher.online: true (the store holds logits only)");
+  DISTILL_CHECK(!c.teacher.online || !c.teacher.path.empty(), ConfigError, "teacher.online needs teacher.path");
   c.train.validate();
   store_dtype(c.store.dtype);
   DISTILL_CHECK(c.store.shard_size > 0, ConfigError, "store.shard_size must be positive, got ", c.store.shard_size);

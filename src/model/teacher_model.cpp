@@ -15,6 +15,7 @@ class BertTeacher : public TeacherModel {
   BertOutput forward(const BertInputs& in, bool h, bool a) override { return m_->forward(in, h, a); }
   long num_labels() const override { return m_->config().num_labels; }
   std::string kind() const override { return "bert"; }
+  const BertConfig* config() const override { return &m_->config(); }
   long parameters() const override {
     long n = 0;
     for (const auto& p : m_->parameters()) n += p.numel();

@@ -43,6 +43,8 @@ void save_checkpoint(const std::string& root, const Checkpoint& c, int keep) {
   save_safetensors((tmp_dir / "model.safetensors").string(), c.model);
   save_safetensors((tmp_dir / "optimizer.safetensors").string(), c.optimizer);
   save_safetensors((tmp_dir / "rng.safetensors").string(), c.rng);
+  if (!c.projections.tensors.empty())
+    save_safetensors((tmp_dir / "projections.safetensors").string(), c.projections);
   const auto& s = c.state;
   json j = {{"schema_version", 1},          {"step", s.step},
             {"epoch", s.epoch},             {"epoch_step", s.epoch_step},
@@ -89,6 +91,8 @@ std::optional<Checkpoint> load_latest_checkpoint(const std::string& root) {
   c.model = load_safetensors((fs::path(c.dir) / "model.safetensors").string());
   c.optimizer = load_safetensors((fs::path(c.dir) / "optimizer.safetensors").string());
   c.rng = load_safetensors((fs::path(c.dir) / "rng.safetensors").string());
+  const auto proj = fs::path(c.dir) / "projections.safetensors";
+  if (fs::exists(proj)) c.projections = load_safetensors(proj.string());
   return c;
 }
 

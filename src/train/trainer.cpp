@@ -104,6 +104,15 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
   BertForSequenceClassification model(job.model);
   if (job.init) job.init(model);
   broadcast_params(comm, *model);
+  // Note [layer projections]: trained, reduced and checkpointed with the student, saved apart
+  // (projections.safetensors) so model.safetensors stays a plain HF model.
+  LayerLoss layer_loss{nullptr};
+  if (!job.layers.hidden_map.empty() || !job.layers.attention_map.empty()) {
+    DISTILL_CHECK(job.online_teacher && job.online_teacher->config(), ConfigError,
+                  "layer maps need an online BERT teacher (teacher.online: true, a BERT or HF teacher)");
+    layer_loss = LayerLoss(job.layers, job.model, *job.online_teacher->config());
+    broadcast_params(comm, *layer_loss);
+  }
   torch::manual_seed(mix_seed(static_cast<std::uint64_t>(o.seed), 0x5eed, static_cast<std::uint64_t>(rank)));
 
   std::vector<std::pair<std::string, torch::Tensor>> named;
@@ -112,6 +121,11 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
     named.emplace_back(p.key(), p.value());
     params.push_back(p.value());
   }
+  if (layer_loss)
+    for (auto& p : layer_loss->named_parameters()) {
+      named.emplace_back("distill.projections." + p.key(), p.value());
+      params.push_back(p.value());
+    }
   AdamW opt(named, OptimOptions{0.9, 0.999, 1e-8, o.weight_decay});
   DistributedSampler sampler(split.n, o.batch_size, rank, world, static_cast<std::uint64_t>(o.seed));
   const std::int64_t total = o.max_steps > 0 ? o.max_steps : o.epochs * sampler.steps_per_epoch();
@@ -136,6 +150,7 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
       DISTILL_CHECK(s.dataset_hash == job.data->content_hash, DataError, ck->dir, " was trained on data set ",
                     s.dataset_hash, ", this run's is ", job.data->content_hash);
       load_module(*model, ck->model.tensors, ck->dir + "/model.safetensors");
+      if (layer_loss) load_module(*layer_loss, ck->projections.tensors, ck->dir + "/projections.safetensors");
       opt.load_state(ck->optimizer.tensors, ck->dir + "/optimizer.safetensors");
       auto it = ck->rng.tensors.find("rank" + std::to_string(rank));
       DISTILL_CHECK(it != ck->rng.tensors.end(), DataError, ck->dir, "/rng.safetensors lacks rank", rank);
@@ -165,6 +180,7 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
     c.model.tensors = module_blobs(*model);
     c.model.metadata = {{"format", "pt"}, {"distill.model_config", to_json(job.model).dump()}};
     c.optimizer.tensors = opt.state();
+    if (layer_loss) c.projections.tensors = module_blobs(*layer_loss);
     for (int r = 0; r < world; ++r) c.rng.tensors["rank" + std::to_string(r)] = {"U8", {static_cast<std::int64_t>(states[r].size())}, states[r]};
     save_checkpoint(ckpt_root, c, static_cast<int>(o.keep_checkpoints));
   };
@@ -183,12 +199,27 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
     model->train();
     auto rows = sampler.indices(cursor);
     auto batch = make_batch(split, rows, job.store);
-    auto out = model->forward(batch.inputs);
+    const bool want_h = layer_loss && layer_loss->wants_hidden(), want_a = layer_loss && layer_loss->wants_attentions();
+    auto out = model->forward(batch.inputs, want_h, want_a);
+    BertOutput tout;
+    if (job.online_teacher) {
+      torch::NoGradGuard g;
+      tout = job.online_teacher->forward(batch.inputs, want_h, want_a);
+      batch.teacher_logits = tout.logits;
+    }
     auto terms = kd_loss(out.logits, batch.teacher_logits, batch.labels, job.kd);
+    LayerLossTerms lt;
+    if (layer_loss) {
+      lt = layer_loss->forward(out, tout, batch.inputs.attention_mask);
+      if (lt.hidden.defined()) terms.total = terms.total + job.layers.hidden_weight * lt.hidden;
+      if (lt.attention.defined()) terms.total = terms.total + job.layers.attention_weight * lt.attention;
+    }
     for (auto& p : params) p.mutable_grad() = torch::Tensor();
     terms.total.backward();
     std::vector<double> scalars = {terms.total.item<double>(), terms.hard_ce.item<double>(),
-                                   terms.soft_kl.defined() ? terms.soft_kl.item<double>() : 0.0};
+                                   terms.soft_kl.defined() ? terms.soft_kl.item<double>() : 0.0,
+                                   lt.hidden.defined() ? lt.hidden.item<double>() : 0.0,
+                                   lt.attention.defined() ? lt.attention.item<double>() : 0.0};
     allreduce_grads(comm, params, scalars);
     const double gnorm = clip_grad_norm(params, o.max_grad_norm);
     const double lr = linear_schedule(o.lr, step, total, warmup);
@@ -203,10 +234,14 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
       const double sps = dt > 0 ? window_steps * o.batch_size * world / dt : 0;
       nlohmann::json line = {{"step", step}, {"epoch", cursor.epoch}, {"loss", scalars[0]}, {"hard_ce", scalars[1]},
                              {"lr", lr}, {"grad_norm", gnorm}, {"samples_per_s", sps}};
-      if (job.store) line["soft_kl"] = scalars[2];
+      if (terms.soft_kl.defined()) line["soft_kl"] = scalars[2];
+      if (lt.hidden.defined()) line["hidden"] = scalars[3];
+      if (lt.attention.defined()) line["attention"] = scalars[4];
       metrics << line.dump() << "\n" << std::flush;
-      spdlog::info("step {}/{} loss {:.4f} ce {:.4f}{} lr {:.2e} {:.0f} samples/s", step, total, scalars[0], scalars[1],
-                   job.store ? fmt::format(" kd {:.4f}", scalars[2]) : "", lr, sps);
+      spdlog::info("step {}/{} loss {:.4f} ce {:.4f}{}{}{} lr {:.2e} {:.0f} samples/s", step, total, scalars[0],
+                   scalars[1], terms.soft_kl.defined() ? fmt::format(" kd {:.4f}", scalars[2]) : "",
+                   lt.hidden.defined() ? fmt::format(" hidden {:.4f}", scalars[3]) : "",
+                   lt.attention.defined() ? fmt::format(" attention {:.4f}", scalars[4]) : "", lr, sps);
       window_start = now;
       window_steps = 0;
     }

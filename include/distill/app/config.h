@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "distill/kd/intermediate.h"
 #include "distill/kd/loss.h"
 #include "distill/model/config.h"
 #include "distill/store/schema.h"
@@ -29,6 +30,7 @@ struct RunConfig {
   std::string student_init;
   StoreOptions store;
   KdOptions distill;
+  LayerLossOptions layers;  // distill.hidden_map, attention_map, ... (intermediate layers)
   TrainOptions train;
 };
 

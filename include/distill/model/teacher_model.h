@@ -19,6 +19,7 @@ class TeacherModel {
   virtual long num_labels() const = 0;
   virtual std::string kind() const = 0;  // "bert" or "torchscript"
   virtual long parameters() const = 0;    // elements over all parameters
+  virtual const BertConfig* config() const { return nullptr; }  // known for BERT teachers
 };
 
 // Wraps a BERT classifier (put in eval mode).

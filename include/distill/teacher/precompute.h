@@ -18,6 +18,9 @@ struct TeacherOptions {
   // directory (config.json + model.safetensors), or a TorchScript file (.pt).
   std::string path;
   long batch_size = 64;   // inference batch; memory grows linearly
+  // Run the teacher inside every student rank instead of reading the store: costs a teacher
+  // forward per step, stores nothing; needed for hidden-state and attention losses.
+  bool online = false;
 };
 
 struct LoadedTeacher {

@@ -26,6 +26,7 @@ struct Checkpoint {
   std::string dir;
   CheckpointState state;
   SafeTensors model, optimizer, rng;
+  SafeTensors projections;  // learned layer-loss projections (projections.safetensors; absent when none)
 };
 
 std::string step_dir_name(std::int64_t step);  // "step-00000042"

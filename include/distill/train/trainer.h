@@ -13,7 +13,9 @@
 
 #include "distill/comm/communicator.h"
 #include "distill/data/dataset.h"
+#include "distill/kd/intermediate.h"
 #include "distill/kd/loss.h"
+#include "distill/model/teacher_model.h"
 #include "distill/model/bert.h"
 #include "distill/store/reader.h"
 #include "distill/train/optim.h"
@@ -43,7 +45,9 @@ struct TrainJob {
   const Dataset* data = nullptr;
   std::string train_split = "train";
   std::string eval_split = "dev";
-  const StoreReader* store = nullptr;  // null = supervised
+  const StoreReader* store = nullptr;  // null = supervised (unless online_teacher)
+  TeacherModel* online_teacher = nullptr;  // run in every rank for its logits (and layers)
+  LayerLossOptions layers;                 // intermediate-layer terms; need online_teacher
   BertConfig model;                   // num_labels resolved
   // Sets the initial weights (all ranks call it on the fresh model); empty = random init.
   std::function<void(BertForSequenceClassification&)> init;
