@@ -87,6 +87,17 @@ void cmd_precompute(Communicator& comm, const RunArgs& a) {
 }
 
 namespace {
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  for (;;) {
+    auto comma = s.find(',', start);
+    out.push_back(s.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) return out;
+    start = comma + 1;
+  }
+}
+
 BertConfig student_config(const RunConfig& c, const Dataset& data) {
   BertConfig s = c.student;
   if (s.num_labels == 0) s.num_labels = data.num_labels();
@@ -107,7 +118,48 @@ void cmd_train(Communicator& comm, const RunArgs& a, bool resume) {
   job.train_split = c.data.train_split;
   job.eval_split = c.data.eval_split;
   job.model = student_config(c, data);
-  if (!c.student_init.empty()) {
+  if (!c.student_init_layers.empty()) {
+    DISTILL_CHECK(!c.student_init.empty(), ConfigError, "student.init_layers needs student.init (the teacher to copy)");
+    auto src = std::make_shared<LoadedModel>(load_bert(c.student_init, false, data.num_labels()));
+    const auto& t = src->model->config();
+    const auto& s = job.model;
+    std::vector<long> layers;
+    for (const auto& item : split_list(c.student_init_layers)) {
+      char* end = nullptr;
+      const long l = std::strtol(item.c_str(), &end, 10);
+      DISTILL_CHECK(!item.empty() && *end == '\0' && l >= 1 && l <= t.layers, ConfigError, "student.init_layers: '",
+                    item, "' is not a layer of ", c.student_init, " (1..", t.layers, ")");
+      layers.push_back(l);
+    }
+    DISTILL_CHECK(static_cast<long>(layers.size()) == s.layers, ConfigError, "student.init_layers lists ",
+                  layers.size(), " layers for a student of ", s.layers);
+    DISTILL_CHECK(s.hidden == t.hidden && s.intermediate == t.intermediate && s.heads == t.heads, ConfigError,
+                  "student.init_layers copies layers of ", c.student_init, " (hidden ", t.hidden, ", intermediate ",
+                  t.intermediate, ", heads ", t.heads, ") into a student with hidden ", s.hidden, ", intermediate ",
+                  s.intermediate, ", heads ", s.heads, ": the widths must match");
+    DISTILL_CHECK(s.vocab_size == t.vocab_size && s.max_positions == t.max_positions && s.type_vocab == t.type_vocab,
+                  ConfigError, "student.init_layers: the embeddings of ", c.student_init, " (", t.vocab_size, " x ",
+                  t.max_positions, " x ", t.type_vocab, ") do not fit the student's (", s.vocab_size, " x ",
+                  s.max_positions, " x ", s.type_vocab, ")");
+    if (comm.rank() == 0)
+      spdlog::info("student starts from {}: embeddings and layers {}", c.student_init, c.student_init_layers);
+    job.init = [src, layers](BertForSequenceClassification& m) {
+      torch::NoGradGuard g;
+      auto from = src->model->named_parameters();
+      for (auto& p : m->named_parameters()) {
+        std::string name = p.key();
+        const std::string prefix = "bert.encoder.layer.";
+        if (name.rfind(prefix, 0) == 0) {
+          const auto dot = name.find('.', prefix.size());
+          const long j = std::stol(name.substr(prefix.size(), dot - prefix.size()));
+          name = prefix + std::to_string(layers[j] - 1) + name.substr(dot);
+        } else if (name.rfind("bert.embeddings.", 0) != 0) {
+          continue;  // pooler and classifier keep their initialisation
+        }
+        p.value().copy_(from[name]);
+      }
+    };
+  } else if (!c.student_init.empty()) {
     auto init = std::make_shared<LoadedModel>(load_bert(c.student_init, false, data.num_labels()));
     BertConfig s = init->model->config();
     s.dropout = c.student.dropout;

@@ -72,6 +72,7 @@ std::vector<Field> fields(RunConfig& c) {
       make_field("teacher.batch_size", c.teacher.batch_size),
       make_field("teacher.online", c.teacher.online),
       make_field("student.init", c.student_init),
+      make_field("student.init_layers", c.student_init_layers),
       make_field("student.vocab_size", c.student.vocab_size),
       make_field("student.hidden", c.student.hidden),
       make_field("student.layers", c.student.layers),

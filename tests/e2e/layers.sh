@@ -33,3 +33,43 @@ set -e
 grep -q "distill.hidden_map = uniform needs the teacher's 2 layers to be a multiple of the student's 3" "$WORK/layers-bad.log" ||
   { cat "$WORK/layers-bad.log"; fail "no clear map error"; }
 echo "layers ok"
+
+# DistilBERT-style initialisation: embeddings and teacher layer 2 copied into a 1-layer student
+# of the teacher's width; with lr 1e-30 (updates below float32 resolution) the student's checkpoint must hold exactly the copied
+# tensors. A width mismatch is refused.
+run_np 2 train "${COMMON[@]}" --set distill.hidden_map= --set distill.attention_map= --set teacher.online=false \
+  --set store.path="$WORK/store" --set student.init="$WORK/teacher/checkpoints" --set student.init_layers=2 \
+  --set student.hidden=32 --set student.intermediate=64 --set train.out_dir="$WORK/layers-init" --set train.max_steps=2 --set train.lr=1e-30 \
+  > "$WORK/layers-init.log" 2>&1 || { cat "$WORK/layers-init.log"; fail "init_layers run failed"; }
+grep -q "student starts from $WORK/teacher/checkpoints: embeddings and layers 2" "$WORK/layers-init.log" || fail "no init log"
+"$PY" - "$WORK/teacher/checkpoints" "$WORK/layers-init/checkpoints" <<'PY'
+import json, struct, sys, numpy as np
+def load(root):
+    step = open(f"{root}/latest").read().strip()
+    raw = open(f"{root}/{step}/model.safetensors", "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    h = json.loads(raw[8:8 + n])
+    return {k: np.frombuffer(raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], np.float32)
+            for k, v in h.items() if k != "__metadata__"}
+t, s = load(sys.argv[1]), load(sys.argv[2])
+copied = 0
+for k, v in s.items():
+    if k.startswith("bert.embeddings."):
+        src = k
+    elif k.startswith("bert.encoder.layer.0."):
+        src = k.replace("layer.0.", "layer.1.")
+    else:
+        continue
+    assert np.array_equal(v, t[src]), f"{k} is not a copy of the teacher's {src}"
+    copied += 1
+assert copied == 5 + 16, copied
+print(f"init_layers copied {copied} tensors exactly")
+PY
+set +e
+run_np 2 train "${COMMON[@]}" --set student.init="$WORK/teacher/checkpoints" --set student.init_layers=2 \
+  --set train.out_dir="$WORK/layers-init-bad" > "$WORK/layers-init-bad.log" 2>&1
+rc=$?
+set -e
+[ "$rc" -ne 0 ] || fail "init_layers accepted mismatched widths"
+grep -q "the widths must match" "$WORK/layers-init-bad.log" || { cat "$WORK/layers-init-bad.log"; fail "no width error"; }
+echo "init_layers ok"

@@ -28,6 +28,9 @@ struct RunConfig {
   // student.init: start the student from these weights (a distill model or checkpoint, or a
   // Hugging Face directory); its architecture then comes from there, dropout from `student`.
   std::string student_init;
+  // student.init_layers: "2,4,6" copies the embeddings of student.init and these of its layers
+  // (1-based) into a student of the `student` architecture (DistilBERT); widths must match.
+  std::string student_init_layers;
   StoreOptions store;
   KdOptions distill;
   LayerLossOptions layers;  // distill.hidden_map, attention_map, ... (intermediate layers)
