@@ -15,6 +15,7 @@
 #include "distill/train/eval.h"
 #include "distill/util/error.h"
 #include "distill/util/fs.h"
+#include "distill/util/text.h"
 
 namespace distill {
 
@@ -87,17 +88,6 @@ void cmd_precompute(Communicator& comm, const RunArgs& a) {
 }
 
 namespace {
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  for (;;) {
-    auto comma = s.find(',', start);
-    out.push_back(s.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
-    if (comma == std::string::npos) return out;
-    start = comma + 1;
-  }
-}
-
 BertConfig student_config(const RunConfig& c, const Dataset& data) {
   BertConfig s = c.student;
   if (s.num_labels == 0) s.num_labels = data.num_labels();
@@ -124,7 +114,7 @@ void cmd_train(Communicator& comm, const RunArgs& a, bool resume) {
     const auto& t = src->model->config();
     const auto& s = job.model;
     std::vector<long> layers;
-    for (const auto& item : split_list(c.student_init_layers)) {
+    for (const auto& item : split(c.student_init_layers, ',')) {
       char* end = nullptr;
       const long l = std::strtol(item.c_str(), &end, 10);
       DISTILL_CHECK(!item.empty() && *end == '\0' && l >= 1 && l <= t.layers, ConfigError, "student.init_layers: '",

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "distill/util/error.h"
+#include "distill/util/text.h"
 
 namespace distill {
 
@@ -85,17 +86,6 @@ bool parse_csv_record(std::string first, LineReader& lines, std::vector<std::str
   }
 }
 
-std::vector<std::string> split_tabs(const std::string& line) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  for (;;) {
-    auto tab = line.find('\t', start);
-    out.push_back(line.substr(start, tab == std::string::npos ? std::string::npos : tab - start));
-    if (tab == std::string::npos) return out;
-    start = tab + 1;
-  }
-}
-
 std::string scalar_text(const nlohmann::json& v) {
   if (v.is_string()) return v.get<std::string>();
   if (v.is_number_integer()) return std::to_string(v.get<long long>());
@@ -153,7 +143,7 @@ void read_table(const std::string& path, const TableOptions& o, const std::funct
     if (csv) {
       DISTILL_CHECK(parse_csv_record(line, lines, header, error), DataError, path, ":1: header row: ", error);
     } else {
-      header = split_tabs(line);
+      header = split(line, '\t');
     }
   }
   while (lines.next(line)) {
@@ -164,7 +154,7 @@ void read_table(const std::string& path, const TableOptions& o, const std::funct
     if (csv) {
       if (!parse_csv_record(line, lines, cells, error)) row.error = error;
     } else {
-      cells = split_tabs(line);
+      cells = split(line, '\t');
     }
     if (row.error.empty() && cells.size() != header.size())
       row.error = str("has ", cells.size(), " fields, expected ", header.size(), " (", header.size() == 1 ? "column " : "columns ",

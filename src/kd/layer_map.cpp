@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <set>
-#include <sstream>
 
 #include "distill/util/error.h"
+#include "distill/util/text.h"
 
 namespace distill {
 
@@ -22,14 +22,12 @@ long parse_index(const std::string& s, const std::string& name, const std::strin
   return v;
 }
 
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string part;
-  while (std::getline(ss, part, sep)) {
+// Comma-separated items with surrounding spaces removed.
+std::vector<std::string> items(const std::string& s) {
+  auto out = split(s, ',');
+  for (auto& part : out) {
     part.erase(0, part.find_first_not_of(' '));
     part.erase(part.find_last_not_of(' ') + 1);
-    out.push_back(part);
   }
   return out;
 }
@@ -48,12 +46,12 @@ LayerMap parse_layer_map(const std::string& spec, long M, long N, const std::str
     DISTILL_CHECK(M <= N, ConfigError, name, " = last: the student has ", M, " layers, the teacher only ", N);
     for (long s = 1; s <= M; ++s) m.pairs.emplace_back(s, N - M + s);
   } else if (spec.rfind("skip:", 0) == 0) {
-    auto items = split(spec.substr(5), ',');
-    DISTILL_CHECK(static_cast<long>(items.size()) == M, ConfigError, name, " = '", spec, "' lists ", items.size(),
+    auto listed = items(spec.substr(5));
+    DISTILL_CHECK(static_cast<long>(listed.size()) == M, ConfigError, name, " = '", spec, "' lists ", listed.size(),
                   " teacher layers for a student of ", M, " layers (one per student layer)");
-    for (long s = 1; s <= M; ++s) m.pairs.emplace_back(s, parse_index(items[s - 1], name, spec));
+    for (long s = 1; s <= M; ++s) m.pairs.emplace_back(s, parse_index(listed[s - 1], name, spec));
   } else {
-    for (const auto& item : split(spec, ',')) {
+    for (const auto& item : items(spec)) {
       auto colon = item.find(':');
       DISTILL_CHECK(colon != std::string::npos, ConfigError, name, " = '", spec, "': '", item,
                     "' is neither uniform, last, skip:... nor a student:teacher pair");

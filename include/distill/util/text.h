@@ -1,0 +1,11 @@
+// Small string helpers shared by the parsers.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace distill {
+
+// Splits at every `sep`; "a,,b" gives {"a", "", "b"} and "" gives {""}.
+std::vector<std::string> split(const std::string& s, char sep);
+
+}  // namespace distill
