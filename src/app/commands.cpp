@@ -60,14 +60,26 @@ void cmd_prepare_text(Communicator& comm, const PrepareOptions& o, const std::st
   if (comm.rank() == 0) {
     try {
       PrepareReport rep;
-      auto d = prepare_text(o, &rep);
+      auto d = o.features ? prepare_features(o, &rep) : prepare_text(o, &rep);
       if (!parent_dir(out).empty()) fs::create_directories(parent_dir(out));
       write_dataset(out, d);
+      if (o.features) {
+        spdlog::info("wrote {}: {} rows of {} features{}, {} labels; train {}, dev {}, test {}; content hash {}", out,
+                     rep.rows, d.splits.at("train").dim, o.standardize ? " (standardized)" : "", d.label_names.size(),
+                     rep.train, rep.dev, rep.test, read_dataset(out).content_hash);
+      } else {
+        if (o.mlm) {
+          std::int64_t masked = 0;
+          for (const auto& [name, sp] : d.splits)
+            for (auto y : sp.mlm_labels) masked += y != kIgnoreLabel;
+          spdlog::info("masked LM: {} tokens masked at p = {} (seed {})", masked, o.mask_prob, o.seed);
+      }
       for (const auto& m : rep.bad_examples) spdlog::warn("skipped {}", m);
       spdlog::info("wrote {}: {} rows read, {} bad rows skipped, {} truncated to {} tokens; train {}, dev {}, test {}; "
                    "{} labels; vocabulary {} ({} tokens, hash {}); content hash {}",
                    out, rep.rows, rep.bad_rows, rep.truncated, o.max_length, rep.train, rep.dev, rep.test,
                    d.label_names.size(), o.vocab, d.vocab_size, d.vocab_hash, read_dataset(out).content_hash);
+      }
     } catch (const Error& e) {
       error = e.what();
     }
@@ -79,7 +91,12 @@ void cmd_prepare_text(Communicator& comm, const PrepareOptions& o, const std::st
 void cmd_precompute(Communicator& comm, const RunArgs& a) {
   auto c = resolve_config(comm, a);
   auto data = read_dataset(c.data.path);
-  auto r = precompute(comm, data, c.data.train_split, c.teacher, c.store);
+  TargetSpec spec;
+  spec.hidden_map = c.layers.hidden_map;
+  spec.attention_map = c.layers.attention_map;
+  spec.student_layers = c.student.layers;
+  spec.temperature = c.distill.temperature;
+  auto r = precompute(comm, data, c.data.train_split, c.teacher, c.store, spec);
   if (comm.rank() == 0)
     spdlog::info("precompute done: {} shards written, {} already committed, {} examples in {:.1f}s ({:.0f}/s on {} "
                  "ranks), store {} bytes",
@@ -91,6 +108,20 @@ namespace {
 BertConfig student_config(const RunConfig& c, const Dataset& data) {
   BertConfig s = c.student;
   if (s.num_labels == 0) s.num_labels = data.num_labels();
+  if (data.task == "features") {
+    DISTILL_CHECK(s.is_vector(), ConfigError, "data set ", data.path, " holds feature vectors; student.kind = '",
+                  s.kind, "' needs token ids (use mlp or deep_linear)");
+    const auto dim = data.splits.begin()->second.dim;
+    if (s.input_dim == 0) s.input_dim = dim;
+    DISTILL_CHECK(s.input_dim == dim, ConfigError, "student.input_dim = ", s.input_dim, " but data set ", data.path,
+                  " has ", dim, " features");
+    return s;
+  }
+  DISTILL_CHECK(s.is_bert(), ConfigError, "student.kind = '", s.kind, "' takes feature vectors; data set ", data.path,
+                " holds token ids (a ", data.task, " task)");
+  DISTILL_CHECK((data.task == "mlm") == (s.kind == "bert_mlm"), ConfigError, "data set ", data.path, " is a ",
+                data.task, " task; student.kind = '", s.kind, "' needs ",
+                s.kind == "bert_mlm" ? "a masked-LM data set (prepare --mlm)" : "a classification data set");
   DISTILL_CHECK(s.vocab_size >= data.vocab_size, ConfigError, "student.vocab_size = ", s.vocab_size,
                 " is smaller than the vocabulary of ", data.path, " (", data.vocab_size, ")");
   DISTILL_CHECK(s.max_positions >= data.max_length, ConfigError, "student.max_positions = ", s.max_positions,
@@ -110,7 +141,7 @@ void cmd_train(Communicator& comm, const RunArgs& a, bool resume) {
   job.model = student_config(c, data);
   if (!c.student_init_layers.empty()) {
     DISTILL_CHECK(!c.student_init.empty(), ConfigError, "student.init_layers needs student.init (the teacher to copy)");
-    auto src = std::make_shared<LoadedModel>(load_bert(c.student_init, false, data.num_labels()));
+    auto src = std::make_shared<LoadedModel>(load_model(c.student_init, false, data.num_labels()));
     const auto& t = src->model->config();
     const auto& s = job.model;
     std::vector<long> layers;
@@ -133,10 +164,10 @@ void cmd_train(Communicator& comm, const RunArgs& a, bool resume) {
                   s.max_positions, " x ", s.type_vocab, ")");
     if (comm.rank() == 0)
       spdlog::info("student starts from {}: embeddings and layers {}", c.student_init, c.student_init_layers);
-    job.init = [src, layers](BertForSequenceClassification& m) {
+    job.init = [src, layers](NetworkImpl& m) {
       torch::NoGradGuard g;
       auto from = src->model->named_parameters();
-      for (auto& p : m->named_parameters()) {
+      for (auto& p : m.named_parameters()) {
         std::string name = p.key();
         const std::string prefix = "bert.encoder.layer.";
         if (name.rfind(prefix, 0) == 0) {
@@ -150,7 +181,7 @@ void cmd_train(Communicator& comm, const RunArgs& a, bool resume) {
       }
     };
   } else if (!c.student_init.empty()) {
-    auto init = std::make_shared<LoadedModel>(load_bert(c.student_init, false, data.num_labels()));
+    auto init = std::make_shared<LoadedModel>(load_model(c.student_init, false, data.num_labels()));
     BertConfig s = init->model->config();
     s.dropout = c.student.dropout;
     s.attention_dropout = c.student.attention_dropout;
@@ -161,10 +192,10 @@ void cmd_train(Communicator& comm, const RunArgs& a, bool resume) {
       spdlog::info("student starts from {}: {} layers, hidden {}, {} heads (architecture taken from there)",
                    c.student_init, s.layers, s.hidden, s.heads);
     job.model = s;
-    job.init = [init](BertForSequenceClassification& m) {
+    job.init = [init](NetworkImpl& m) {
       torch::NoGradGuard g;
       auto src = init->model->named_parameters();
-      for (auto& p : m->named_parameters()) p.value().copy_(src[p.key()]);
+      for (auto& p : m.named_parameters()) p.value().copy_(src[p.key()]);
     };
   }
   job.kd = c.distill;
@@ -180,7 +211,7 @@ void cmd_train(Communicator& comm, const RunArgs& a, bool resume) {
     online = std::make_unique<LoadedTeacher>(load_teacher(c.teacher.path));
     comm.check_same(online->fingerprint, "teacher fingerprint");
     const long tl = online->model->num_labels();
-    DISTILL_CHECK(tl == 0 || tl == data.num_labels(), DataError, "teacher ", online->file, " has ", tl,
+    DISTILL_CHECK(data.task == "mlm" || tl == 0 || tl == data.num_labels(), DataError, "teacher ", online->file, " has ", tl,
                   " labels, data set ", data.path, " has ", data.num_labels());
     job.online_teacher = online->model.get();
     job.teacher_fingerprint = online->fingerprint;
@@ -191,17 +222,27 @@ void cmd_train(Communicator& comm, const RunArgs& a, bool resume) {
     if (!c.teacher.path.empty()) expect.teacher_fingerprint = teacher_fingerprint(c.teacher.path);
     expect.dataset_hash = data.content_hash;
     expect.split = c.data.train_split;
-    expect.num_labels = c.student.num_labels;
+    expect.num_labels = data.task == "mlm" ? 0 : c.student.num_labels;
     expect.num_examples = data.split(c.data.train_split).n;
+    expect.targets = data.task == "mlm" ? "mlm_topk" : "logits";
     store = std::make_unique<StoreReader>(c.store.path, expect);
     job.teacher_fingerprint = store->manifest().meta.teacher_fingerprint;
     comm.check_same(job.teacher_fingerprint + "/" + std::to_string(store->manifest().meta.schema_version),
                     "store teacher fingerprint and schema");
-    DISTILL_CHECK(store->num_labels() == job.model.num_labels, StoreError, "store ", c.store.path, " holds ",
-                  store->num_labels(), " labels, the student expects ", job.model.num_labels);
+    const auto& sm = store->manifest().meta;
+    if (data.task == "mlm") {
+      DISTILL_CHECK(sm.num_labels == job.model.vocab_size, StoreError, "store ", c.store.path, " holds logits over ",
+                    sm.num_labels, " tokens, the student's vocabulary has ", job.model.vocab_size);
+      DISTILL_CHECK(std::abs(sm.temperature - c.distill.temperature) < 1e-12, ConfigError, "store ", c.store.path,
+                    " was precomputed at temperature ", sm.temperature, " (its lse is logsumexp(z / T)); this run's "
+                    "distill.temperature is ", c.distill.temperature, ": use the same or precompute again");
+    } else {
+      DISTILL_CHECK(store->num_labels() == job.model.num_labels, StoreError, "store ", c.store.path, " holds ",
+                    store->num_labels(), " labels, the student expects ", job.model.num_labels);
+    }
     job.store = store.get();
   }
-  DISTILL_CHECK(job.model.num_labels == data.num_labels(), DataError, "student.num_labels = ", job.model.num_labels,
+  DISTILL_CHECK(data.task == "mlm" || job.model.num_labels == data.num_labels(), DataError, "student.num_labels = ", job.model.num_labels,
                 " but data set ", data.path, " has ", data.num_labels(), " labels");
   auto r = train(comm, job);
   if (comm.rank() == 0) {
@@ -218,10 +259,10 @@ void cmd_export(Communicator& comm, const RunArgs& a, const std::string& checkpo
   auto c = resolve_config(comm, a);
   if (comm.rank() == 0) {
     const std::string ck = checkpoint.empty() ? (fs::path(c.train.out_dir) / "checkpoints").string() : checkpoint;
-    auto m = load_bert(ck);
+    auto m = load_model(ck);
     std::vector<std::string> labels;
     if (!c.data.path.empty()) labels = read_dataset(c.data.path).label_names;
-    export_hf_dir(out, m.model, labels, vocab);
+    export_hf_dir(out, *m.model, labels, vocab);
     spdlog::info("exported {} to {} (config.json, model.safetensors{}), {} labels", m.file, out,
                  vocab.empty() ? "" : ", vocab.txt", m.model->config().num_labels);
   }
@@ -234,10 +275,10 @@ void cmd_eval(Communicator& comm, const RunArgs& a, const std::string& checkpoin
   auto data = read_dataset(c.data.path);
   const std::string split = split_arg.empty() ? c.data.test_split : split_arg;
   const std::string ck = checkpoint.empty() ? (fs::path(c.train.out_dir) / "checkpoints").string() : checkpoint;
-  auto student = load_bert(ck);
+  auto student = load_model(ck);
   std::unique_ptr<LoadedTeacher> teacher;
   if (!c.teacher.path.empty()) teacher = std::make_unique<LoadedTeacher>(load_teacher(c.teacher.path));
-  auto r = evaluate(comm, student.model, teacher ? teacher->model.get() : nullptr, data.split(split),
+  auto r = evaluate(comm, *student.model, teacher ? teacher->model.get() : nullptr, data.split(split),
                     c.train.eval_batch_size);
   if (comm.rank() != 0) return;
   auto j = to_json(r);

@@ -73,6 +73,7 @@ std::vector<Field> fields(RunConfig& c) {
       make_field("teacher.online", c.teacher.online),
       make_field("student.init", c.student_init),
       make_field("student.init_layers", c.student_init_layers),
+      make_field("student.kind", c.student.kind),
       make_field("student.vocab_size", c.student.vocab_size),
       make_field("student.hidden", c.student.hidden),
       make_field("student.layers", c.student.layers),
@@ -83,9 +84,15 @@ std::vector<Field> fields(RunConfig& c) {
       make_field("student.num_labels", c.student.num_labels),
       make_field("student.dropout", c.student.dropout),
       make_field("student.attention_dropout", c.student.attention_dropout),
+      make_field("student.input_dim", c.student.input_dim),
+      make_field("student.width", c.student.width),
+      make_field("student.depth", c.student.depth),
+      make_field("student.init_scale", c.student.init_scale),
       make_field("store.path", c.store.path),
       make_field("store.dtype", c.store.dtype),
       make_field("store.shard_size", c.store.shard_size),
+      make_field("store.topk", c.store.topk),
+      make_field("store.max_bytes", c.store.max_bytes),
       make_field("distill.alpha", c.distill.alpha),
       make_field("distill.beta", c.distill.beta),
       make_field("distill.temperature", c.distill.temperature),
@@ -102,7 +109,10 @@ std::vector<Field> fields(RunConfig& c) {
       make_field("train.max_steps", c.train.max_steps),
       make_field("train.lr", c.train.lr),
       make_field("train.warmup_steps", c.train.warmup_steps),
+      make_field("train.optimizer", c.train.optimizer),
+      make_field("train.momentum", c.train.momentum),
       make_field("train.weight_decay", c.train.weight_decay),
+      make_field("train.schedule", c.train.schedule),
       make_field("train.max_grad_norm", c.train.max_grad_norm),
       make_field("train.checkpoint_every", c.train.checkpoint_every),
       make_field("train.keep_checkpoints", c.train.keep_checkpoints),
@@ -222,8 +232,11 @@ void validate_config(const RunConfig& c) {
   c.distill.validate();
   c.layers.validate();
   const bool maps = !c.layers.hidden_map.empty() || !c.layers.attention_map.empty();
-  DISTILL_CHECK(!maps || c.teacher.online, ConfigError, "distill.hidden_map / distill.attention_map need the ",
-                "teacher's intermediate layers: set teacher.online: true (the store holds logits only)");
+  DISTILL_CHECK(!maps || c.teacher.online || !c.store.path.empty(), ConfigError,
+                "distill.hidden_map / distill.attention_map need the teacher's intermediate layers: set "
+                "teacher.online: true, or store.path to a store precomputed with these maps");
+  DISTILL_CHECK(c.store.topk >= 0 && c.store.max_bytes > 0, ConfigError,
+                "store.topk must be >= 0 (0 = default) and store.max_bytes positive");
   DISTILL_CHECK(!c.teacher.online || !c.teacher.path.empty(), ConfigError, "teacher.online needs teacher.path");
   c.train.validate();
   store_dtype(c.store.dtype);

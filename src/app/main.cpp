@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
   PrepareOptions text;
   auto* prepare = app.add_subcommand("prepare", "write a dataset.h5 from a CSV/TSV/JSONL table, or a synthetic task");
   prepare->add_option("-o,--out", out, "output dataset.h5")->required();
-  auto* in = prepare->add_option("-i,--input", text.input, "table of examples (.csv, .tsv, .jsonl)")
+  auto* in = prepare->add_option("-i,--input", text.input, "table of examples (.csv, .tsv, .jsonl; .h5 with --features)")
                  ->check(CLI::ExistingFile)->group("Text");
   prepare->add_option("--format", text.format, "csv | tsv | jsonl (default: from the extension)")->group("Text");
   prepare->add_option("--columns", text.column_names, "column names of a CSV/TSV file without a header row")
@@ -70,6 +70,14 @@ int main(int argc, char** argv) {
   prepare->add_option("--split-seed", text.seed, "seed of the train/dev/test split")->capture_default_str()->group("Text");
   prepare->add_flag("--skip-bad-rows", text.skip_bad_rows, "count and skip bad rows instead of stopping at the first")
       ->group("Text");
+  prepare->add_flag("--mlm", text.mlm, "masked-LM examples from the text column (no labels)")->group("Masked LM");
+  prepare->add_option("--mask-prob", text.mask_prob, "share of tokens masked")->capture_default_str()->group("Masked LM");
+  prepare->add_flag("--features", text.features, "feature vectors from a CSV of numbers or an HDF5 file "
+                    "(features, labels)")->group("Features");
+  prepare->add_option("--label-index", text.label_index, "CSV column of the label (negative: from the end)")
+      ->capture_default_str()->group("Features");
+  prepare->add_flag("--standardize", text.standardize, "z-score features with the train split's mean and std")
+      ->group("Features");
   auto* syn_flag = prepare->add_flag("--synthetic", synthetic, "generate the synthetic marker-counting task")
                        ->group("Synthetic");
   syn_flag->excludes(in);
@@ -122,7 +130,7 @@ int main(int argc, char** argv) {
     world = comm->size();
     set_log_rank(rank, world, host_name());
     if (*prepare && synthetic) cmd_prepare_synthetic(*comm, syn, out);
-    else if (*prepare) cmd_prepare_text(*comm, text, out);
+    else if (*prepare) cmd_prepare_text(*comm, text, out);  // text, masked LM or features
     else if (*pre) cmd_precompute(*comm, run);
     else if (*train) cmd_train(*comm, run, resume);
     else if (*ev) cmd_eval(*comm, run, checkpoint, split, json);

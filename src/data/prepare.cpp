@@ -4,9 +4,13 @@
 #include <cmath>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include "distill/data/sampler.h"
+#include "distill/io/h5.h"
 #include "distill/util/error.h"
+#include "distill/util/fs.h"
+#include "distill/util/text.h"
 
 namespace distill {
 
@@ -30,19 +34,58 @@ void fill_split(TokenSplit& s, const std::vector<const Example*>& rows, long seq
   }
 }
 
+// The split: a seeded permutation of n rows; part[i] is 0 (train), 1 (dev) or 2 (test).
+std::vector<int> split_parts(std::int64_t n, const PrepareOptions& o) {
+  const auto n_dev = static_cast<std::int64_t>(std::llround(n * o.dev_fraction));
+  const auto n_test = static_cast<std::int64_t>(std::llround(n * o.test_fraction));
+  const auto order = epoch_order(n, o.seed, 0);
+  std::vector<int> part(n);
+  for (std::int64_t k = 0; k < n; ++k) part[order[k]] = k < n_dev ? 1 : k < n_dev + n_test ? 2 : 0;
+  return part;
+}
+
+void check_fractions(const PrepareOptions& o) {
+  DISTILL_CHECK(o.dev_fraction >= 0 && o.test_fraction >= 0 && o.dev_fraction + o.test_fraction < 1, ConfigError,
+                "dev and test fractions must be >= 0 and leave room for train, got ", o.dev_fraction, " and ",
+                o.test_fraction);
+}
+
+// BERT's masking of one encoded text (see PrepareOptions::mlm); returns the labels row.
+std::vector<std::int32_t> mask_tokens(Encoding& e, const WordPieceTokenizer& tok, std::uint64_t seed,
+                                      std::int64_t row, double prob) {
+  SplitMix64 rng(mix_seed(seed, 0x6d6c6d, static_cast<std::uint64_t>(row)));
+  std::vector<std::int32_t> labels(e.ids.size(), kIgnoreLabel);
+  std::vector<std::size_t> candidates;
+  for (std::size_t i = 0; i < e.ids.size(); ++i)
+    if (e.attention_mask[i] && e.ids[i] != tok.cls_id() && e.ids[i] != tok.sep_id()) candidates.push_back(i);
+  if (candidates.empty()) return labels;
+  std::vector<std::size_t> chosen;
+  for (auto i : candidates)
+    if (rng.uniform() < prob) chosen.push_back(i);
+  if (chosen.empty()) chosen.push_back(candidates[rng.below(candidates.size())]);
+  for (auto i : chosen) {
+    labels[i] = e.ids[i];
+    const double u = rng.uniform();
+    if (u < 0.8) e.ids[i] = tok.mask_id();
+    else if (u < 0.9) e.ids[i] = static_cast<std::int32_t>(rng.below(static_cast<std::uint64_t>(tok.size())));
+  }
+  return labels;
+}
+
 }  // namespace
 
 Dataset prepare_text(const PrepareOptions& o, PrepareReport* report) {
   DISTILL_CHECK(!o.vocab.empty(), ConfigError, "prepare needs a vocabulary (--vocab vocab.txt)");
   DISTILL_CHECK(o.max_length >= 4, ConfigError, "--max-length must be at least 4, got ", o.max_length);
-  DISTILL_CHECK(o.dev_fraction >= 0 && o.test_fraction >= 0 && o.dev_fraction + o.test_fraction < 1, ConfigError,
-                "dev and test fractions must be >= 0 and leave room for train, got ", o.dev_fraction, " and ",
-                o.test_fraction);
+  check_fractions(o);
+  DISTILL_CHECK(!o.mlm || (o.mask_prob > 0 && o.mask_prob <= 1), ConfigError, "--mask-prob must be in (0, 1], got ",
+                o.mask_prob);
   DISTILL_CHECK(o.label_names.empty() || o.label_names.size() == o.labels.size(), ConfigError, "--label-names gives ",
                 o.label_names.size(), " names for ", o.labels.size(), " --labels");
   TokenizerOptions topt;
   topt.lowercase = !o.cased;
   const auto tok = WordPieceTokenizer::from_file(o.vocab, topt);
+  DISTILL_CHECK(!o.mlm || tok.mask_id() >= 0, DataError, o.vocab, " has no [MASK] token; masked-LM data needs one");
   TableOptions table;
   table.format = o.format.empty() ? table_format_of(o.input) : parse_table_format(o.format);
   table.column_names = o.column_names;
@@ -75,7 +118,8 @@ Dataset prepare_text(const PrepareOptions& o, PrepareReport* report) {
     if (!text) return;
     const std::string* pair = nullptr;
     if (!o.pair_column.empty() && !(pair = field(o.pair_column, "pair"))) return;
-    const auto* label = field(o.label_column, "label");
+    const std::string none;
+    const auto* label = o.mlm ? &none : field(o.label_column, "label");
     if (!label) return;
     std::int64_t y = -1;
     if (!o.labels.empty()) {
@@ -97,7 +141,8 @@ Dataset prepare_text(const PrepareOptions& o, PrepareReport* report) {
     } catch (const DataError& err) {
       return bad(row, str(o.text_column, (pair ? " or " + o.pair_column : std::string()), ": ", err.what()));
     }
-    if (o.labels.empty()) raw_labels.push_back(*label);
+    if (o.mlm) e.label = 0;
+    else if (o.labels.empty()) raw_labels.push_back(*label);
     examples.push_back(std::move(e));
   });
   DISTILL_CHECK(!examples.empty(), DataError, o.input, " has no usable rows (", rep.rows, " read, ", rep.bad_rows,
@@ -107,7 +152,9 @@ Dataset prepare_text(const PrepareOptions& o, PrepareReport* report) {
   d.vocab_size = tok.size();
   d.vocab_hash = tok.vocab_hash();
   d.max_length = o.max_length;
-  if (o.labels.empty()) {
+  if (o.mlm) {
+    d.task = "mlm";
+  } else if (o.labels.empty()) {
     std::set<std::string> distinct(raw_labels.begin(), raw_labels.end());
     std::map<std::string, std::int64_t> ids;
     for (const auto& l : distinct) {
@@ -118,25 +165,169 @@ Dataset prepare_text(const PrepareOptions& o, PrepareReport* report) {
   } else {
     d.label_names = o.label_names.empty() ? o.labels : o.label_names;
   }
-  DISTILL_CHECK(d.label_names.size() >= 2, DataError, o.input, " has ", d.label_names.size(),
+  DISTILL_CHECK(o.mlm || d.label_names.size() >= 2, DataError, o.input, " has ", d.label_names.size(),
                 " distinct label(s) in column '", o.label_column, "': classification needs at least 2");
 
   // The split: a seeded permutation of the usable rows; within a split rows keep file order.
   const auto n = static_cast<std::int64_t>(examples.size());
-  const auto n_dev = static_cast<std::int64_t>(std::llround(n * o.dev_fraction));
-  const auto n_test = static_cast<std::int64_t>(std::llround(n * o.test_fraction));
-  const auto order = epoch_order(n, o.seed, 0);
-  std::vector<std::int64_t> part(n);
-  for (std::int64_t k = 0; k < n; ++k) part[order[k]] = k < n_dev ? 1 : k < n_dev + n_test ? 2 : 0;
+  const auto part = split_parts(n, o);
+  std::vector<std::vector<std::int32_t>> mlm_labels(o.mlm ? n : 0);
+  for (std::int64_t i = 0; i < n && o.mlm; ++i)
+    mlm_labels[i] = mask_tokens(examples[i].enc, tok, o.seed, examples[i].id, o.mask_prob);
   std::vector<const Example*> rows[3];
   for (std::int64_t i = 0; i < n; ++i) rows[part[i]].push_back(&examples[i]);
   DISTILL_CHECK(!rows[0].empty(), DataError, o.input, ": no rows left for the train split");
   const char* names[3] = {"train", "dev", "test"};
   for (int k = 0; k < 3; ++k)
     if (!rows[k].empty()) fill_split(d.splits[names[k]], rows[k], o.max_length);
+  if (o.mlm)
+    for (int k = 0; k < 3; ++k)
+      for (const auto* e : rows[k]) {
+        const auto& y = mlm_labels[e - examples.data()];
+        auto& dst = d.splits[names[k]].mlm_labels;
+        dst.insert(dst.end(), y.begin(), y.end());
+      }
   rep.train = static_cast<std::int64_t>(rows[0].size());
   rep.dev = static_cast<std::int64_t>(rows[1].size());
   rep.test = static_cast<std::int64_t>(rows[2].size());
+  if (report) *report = rep;
+  return d;
+}
+
+}  // namespace distill
+
+namespace distill {
+
+namespace {
+
+// Rows of numbers from a CSV file; a first row that does not parse is a header.
+void read_numeric_csv(const std::string& path, std::vector<std::vector<double>>& rows, std::vector<long>& lines) {
+  std::istringstream in(read_file(path));
+  std::string line;
+  long no = 0;
+  std::size_t width = 0;
+  while (std::getline(in, line)) {
+    ++no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    std::vector<double> row;
+    std::string bad;
+    std::size_t col = 0;
+    for (const auto& f : split(line, ',')) {
+      ++col;
+      char* end = nullptr;
+      const double v = std::strtod(f.c_str(), &end);
+      if (f.empty() || *end != '\0') {
+        if (bad.empty()) bad = str("column ", col, " is '", f, "', not a number");
+      }
+      row.push_back(v);
+    }
+    if (!bad.empty()) {
+      DISTILL_CHECK(rows.empty() && no == 1, DataError, path, ":", no, ": ", bad);
+      continue;  // the header
+    }
+    if (width == 0) width = row.size();
+    DISTILL_CHECK(row.size() == width, DataError, path, ":", no, ": ", row.size(), " columns, the first row has ",
+                  width);
+    rows.push_back(std::move(row));
+    lines.push_back(no);
+  }
+}
+
+}  // namespace
+
+Dataset prepare_features(const PrepareOptions& o, PrepareReport* report) {
+  check_fractions(o);
+  std::vector<std::vector<double>> x;  // features
+  std::vector<double> y;                // raw labels
+  std::vector<long> lines;
+  const bool h5in = o.input.size() > 3 && (o.input.substr(o.input.size() - 3) == ".h5" ||
+                                           o.input.substr(o.input.size() - 5) == ".hdf5");
+  if (h5in) {
+    auto f = h5::File::open(o.input);
+    DISTILL_CHECK(f.exists("/features") && f.exists("/labels"), DataError, o.input,
+                  " needs datasets 'features' [n, d] and 'labels' [n]");
+    auto fi = f.info("/features");
+    DISTILL_CHECK(fi.shape.size() == 2, DataError, o.input, ": 'features' must be 2-D, it has ", fi.shape.size(),
+                  " dimensions");
+    auto flat = f.read_vector<double>("/features", h5::Type::kFloat64);
+    auto li = f.info("/labels");
+    DISTILL_CHECK(li.shape.size() == 1 && li.shape[0] == fi.shape[0], DataError, o.input, ": 'labels' must be [",
+                  fi.shape[0], "]");
+    y = f.read_vector<double>("/labels", h5::Type::kFloat64);
+    const auto d = static_cast<std::size_t>(fi.shape[1]);
+    for (std::size_t i = 0; i < y.size(); ++i) {
+      x.emplace_back(flat.begin() + i * d, flat.begin() + (i + 1) * d);
+      lines.push_back(static_cast<long>(i));
+    }
+  } else {
+    std::vector<std::vector<double>> rows;
+    read_numeric_csv(o.input, rows, lines);
+    DISTILL_CHECK(!rows.empty(), DataError, o.input, " has no rows of numbers");
+    const long w = static_cast<long>(rows[0].size());
+    const long li = o.label_index < 0 ? w + o.label_index : o.label_index;
+    DISTILL_CHECK(w >= 2 && li >= 0 && li < w, ConfigError, "--label-index ", o.label_index, " is outside the ", w,
+                  " columns of ", o.input);
+    for (auto& r : rows) {
+      y.push_back(r[li]);
+      r.erase(r.begin() + li);
+      x.push_back(std::move(r));
+    }
+  }
+  std::set<double> distinct;
+  for (std::size_t i = 0; i < y.size(); ++i) {
+    DISTILL_CHECK(std::isfinite(y[i]) && y[i] == std::floor(y[i]), DataError, o.input, h5in ? " row " : ":",
+                  lines[i], ": label ", y[i], " is not an integer");
+    for (std::size_t j = 0; j < x[i].size(); ++j)
+      DISTILL_CHECK(std::isfinite(x[i][j]), DataError, o.input, h5in ? " row " : ":", lines[i], ": feature ", j,
+                    " is not finite");
+    distinct.insert(y[i]);
+  }
+  Dataset d;
+  d.task = "features";
+  std::map<double, std::int64_t> class_of;
+  for (double v : distinct) {
+    class_of[v] = static_cast<std::int64_t>(d.label_names.size());
+    d.label_names.push_back(std::to_string(static_cast<long long>(v)));
+  }
+  DISTILL_CHECK(d.label_names.size() >= 2, DataError, o.input, " has ", d.label_names.size(),
+                " distinct label(s): classification needs at least 2");
+  const auto n = static_cast<std::int64_t>(x.size());
+  const auto dim = static_cast<std::int64_t>(x[0].size());
+  const auto part = split_parts(n, o);
+  // Standardisation uses train rows only, so dev/test stay unseen.
+  std::vector<double> mean(dim, 0.0), sd(dim, 1.0);
+  if (o.standardize) {
+    std::vector<double> sq(dim, 0.0);
+    std::int64_t m = 0;
+    for (std::int64_t i = 0; i < n; ++i)
+      if (part[i] == 0) {
+        ++m;
+        for (std::int64_t j = 0; j < dim; ++j) mean[j] += x[i][j];
+      }
+    for (auto& v : mean) v /= std::max<std::int64_t>(1, m);
+    for (std::int64_t i = 0; i < n; ++i)
+      if (part[i] == 0)
+        for (std::int64_t j = 0; j < dim; ++j) sq[j] += (x[i][j] - mean[j]) * (x[i][j] - mean[j]);
+    for (std::int64_t j = 0; j < dim; ++j) {
+      sd[j] = std::sqrt(sq[j] / std::max<std::int64_t>(1, m));
+      if (sd[j] == 0) sd[j] = 1;  // a constant feature stays 0
+    }
+  }
+  const char* names[3] = {"train", "dev", "test"};
+  for (std::int64_t i = 0; i < n; ++i) {
+    auto& s = d.splits[names[part[i]]];
+    s.dim = dim;
+    ++s.n;
+    for (std::int64_t j = 0; j < dim; ++j) s.features.push_back(static_cast<float>((x[i][j] - mean[j]) / sd[j]));
+    s.labels.push_back(class_of[y[i]]);
+    s.example_id.push_back(i);
+  }
+  DISTILL_CHECK(d.splits.count("train"), DataError, o.input, ": no rows left for the train split");
+  PrepareReport rep;
+  rep.rows = n;
+  for (int k = 0; k < 3; ++k)
+    if (d.splits.count(names[k])) (k == 0 ? rep.train : k == 1 ? rep.dev : rep.test) = d.splits[names[k]].n;
   if (report) *report = rep;
   return d;
 }

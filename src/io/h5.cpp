@@ -52,6 +52,7 @@ hid_t file_type(Type t) {
     case Type::kInt32: return H5T_STD_I32LE;
     case Type::kInt64: return H5T_STD_I64LE;
     case Type::kUInt16: return H5T_STD_U16LE;
+    case Type::kFloat64: return H5T_IEEE_F64LE;
   }
   return -1;
 }
@@ -63,6 +64,7 @@ hid_t mem_type(Type t) {
     case Type::kInt32: return H5T_NATIVE_INT32;
     case Type::kInt64: return H5T_NATIVE_INT64;
     case Type::kUInt16: return H5T_NATIVE_UINT16;
+    case Type::kFloat64: return H5T_NATIVE_DOUBLE;
   }
   return -1;
 }
@@ -74,6 +76,7 @@ const char* type_name(Type t) {
     case Type::kInt32: return "int32";
     case Type::kInt64: return "int64";
     case Type::kUInt16: return "uint16";
+    case Type::kFloat64: return "float64";
   }
   return "?";
 }
@@ -82,7 +85,7 @@ std::size_t type_size(Type t) {
   switch (t) {
     case Type::kFloat16: case Type::kUInt16: return 2;
     case Type::kFloat32: case Type::kInt32: return 4;
-    case Type::kInt64: return 8;
+    case Type::kInt64: case Type::kFloat64: return 8;
   }
   return 0;
 }
@@ -176,15 +179,15 @@ DatasetInfo File::info(const std::string& name) const {
   H5T_class_t cls = H5Tget_class(type.get());
   std::size_t size = H5Tget_size(type.get());
   if (cls == H5T_FLOAT) {
-    DISTILL_CHECK(size == 2 || size == 4, Error, path_, ": dataset '", name, "' has a ", size * 8,
-                  "-bit float type; expected float16 or float32");
-    out.type = size == 2 ? Type::kFloat16 : Type::kFloat32;
+    DISTILL_CHECK(size == 2 || size == 4 || size == 8, Error, path_, ": dataset '", name, "' has a ", size * 8,
+                  "-bit float type; expected float16, float32 or float64");
+    out.type = size == 2 ? Type::kFloat16 : size == 4 ? Type::kFloat32 : Type::kFloat64;
   } else if (cls == H5T_INTEGER) {
     bool is_signed = H5Tget_sign(type.get()) == H5T_SGN_2;
     if (size == 8 && is_signed) out.type = Type::kInt64;
     else if (size == 4 && is_signed) out.type = Type::kInt32;
     else if (size == 2 && !is_signed) out.type = Type::kUInt16;
-    else throw Error(str(path_, ": dataset '", name, "' has an unsupported integer type of ", size, " bytes"));
+    else out.type = Type::kInt64;  // other integer widths: reported (and best read) as int64
   } else {
     throw Error(str(path_, ": dataset '", name, "' is neither integer nor float"));
   }

@@ -111,10 +111,10 @@ torch::Tensor BertPoolerImpl::forward(const torch::Tensor& hidden) {
   return torch::tanh(dense(hidden.select(1, 0)));
 }
 
-BertModelImpl::BertModelImpl(const BertConfig& c) {
+BertModelImpl::BertModelImpl(const BertConfig& c, bool with_pooler) {
   embeddings = register_module("embeddings", BertEmbeddings(c));
   encoder = register_module("encoder", BertEncoder(c));
-  pooler = register_module("pooler", BertPooler(c));
+  if (with_pooler) pooler = register_module("pooler", BertPooler(c));
 }
 
 torch::Tensor BertModelImpl::forward(const BertInputs& in, BertOutput& out, bool want_hidden, bool want_attn) {
@@ -144,6 +144,27 @@ BertOutput BertForSequenceClassificationImpl::forward(const BertInputs& in, bool
   BertOutput out;
   auto last = bert->forward(in, out, want_hidden, want_attn);
   out.logits = classifier(dropout(bert->pooler(last)));
+  return out;
+}
+
+BertForMaskedLMImpl::BertForMaskedLMImpl(const BertConfig& c) : config_(c) {
+  c.validate("model");
+  bert = register_module("bert", BertModel(c, false));
+  auto cls = register_module("cls", std::make_shared<torch::nn::Module>());
+  auto predictions = cls->register_module("predictions", std::make_shared<torch::nn::Module>());
+  auto tr = predictions->register_module("transform", std::make_shared<torch::nn::Module>());
+  transform = tr->register_module("dense", torch::nn::Linear(c.hidden, c.hidden));
+  transform_ln = tr->register_module("LayerNorm", make_ln(c));
+  decoder_bias = predictions->register_parameter("bias", torch::zeros({c.vocab_size}));
+  init_linear(transform);
+}
+
+BertOutput BertForMaskedLMImpl::forward(const BertInputs& in, bool want_hidden, bool want_attn) {
+  BertOutput out;
+  auto last = bert->forward(in, out, want_hidden, want_attn);  // [batch, seq, hidden]
+  auto rows = in.predict_mask.defined() ? last.index({in.predict_mask}) : last.reshape({-1, last.size(-1)});
+  auto h = transform_ln(torch::gelu(transform(rows)));
+  out.logits = torch::nn::functional::linear(h, bert->embeddings->word_embeddings->weight, decoder_bias);
   return out;
 }
 

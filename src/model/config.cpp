@@ -7,6 +7,16 @@
 namespace distill {
 
 void BertConfig::validate(const std::string& where) const {
+  DISTILL_CHECK(is_bert() || is_vector(), ConfigError, where, ".kind = '", kind,
+                "', expected bert, bert_mlm, mlp or deep_linear");
+  DISTILL_CHECK(num_labels >= 0, ConfigError, where, ".num_labels must be >= 0, got ", num_labels);
+  if (is_vector()) {
+    DISTILL_CHECK(input_dim >= 0 && width > 0 && depth >= 1, ConfigError, where, ": ", kind,
+                  " needs width > 0 and depth >= 1 (got width ", width, ", depth ", depth, ") and input_dim >= 0");
+    DISTILL_CHECK(init_scale >= 0, ConfigError, where, ".init_scale must be >= 0, got ", init_scale);
+    DISTILL_CHECK(dropout >= 0 && dropout < 1, ConfigError, where, ".dropout must be in [0, 1)");
+    return;
+  }
   DISTILL_CHECK(vocab_size > 0, ConfigError, where, ".vocab_size must be positive, got ", vocab_size);
   DISTILL_CHECK(hidden > 0 && layers >= 0 && heads > 0 && intermediate > 0, ConfigError, where,
                 ": hidden, heads and intermediate must be positive and layers non-negative");
@@ -14,18 +24,23 @@ void BertConfig::validate(const std::string& where) const {
                 ".hidden = ", hidden);
   DISTILL_CHECK(max_positions > 0 && type_vocab > 0, ConfigError, where,
                 ": max_positions and type_vocab must be positive");
-  DISTILL_CHECK(num_labels >= 0, ConfigError, where, ".num_labels must be >= 0, got ", num_labels);
   DISTILL_CHECK(dropout >= 0 && dropout < 1 && attention_dropout >= 0 && attention_dropout < 1, ConfigError,
                 where, ": dropout rates must be in [0, 1)");
 }
 
 nlohmann::json to_json(const BertConfig& c) {
-  return {{"vocab_size", c.vocab_size},       {"hidden_size", c.hidden},
+  if (c.is_vector())
+    return {{"model_type", "distill_" + c.kind}, {"distill_kind", c.kind}, {"input_dim", c.input_dim},
+            {"width", c.width}, {"depth", c.depth}, {"num_labels", c.num_labels}, {"init_scale", c.init_scale},
+            {"hidden_dropout_prob", c.dropout}};
+  nlohmann::json j = {{"vocab_size", c.vocab_size},       {"hidden_size", c.hidden},
           {"num_hidden_layers", c.layers},    {"num_attention_heads", c.heads},
           {"intermediate_size", c.intermediate}, {"max_position_embeddings", c.max_positions},
           {"type_vocab_size", c.type_vocab},  {"num_labels", c.num_labels},
           {"hidden_dropout_prob", c.dropout}, {"attention_probs_dropout_prob", c.attention_dropout},
           {"layer_norm_eps", c.layer_norm_eps}, {"model_type", "bert"}};
+  if (c.kind != "bert") j["distill_kind"] = c.kind;
+  return j;
 }
 
 BertConfig bert_config_from_json(const nlohmann::json& j, const std::string& where) {
@@ -34,6 +49,17 @@ BertConfig bert_config_from_json(const nlohmann::json& j, const std::string& whe
     if (!j.contains(key)) throw ConfigError(str(where, ": model config lacks '", key, "'"));
     field = j.at(key).get<std::decay_t<decltype(field)>>();
   };
+  if (j.contains("distill_kind")) c.kind = j.at("distill_kind").get<std::string>();
+  if (c.is_vector()) {
+    get("input_dim", c.input_dim);
+    get("width", c.width);
+    get("depth", c.depth);
+    get("num_labels", c.num_labels);
+    get("init_scale", c.init_scale);
+    if (j.contains("hidden_dropout_prob")) c.dropout = j.at("hidden_dropout_prob").get<double>();
+    c.validate(where);
+    return c;
+  }
   get("vocab_size", c.vocab_size);
   get("hidden_size", c.hidden);
   get("num_hidden_layers", c.layers);

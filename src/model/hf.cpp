@@ -97,9 +97,10 @@ std::string hf_fingerprint(const std::string& dir) {
   return h.hex();
 }
 
-void export_hf_dir(const std::string& dir, BertForSequenceClassification& m,
-                   const std::vector<std::string>& label_names, const std::string& vocab) {
-  const auto& c = m->config();
+void export_hf_dir(const std::string& dir, NetworkImpl& m, const std::vector<std::string>& label_names,
+                   const std::string& vocab) {
+  const auto& c = m.config();
+  DISTILL_CHECK(c.kind == "bert", ConfigError, "export writes BERT sequence classifiers; this model is a ", c.kind);
   DISTILL_CHECK(label_names.empty() || static_cast<long>(label_names.size()) == c.num_labels, ConfigError,
                 "export: ", label_names.size(), " label names for a model with ", c.num_labels, " labels");
   if (fs::exists(dir))
@@ -136,7 +137,7 @@ void export_hf_dir(const std::string& dir, BertForSequenceClassification& m,
   fs::create_directories(tmp);
   write_file_atomic((fs::path(tmp) / "config.json").string(), j.dump(2) + "\n");
   SafeTensors st;
-  for (const auto& p : m->named_parameters()) st.tensors[p.key()] = to_blob(p.value());
+  for (const auto& p : m.named_parameters()) st.tensors[p.key()] = to_blob(p.value());
   st.metadata["format"] = "pt";
   save_safetensors((fs::path(tmp) / "model.safetensors").string(), st);
   if (!vocab.empty()) write_file_atomic((fs::path(tmp) / "vocab.txt").string(), read_file(vocab));

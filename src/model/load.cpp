@@ -10,7 +10,7 @@
 
 namespace distill {
 
-LoadedModel load_bert(const std::string& path, bool require_head, long num_labels) {
+LoadedModel load_model(const std::string& path, bool require_head, long num_labels) {
   LoadedModel r;
   DISTILL_CHECK(!is_torchscript_path(path), ConfigError, path,
                 " is a TorchScript file: it can serve as a teacher, not as a BERT to train or evaluate");
@@ -19,8 +19,9 @@ LoadedModel load_bert(const std::string& path, bool require_head, long num_label
     if (num_labels > 0) hf.config.num_labels = num_labels;
     DISTILL_CHECK(hf.config.num_labels > 0, DataError, path, "/config.json gives no label count (num_labels or "
                   "id2label); a teacher needs its classifier");
-    r.model = BertForSequenceClassification(hf.config);
-    load_hf_weights(r.model, hf, require_head);
+    BertForSequenceClassification m(hf.config);
+    load_hf_weights(m, hf, require_head);
+    r.model = m.ptr();
     r.file = path;
     r.label_names = hf.label_names;
   } else {
@@ -28,9 +29,10 @@ LoadedModel load_bert(const std::string& path, bool require_head, long num_label
     auto st = load_safetensors(r.file);
     auto cfg = read_model_config(st, r.file);
     if (num_labels > 0) cfg.num_labels = num_labels;
-    r.model = BertForSequenceClassification(cfg);
+    r.model = make_network(cfg);
     std::set<std::string> optional;
     if (!require_head) optional = {"classifier.weight", "classifier.bias"};
+    if (cfg.kind == "bert_mlm") optional.insert("cls.predictions.decoder.weight");
     load_module(*r.model, st.tensors, r.file, optional);
   }
   r.fingerprint = model_fingerprint(path);

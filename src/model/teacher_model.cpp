@@ -9,12 +9,12 @@ namespace distill {
 
 namespace {
 
-class BertTeacher : public TeacherModel {
+class NetworkTeacher : public TeacherModel {
  public:
-  explicit BertTeacher(BertForSequenceClassification m) : m_(std::move(m)) { m_->eval(); }
+  explicit NetworkTeacher(Network m) : m_(std::move(m)) { m_->eval(); }
   BertOutput forward(const BertInputs& in, bool h, bool a) override { return m_->forward(in, h, a); }
   long num_labels() const override { return m_->config().num_labels; }
-  std::string kind() const override { return "bert"; }
+  std::string kind() const override { return m_->config().kind; }
   const BertConfig* config() const override { return &m_->config(); }
   long parameters() const override {
     long n = 0;
@@ -23,7 +23,7 @@ class BertTeacher : public TeacherModel {
   }
 
  private:
-  BertForSequenceClassification m_;
+  Network m_;
 };
 
 std::vector<torch::Tensor> tensor_list(const c10::IValue& v, const std::string& what, const std::string& where) {
@@ -118,8 +118,8 @@ bool ends_with(const std::string& s, const std::string& e) {
 
 }  // namespace
 
-std::unique_ptr<TeacherModel> make_bert_teacher(BertForSequenceClassification model) {
-  return std::make_unique<BertTeacher>(std::move(model));
+std::unique_ptr<TeacherModel> make_network_teacher(Network model) {
+  return std::make_unique<NetworkTeacher>(std::move(model));
 }
 
 std::unique_ptr<TeacherModel> load_torchscript_teacher(const std::string& path) {

@@ -24,6 +24,7 @@ void write_manifest(const std::string& dir, const Manifest& m) {
   j["num_labels"] = s.num_labels;
   j["num_examples"] = s.num_examples;
   j["shard_size"] = s.shard_size;
+  j["layout"] = json::parse(layout_json(s));
   j["shards"] = json::array();
   for (const auto& e : m.shards)
     j["shards"].push_back({{"file", e.file}, {"begin", e.range.begin}, {"end", e.range.end},
@@ -49,6 +50,7 @@ Manifest read_manifest(const std::string& dir) {
     s.num_labels = j.at("num_labels").get<std::int64_t>();
     s.num_examples = j.at("num_examples").get<std::int64_t>();
     s.shard_size = j.at("shard_size").get<std::int64_t>();
+    if (j.contains("layout")) parse_layout_json(s, j.at("layout").dump(), path);
     for (const auto& e : j.at("shards"))
       m.shards.push_back({e.at("file").get<std::string>(),
                           {e.at("begin").get<std::int64_t>(), e.at("end").get<std::int64_t>()},
@@ -74,8 +76,10 @@ void check_store_meta(const StoreMeta& have, const StoreMeta& expect, const std:
                 have.num_labels, " labels, the student expects ", expect.num_labels);
   DISTILL_CHECK(expect.num_examples == 0 || have.num_examples == expect.num_examples, StoreError, where,
                 " covers ", have.num_examples, " examples, the split has ", expect.num_examples);
-  DISTILL_CHECK(have.targets == "logits", StoreError, where, " holds targets '", have.targets,
-                "', this distill reads 'logits'");
+  DISTILL_CHECK(have.targets == "logits" || have.targets == "mlm_topk", StoreError, where, " holds targets '",
+                have.targets, "', this distill reads 'logits' and 'mlm_topk'");
+  DISTILL_CHECK(expect.targets.empty() || have.targets == expect.targets, StoreError, where, " holds targets '",
+                have.targets, "', the run needs '", expect.targets, "'");
 }
 
 }  // namespace distill

@@ -24,7 +24,9 @@ StoreReader::StoreReader(const std::string& dir, const StoreMeta& expect) : dir_
   }
   DISTILL_CHECK(covered == meta.num_examples, StoreError, "store ", dir, " covers rows [0, ", covered, ") of ",
                 meta.num_examples, "; rerun 'distill precompute'");
-  logits_.resize(static_cast<std::size_t>(meta.num_examples * meta.num_labels));
+  const bool topk = meta.targets == "mlm_topk";
+  if (!topk) logits_.resize(static_cast<std::size_t>(meta.num_examples * meta.num_labels));
+  if (topk) token_offsets_.assign(1, 0);
   StoreMeta want = meta;
   for (const auto& e : shards) {
     const auto path = (std::filesystem::path(dir) / e.file).string();
@@ -34,8 +36,47 @@ StoreReader::StoreReader(const std::string& dir, const StoreMeta& expect) : dir_
     DISTILL_CHECK(bytes == e.bytes, StoreError, "store shard ", e.file, " is ", bytes, " bytes, manifest.json says ",
                   e.bytes, " (truncated or replaced); delete it and rerun 'distill precompute'");
     auto s = read_shard(path, want, e.range);
-    std::memcpy(&logits_[e.range.begin * meta.num_labels], s.logits.data(), s.logits.size() * sizeof(float));
+    if (topk) {
+      // Shards come in range order, so offsets continue from the previous shard's last.
+      const auto base = token_offsets_.back();
+      for (std::size_t i = 1; i < s.row_offsets.size(); ++i) token_offsets_.push_back(base + s.row_offsets[i]);
+      topk_values_.insert(topk_values_.end(), s.topk_values.begin(), s.topk_values.end());
+      topk_indices_.insert(topk_indices_.end(), s.topk_indices.begin(), s.topk_indices.end());
+      lse_.insert(lse_.end(), s.lse.begin(), s.lse.end());
+    } else {
+      std::memcpy(&logits_[e.range.begin * meta.num_labels], s.logits.data(), s.logits.size() * sizeof(float));
+    }
   }
+  manifest_.shards = shards;
+  open_.resize(shards.size());
+}
+
+std::pair<std::int64_t, std::int64_t> StoreReader::token_rows(std::int64_t i) const {
+  DISTILL_CHECK(i >= 0 && i + 1 < static_cast<std::int64_t>(token_offsets_.size()), StoreError, "store ", dir_,
+                ": example ", i, " has no top-k targets (targets '", manifest_.meta.targets, "')");
+  return {token_offsets_[i], token_offsets_[i + 1]};
+}
+
+void StoreReader::read_layer(const std::string& group, long layer, const std::vector<long>& stored, std::int64_t i,
+                             float* out) const {
+  DISTILL_CHECK(std::find(stored.begin(), stored.end(), layer) != stored.end(), StoreError, "store ", dir_,
+                " holds no ", group, " of teacher layer ", layer);
+  // Shards are sorted and contiguous: find the one holding row i.
+  const auto& sh = manifest_.shards;
+  auto it = std::upper_bound(sh.begin(), sh.end(), i, [](std::int64_t v, const ShardEntry& e) { return v < e.range.end; });
+  DISTILL_CHECK(it != sh.end() && i >= it->range.begin, StoreError, "store ", dir_, ": row ", i, " out of range");
+  const auto k = static_cast<std::size_t>(it - sh.begin());
+  if (open_[k].id() < 0) open_[k] = h5::File::open((std::filesystem::path(dir_) / it->file).string());
+  const auto local = static_cast<hsize_t>(i - it->range.begin);
+  open_[k].read_rows("/" + group + "/" + std::to_string(layer), h5::Type::kFloat32, local, local + 1, out);
+}
+
+void StoreReader::read_hidden(long layer, std::int64_t i, float* out) const {
+  read_layer("hidden", layer, manifest_.meta.hidden_layers, i, out);
+}
+
+void StoreReader::read_attention(long layer, std::int64_t i, float* out) const {
+  read_layer("attention", layer, manifest_.meta.attention_layers, i, out);
 }
 
 const float* StoreReader::row(std::int64_t i) const {

@@ -4,6 +4,8 @@
 
 #include "distill/util/error.h"
 
+#include <nlohmann/json.hpp>
+
 namespace distill {
 
 std::string shard_name(const ShardRange& r) {
@@ -18,6 +20,31 @@ std::vector<ShardRange> shard_ranges(std::int64_t n, std::int64_t shard_size) {
   std::vector<ShardRange> out;
   for (std::int64_t b = 0; b < n; b += shard_size) out.push_back({b, std::min(n, b + shard_size)});
   return out;
+}
+
+std::string layout_json(const StoreMeta& m) {
+  nlohmann::json j = {{"topk", m.topk}, {"index_dtype", m.index_dtype}, {"temperature", m.temperature},
+                      {"hidden_layers", m.hidden_layers}, {"attention_layers", m.attention_layers},
+                      {"teacher_layers", m.teacher_layers}, {"hidden_size", m.hidden_size},
+                      {"heads", m.heads}, {"seq", m.seq}};
+  return j.dump();
+}
+
+void parse_layout_json(StoreMeta& m, const std::string& text, const std::string& where) {
+  try {
+    auto j = nlohmann::json::parse(text);
+    m.topk = j.at("topk").get<std::int64_t>();
+    m.index_dtype = j.at("index_dtype").get<std::string>();
+    m.temperature = j.at("temperature").get<double>();
+    m.hidden_layers = j.at("hidden_layers").get<std::vector<long>>();
+    m.attention_layers = j.at("attention_layers").get<std::vector<long>>();
+    m.teacher_layers = j.at("teacher_layers").get<std::int64_t>();
+    m.hidden_size = j.at("hidden_size").get<std::int64_t>();
+    m.heads = j.at("heads").get<std::int64_t>();
+    m.seq = j.at("seq").get<std::int64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    throw StoreError(str(where, ": malformed layout '", text, "': ", e.what()));
+  }
 }
 
 h5::Type store_dtype(const std::string& name) {

@@ -8,8 +8,8 @@
 
 namespace distill {
 
-std::string write_shard(const std::string& dir, const StoreMeta& meta, const ShardRange& r, const void* logits,
-                        const std::vector<std::int64_t>& example_ids, int rank) {
+std::string write_shard(const std::string& dir, const StoreMeta& meta, const ShardRange& r,
+                        const std::vector<ShardArray>& arrays, const std::vector<std::int64_t>& example_ids, int rank) {
   const auto count = static_cast<hsize_t>(r.end - r.begin);
   DISTILL_CHECK(example_ids.size() == count, StoreError, "shard ", shard_name(r), " got ", example_ids.size(),
                 " example ids for ", count, " rows");
@@ -17,9 +17,12 @@ std::string write_shard(const std::string& dir, const StoreMeta& meta, const Sha
   const std::string tmp = final_path + ".partial-" + std::to_string(rank);
   {
     auto f = h5::File::create(tmp);
-    const hsize_t chunk_rows = 256;
-    f.write("/logits", store_dtype(meta.dtype), {count, static_cast<hsize_t>(meta.num_labels)}, logits, chunk_rows);
-    f.write("/example_id", h5::Type::kInt64, {count}, example_ids.data(), chunk_rows);
+    if (meta.has_layers()) {
+      f.create_group("/hidden");
+      f.create_group("/attention");
+    }
+    for (const auto& a : arrays) f.write("/" + a.name, a.type, a.shape, a.data, a.chunk_rows);
+    f.write("/example_id", h5::Type::kInt64, {count}, example_ids.data(), 256);
     f.set_attr("/", "schema_version", meta.schema_version);
     f.set_attr("/", "teacher_fingerprint", meta.teacher_fingerprint);
     f.set_attr("/", "dataset_hash", meta.dataset_hash);
@@ -29,6 +32,7 @@ std::string write_shard(const std::string& dir, const StoreMeta& meta, const Sha
     f.set_attr("/", "num_labels", meta.num_labels);
     f.set_attr("/", "num_examples", meta.num_examples);
     f.set_attr("/", "shard_size", meta.shard_size);
+    f.set_attr("/", "layout", layout_json(meta));
     f.set_attr("/", "example_begin", r.begin);
     f.set_attr("/", "example_end", r.end);
     f.set_attr("/", "example_count", static_cast<std::int64_t>(count));
@@ -37,6 +41,13 @@ std::string write_shard(const std::string& dir, const StoreMeta& meta, const Sha
   fsync_path(tmp);
   rename_durable(tmp, final_path);
   return final_path;
+}
+
+std::string write_shard(const std::string& dir, const StoreMeta& meta, const ShardRange& r, const void* logits,
+                        const std::vector<std::int64_t>& example_ids, int rank) {
+  const auto count = static_cast<hsize_t>(r.end - r.begin);
+  return write_shard(dir, meta, r, {{"logits", store_dtype(meta.dtype), {count, static_cast<hsize_t>(meta.num_labels)}, logits}},
+                     example_ids, rank);
 }
 
 ShardData read_shard(const std::string& path, const StoreMeta& expect, const ShardRange& r) {
@@ -56,11 +67,40 @@ ShardData read_shard(const std::string& path, const StoreMeta& expect, const Sha
     s.meta.num_examples = f.attr_int("/", "num_examples");
     s.meta.shard_size = f.attr_int("/", "shard_size");
     s.range = {f.attr_int("/", "example_begin"), f.attr_int("/", "example_end")};
+    if (f.has_attr("/", "layout")) parse_layout_json(s.meta, f.attr_string("/", "layout"), path);
     check_store_meta(s.meta, expect, "store shard " + name);
+    DISTILL_CHECK(layout_json(s.meta) == layout_json(expect), StoreError, "store shard ", name, " has layout ",
+                  layout_json(s.meta), ", the store's is ", layout_json(expect), "; rerun 'distill precompute'");
     DISTILL_CHECK(s.range.begin == r.begin && s.range.end == r.end, StoreError, "store shard ", name, " holds rows [",
                   s.range.begin, ", ", s.range.end, "), its name says [", r.begin, ", ", r.end, ")");
-    auto info = f.info("/logits");
     const auto count = static_cast<hsize_t>(r.end - r.begin);
+    auto expect_shape = [&](const std::string& ds, const std::vector<hsize_t>& shape) {
+      DISTILL_CHECK(f.exists(ds) && f.info(ds).shape == shape, StoreError, "store shard ", name, ": ", ds,
+                    f.exists(ds) ? " has the wrong shape" : " is missing", " (expected ", shape.size(), "-D ",
+                    shape.empty() ? 0 : shape[0], " x ...)");
+    };
+    if (s.meta.targets == "mlm_topk") {
+      expect_shape("/row_offsets", {count + 1});
+      s.row_offsets = f.read_vector<std::int64_t>("/row_offsets", h5::Type::kInt64);
+      const auto tokens = static_cast<hsize_t>(s.row_offsets.back());
+      const auto k = static_cast<hsize_t>(s.meta.topk);
+      expect_shape("/topk_values", {tokens, k});
+      expect_shape("/topk_indices", {tokens, k});
+      expect_shape("/lse", {tokens});
+      s.topk_values = f.read_vector<float>("/topk_values", h5::Type::kFloat32);
+      s.topk_indices = f.read_vector<std::int32_t>("/topk_indices", h5::Type::kInt32);
+      s.lse = f.read_vector<float>("/lse", h5::Type::kFloat32);
+      for (std::size_t i = 0; i + 1 < s.row_offsets.size(); ++i)
+        DISTILL_CHECK(s.row_offsets[i] <= s.row_offsets[i + 1], StoreError, "store shard ", name,
+                      ": row_offsets decrease at ", i);
+      return s;
+    }
+    const auto seq = static_cast<hsize_t>(s.meta.seq);
+    for (long l : s.meta.hidden_layers)
+      expect_shape("/hidden/" + std::to_string(l), {count, seq, static_cast<hsize_t>(s.meta.hidden_size)});
+    for (long l : s.meta.attention_layers)
+      expect_shape("/attention/" + std::to_string(l), {count, static_cast<hsize_t>(s.meta.heads), seq, seq});
+    auto info = f.info("/logits");
     DISTILL_CHECK(info.shape.size() == 2 && info.shape[0] == count &&
                       info.shape[1] == static_cast<hsize_t>(s.meta.num_labels),
                   StoreError, "store shard ", name, ": logits have the wrong shape for ", count, " x ",

@@ -7,8 +7,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
+#include "distill/kd/layer_map.h"
 #include "distill/model/load.h"
 #include "distill/store/manifest.h"
 #include "distill/store/shard.h"
@@ -29,8 +31,8 @@ LoadedTeacher load_teacher(const std::string& path) {
     t.file = path;
     t.fingerprint = model_fingerprint(path);
   } else {
-    auto m = load_bert(path);
-    t.model = make_bert_teacher(m.model);
+    auto m = load_model(path);
+    t.model = make_network_teacher(m.model);
     t.file = m.file;
     t.fingerprint = m.fingerprint;
   }
@@ -62,10 +64,25 @@ bool shard_is_committed(const std::string& path, const StoreMeta& meta, const Sh
   }
 }
 
+// float16 bits of a float32 tensor, as a contiguous half tensor.
+torch::Tensor to_store_dtype(const torch::Tensor& t, bool half) {
+  return (half ? t.to(torch::kHalf) : t.to(torch::kFloat32)).contiguous();
+}
+
 }  // namespace
 
+std::int64_t topk_bytes_per_token(std::int64_t k, bool half_values, bool short_indices) {
+  return k * ((half_values ? 2 : 4) + (short_indices ? 2 : 4)) + 4 + 4;
+}
+
+std::int64_t default_topk(bool half_values, bool short_indices) {
+  std::int64_t k = 1;
+  while (topk_bytes_per_token(2 * k, half_values, short_indices) <= 300) k *= 2;
+  return k;
+}
+
 PrecomputeResult precompute(Communicator& comm, const Dataset& data, const std::string& split_name,
-                            const TeacherOptions& topt, const StoreOptions& sopt) {
+                            const TeacherOptions& topt, const StoreOptions& sopt, const TargetSpec& spec) {
   DISTILL_CHECK(!sopt.path.empty(), ConfigError, "store.path is empty; precompute needs a store directory");
   DISTILL_CHECK(topt.batch_size > 0, ConfigError, "teacher.batch_size must be positive, got ", topt.batch_size);
   store_dtype(sopt.dtype);
@@ -73,18 +90,67 @@ PrecomputeResult precompute(Communicator& comm, const Dataset& data, const std::
   auto teacher = load_teacher(topt.path);
   comm.check_same(teacher.fingerprint, "teacher fingerprint");
   comm.check_same(data.content_hash, "dataset hash");
+  const bool mlm = data.task == "mlm";
   const long tl = teacher.model->num_labels();
-  DISTILL_CHECK(tl == 0 || tl == data.num_labels(), DataError, "teacher ", teacher.file, " has ", tl,
+  DISTILL_CHECK(mlm || tl == 0 || tl == data.num_labels(), DataError, "teacher ", teacher.file, " has ", tl,
                 " labels, data set ", data.path, " has ", data.num_labels());
+  const BertConfig* tc = teacher.model->config();
+  DISTILL_CHECK(!mlm || (tc && tc->kind == "bert_mlm"), DataError, "data set ", data.path,
+                " is a masked-LM task; teacher ", teacher.file, " is a ", tc ? tc->kind : teacher.model->kind(),
+                ", expected a bert_mlm model");
+  DISTILL_CHECK(mlm || !tc || tc->kind != "bert_mlm", DataError, "teacher ", teacher.file,
+                " is a masked-LM model; data set ", data.path, " is a ", data.task, " task");
 
   StoreMeta meta;
   meta.teacher_fingerprint = teacher.fingerprint;
   meta.dataset_hash = data.content_hash;
   meta.split = split_name;
   meta.dtype = sopt.dtype;
-  meta.num_labels = data.num_labels();
+  meta.num_labels = mlm ? tc->vocab_size : data.num_labels();
   meta.num_examples = split.n;
   meta.shard_size = sopt.shard_size;
+  const bool half = sopt.dtype == "float16";
+  LayerMap hmap, amap;
+  if (!spec.hidden_map.empty() || !spec.attention_map.empty()) {
+    DISTILL_CHECK(!mlm && tc && tc->kind == "bert", ConfigError, "storing hidden states and attention maps needs a "
+                  "BERT classifier teacher (distill or HF); ", teacher.file, " is a ",
+                  tc ? tc->kind : teacher.model->kind());
+    hmap = parse_layer_map(spec.hidden_map, spec.student_layers, tc->layers, "hidden", "distill.hidden_map");
+    amap = parse_layer_map(spec.attention_map, spec.student_layers, tc->layers, "attention", "distill.attention_map");
+    meta.hidden_layers = teacher_layers_of(hmap);
+    meta.attention_layers = teacher_layers_of(amap);
+    meta.teacher_layers = tc->layers;
+    meta.hidden_size = tc->hidden;
+    meta.heads = tc->heads;
+    meta.seq = split.seq;
+  }
+  std::int64_t per_example = static_cast<std::int64_t>(meta.num_labels) * (half ? 2 : 4) + 8;
+  if (mlm) {
+    const bool short_idx = tc->vocab_size <= 65536;
+    meta.targets = "mlm_topk";
+    meta.topk = sopt.topk > 0 ? sopt.topk : default_topk(half, short_idx);
+    DISTILL_CHECK(meta.topk <= tc->vocab_size, ConfigError, "store.topk = ", meta.topk, " exceeds the vocabulary of ",
+                  tc->vocab_size);
+    meta.index_dtype = short_idx ? "uint16" : "int32";
+    meta.temperature = spec.temperature;
+    std::int64_t masked = 0;
+    for (auto y : split.mlm_labels) masked += y != kIgnoreLabel;
+    per_example = split.n ? (masked * topk_bytes_per_token(meta.topk, half, short_idx)) / split.n + 16 : 0;
+    if (comm.rank() == 0)
+      spdlog::info("masked LM: top-{} teacher logits per masked token ({} bytes each, {} indices), {} masked tokens",
+                   meta.topk, topk_bytes_per_token(meta.topk, half, short_idx), meta.index_dtype, masked);
+  }
+  per_example += static_cast<std::int64_t>(meta.hidden_layers.size()) * meta.seq * meta.hidden_size * 2 +
+                 static_cast<std::int64_t>(meta.attention_layers.size()) * meta.heads * meta.seq * meta.seq * 2;
+  const std::int64_t estimate = per_example * split.n;
+  if (comm.rank() == 0)
+    spdlog::info("store estimate: {} bytes per example ({} hidden layers, {} attention layers), {} bytes for {} "
+                 "examples (store.max_bytes {})",
+                 per_example, meta.hidden_layers.size(), meta.attention_layers.size(), estimate, split.n,
+                 sopt.max_bytes);
+  DISTILL_CHECK(estimate <= sopt.max_bytes, ConfigError, "the store would take about ", estimate, " bytes (",
+                per_example, " per example x ", split.n, "), more than store.max_bytes = ", sopt.max_bytes,
+                "; raise store.max_bytes, map fewer layers, or use teacher.online: true");
   const int rank = comm.rank(), world = comm.size();
 
   // Rank 0 checks an existing store and clears partial shards before anyone writes.
@@ -99,6 +165,8 @@ PrecomputeResult precompute(Communicator& comm, const Dataset& data, const std::
         DISTILL_CHECK(m.meta.shard_size == meta.shard_size && m.meta.dtype == meta.dtype, StoreError, "store ",
                       sopt.path, " has shard_size ", m.meta.shard_size, " and dtype ", m.meta.dtype,
                       ", the config asks for ", meta.shard_size, " and ", meta.dtype, "; use a new store.path");
+        DISTILL_CHECK(layout_json(m.meta) == layout_json(meta), StoreError, "store ", sopt.path, " has layout ",
+                      layout_json(m.meta), ", the config asks for ", layout_json(meta), "; use a new store.path");
       }
       for (const auto& e : fs::directory_iterator(sopt.path))
         if (e.path().filename().string().find(".partial-") != std::string::npos) fs::remove(e.path());
@@ -116,7 +184,6 @@ PrecomputeResult precompute(Communicator& comm, const Dataset& data, const std::
   PrecomputeResult res;
   std::int64_t done = 0, committed = 0;
   nlohmann::json entries = nlohmann::json::array();
-  const bool half = sopt.dtype == "float16";
   torch::NoGradGuard no_grad;
   for (std::size_t k = rank; k < ranges.size(); k += world) {
     const auto& r = ranges[k];
@@ -125,21 +192,59 @@ PrecomputeResult precompute(Communicator& comm, const Dataset& data, const std::
       ++res.shards_skipped;
     } else {
       maybe_fault(rank, committed, path + ".partial-" + std::to_string(rank));
-      std::vector<torch::Tensor> outs;
+      std::vector<torch::Tensor> outs, offsets_parts, lses, idx_parts;
+      std::map<long, std::vector<torch::Tensor>> hidden, attention;
       std::vector<std::int64_t> ids;
       for (std::int64_t b = r.begin; b < r.end; b += topt.batch_size) {
         std::vector<std::int64_t> rows;
         for (std::int64_t i = b; i < std::min(r.end, b + topt.batch_size); ++i) rows.push_back(i);
         auto batch = make_batch(split, rows, nullptr);
-        auto z = teacher.model->forward(batch.inputs).logits;
+        auto o = teacher.model->forward(batch.inputs, !hmap.empty(), !amap.empty());
+        const auto& z = o.logits;
+        for (auto i : rows) ids.push_back(split.example_id[i]);
+        if (mlm) {
+          DISTILL_CHECK(z.dim() == 2 && z.size(0) == batch.labels.size(0) && z.size(1) == meta.num_labels, DataError,
+                        "teacher ", teacher.file, " returned logits of shape ", z.sizes(), " for ",
+                        batch.labels.size(0), " masked tokens over a vocabulary of ", meta.num_labels);
+          auto top = z.topk(meta.topk, -1);
+          outs.push_back(std::get<0>(top));
+          idx_parts.push_back(std::get<1>(top));
+          lses.push_back((z / meta.temperature).logsumexp(-1));
+          offsets_parts.push_back(batch.inputs.predict_mask.sum(1));
+          continue;
+        }
         DISTILL_CHECK(z.size(1) == data.num_labels(), DataError, "teacher ", teacher.file, " returned ", z.size(1),
                       " logits per example, data set ", data.path, " has ", data.num_labels(), " labels");
         outs.push_back(z);
-        for (auto i : rows) ids.push_back(split.example_id[i]);
+        for (long l : meta.hidden_layers) hidden[l].push_back(o.hidden.at(l));
+        for (long l : meta.attention_layers) attention[l].push_back(o.attentions.at(l - 1));
       }
-      auto logits = torch::cat(outs).contiguous();  // [count, num_labels] float32
-      if (half) logits = logits.to(torch::kHalf).contiguous();
-      write_shard(sopt.path, meta, r, logits.data_ptr(), ids, rank);
+      std::vector<torch::Tensor> keep;  // owns the buffers the arrays point into
+      std::vector<ShardArray> arrays;
+      auto add = [&](const std::string& name, h5::Type type, torch::Tensor t, hsize_t chunk_rows) {
+        keep.push_back(t.contiguous());
+        std::vector<hsize_t> shape(t.sizes().begin(), t.sizes().end());
+        arrays.push_back({name, type, shape, keep.back().data_ptr(), chunk_rows});
+      };
+      const auto vtype = half ? h5::Type::kFloat16 : h5::Type::kFloat32;
+      if (mlm) {
+        auto counts = torch::cat(offsets_parts);
+        add("row_offsets", h5::Type::kInt64, torch::cat({torch::zeros({1}, torch::kInt64), counts.cumsum(0)}), 256);
+        const bool short_idx = meta.index_dtype == "uint16";
+        auto idx = torch::cat(idx_parts);
+        // uint16 has no torch dtype here: store the low 16 bits of int32 ids < 65536 as raw uint16.
+        add("topk_values", vtype, to_store_dtype(torch::cat(outs), half), 1024);
+        add("topk_indices", short_idx ? h5::Type::kUInt16 : h5::Type::kInt32,
+            short_idx ? idx.to(torch::kInt32).to(torch::kInt16) : idx.to(torch::kInt32), 1024);
+        add("lse", h5::Type::kFloat32, torch::cat(lses).to(torch::kFloat32), 1024);
+      } else {
+        add("logits", vtype, to_store_dtype(torch::cat(outs), half), 256);
+        // Layers: float16 always, one chunk per example.
+        for (auto& [l, parts] : hidden) add("hidden/" + std::to_string(l), h5::Type::kFloat16, to_store_dtype(torch::cat(parts), true), 1);
+        for (auto& [l, parts] : attention)
+          add("attention/" + std::to_string(l), h5::Type::kFloat16, to_store_dtype(torch::cat(parts), true), 1);
+      }
+      write_shard(sopt.path, meta, r, arrays, ids, rank);
       ++res.shards_written;
       ++committed;
       res.examples_computed += r.end - r.begin;

@@ -4,29 +4,86 @@
 
 #include <cstring>
 
+#include "distill/util/error.h"
+
 namespace distill {
 
-Batch make_batch(const TokenSplit& s, const std::vector<std::int64_t>& rows, const StoreReader* store) {
+namespace {
+
+// Rows of a [n, width] array gathered into a [batch, width] tensor of dtype `d`.
+template <typename T>
+torch::Tensor gather_rows(const std::vector<T>& src, std::int64_t width, const std::vector<std::int64_t>& rows,
+                          torch::Dtype d) {
+  auto out = torch::empty({static_cast<std::int64_t>(rows.size()), width}, d);
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    std::memcpy(out.data_ptr<T>() + i * width, &src[rows[i] * width], width * sizeof(T));
+  return out;
+}
+
+void add_store_layers(Batch& out, const StoreReader& store, const std::vector<std::int64_t>& rows) {
+  const auto& m = store.manifest().meta;
   const auto b = static_cast<std::int64_t>(rows.size());
-  auto ids = torch::empty({b, s.seq}, torch::kInt32);
-  auto mask = torch::empty({b, s.seq}, torch::kInt32);
-  auto types = torch::empty({b, s.seq}, torch::kInt32);
-  auto labels = torch::empty({b}, torch::kInt64);
-  for (std::int64_t i = 0; i < b; ++i) {
-    const auto off = rows[i] * s.seq;
-    std::memcpy(ids.data_ptr<std::int32_t>() + i * s.seq, &s.input_ids[off], s.seq * 4);
-    std::memcpy(mask.data_ptr<std::int32_t>() + i * s.seq, &s.attention_mask[off], s.seq * 4);
-    std::memcpy(types.data_ptr<std::int32_t>() + i * s.seq, &s.token_type_ids[off], s.seq * 4);
-    labels.data_ptr<std::int64_t>()[i] = s.labels[rows[i]];
+  out.teacher_layers.hidden.resize(m.teacher_layers + 1);
+  out.teacher_layers.attentions.resize(m.teacher_layers);
+  for (long l : m.hidden_layers) {
+    auto t = torch::empty({b, m.seq, m.hidden_size});
+    for (std::int64_t i = 0; i < b; ++i) store.read_hidden(l, rows[i], t[i].data_ptr<float>());
+    out.teacher_layers.hidden[l] = t;
   }
+  for (long l : m.attention_layers) {
+    auto t = torch::empty({b, m.heads, m.seq, m.seq});
+    for (std::int64_t i = 0; i < b; ++i) store.read_attention(l, rows[i], t[i].data_ptr<float>());
+    out.teacher_layers.attentions[l - 1] = t;
+  }
+}
+
+}  // namespace
+
+Batch make_batch(const TokenSplit& s, const std::vector<std::int64_t>& rows, const StoreReader* store,
+                 bool want_layers) {
+  const auto b = static_cast<std::int64_t>(rows.size());
   Batch out;
-  out.inputs = {ids.to(torch::kInt64), mask.to(torch::kInt64), types.to(torch::kInt64)};
-  out.labels = labels;
-  if (store) {
+  out.labels = torch::empty({b}, torch::kInt64);
+  for (std::int64_t i = 0; i < b; ++i) out.labels.data_ptr<std::int64_t>()[i] = s.labels[rows[i]];
+  if (s.dim > 0) {
+    out.inputs.features = gather_rows(s.features, s.dim, rows, torch::kFloat32);
+  } else {
+    out.inputs.input_ids = gather_rows(s.input_ids, s.seq, rows, torch::kInt32).to(torch::kInt64);
+    out.inputs.attention_mask = gather_rows(s.attention_mask, s.seq, rows, torch::kInt32).to(torch::kInt64);
+    out.inputs.token_type_ids = gather_rows(s.token_type_ids, s.seq, rows, torch::kInt32).to(torch::kInt64);
+  }
+  if (!s.mlm_labels.empty()) {
+    auto y = gather_rows(s.mlm_labels, s.seq, rows, torch::kInt32).to(torch::kInt64);
+    out.inputs.predict_mask = y.ne(kIgnoreLabel);
+    out.labels = y.index({out.inputs.predict_mask});
+  }
+  if (!store) return out;
+  const auto& meta = store->manifest().meta;
+  if (meta.targets == "mlm_topk") {
+    const auto k = meta.topk;
+    std::vector<float> values, lse;
+    std::vector<std::int64_t> indices;
+    for (auto r : rows) {
+      auto [begin, end] = store->token_rows(r);
+      for (auto t = begin; t < end; ++t) {
+        values.insert(values.end(), store->topk_values(t), store->topk_values(t) + k);
+        indices.insert(indices.end(), store->topk_indices(t), store->topk_indices(t) + k);
+        lse.push_back(store->lse(t));
+      }
+    }
+    const auto tokens = static_cast<std::int64_t>(lse.size());
+    DISTILL_CHECK(tokens == out.labels.size(0), StoreError, "the store holds ", tokens,
+                  " masked tokens for this batch, the data set masks ", out.labels.size(0),
+                  " (store made from other masking?)");
+    out.topk_values = torch::from_blob(values.data(), {tokens, k}, torch::kFloat32).clone();
+    out.topk_indices = torch::from_blob(indices.data(), {tokens, k}, torch::kInt64).clone();
+    out.topk_lse = torch::from_blob(lse.data(), {tokens}, torch::kFloat32).clone();
+  } else {
     const auto c = store->num_labels();
     out.teacher_logits = torch::empty({b, c}, torch::kFloat32);
     for (std::int64_t i = 0; i < b; ++i)
       std::memcpy(out.teacher_logits.data_ptr<float>() + i * c, store->row(rows[i]), c * sizeof(float));
+    if (want_layers && meta.has_layers()) add_store_layers(out, *store, rows);
   }
   return out;
 }

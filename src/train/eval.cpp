@@ -10,9 +10,9 @@
 
 namespace distill {
 
-EvalResult evaluate(Communicator& comm, BertForSequenceClassification& student, TeacherModel* teacher, const TokenSplit& split, std::int64_t batch) {
+EvalResult evaluate(Communicator& comm, NetworkImpl& student, TeacherModel* teacher, const TokenSplit& split, std::int64_t batch) {
   torch::NoGradGuard g;
-  student->eval();
+  student.eval();
   // sums: examples, student correct, teacher correct, agreements, kl sum
   double sums[5] = {0, 0, 0, 0, 0};
   std::vector<std::int64_t> rows;
@@ -20,9 +20,9 @@ EvalResult evaluate(Communicator& comm, BertForSequenceClassification& student, 
   for (std::size_t b = 0; b < rows.size(); b += static_cast<std::size_t>(batch)) {
     std::vector<std::int64_t> part(rows.begin() + b, rows.begin() + std::min(rows.size(), b + batch));
     auto bt = make_batch(split, part, nullptr);
-    auto zs = student->forward(bt.inputs).logits;
+    auto zs = student.forward(bt.inputs).logits;
     auto ps = zs.argmax(-1);
-    sums[0] += static_cast<double>(part.size());
+    sums[0] += static_cast<double>(zs.size(0));  // examples, or masked tokens for a masked LM
     sums[1] += ps.eq(bt.labels).sum().item<double>();
     if (teacher) {
       auto zt = teacher->forward(bt.inputs).logits;
@@ -31,7 +31,7 @@ EvalResult evaluate(Communicator& comm, BertForSequenceClassification& student, 
       auto pt = zt.argmax(-1);
       sums[2] += pt.eq(bt.labels).sum().item<double>();
       sums[3] += ps.eq(pt).sum().item<double>();
-      sums[4] += soft_kl(zs, zt, 1.0).item<double>() * static_cast<double>(part.size());
+      sums[4] += soft_kl(zs, zt, 1.0).item<double>() * static_cast<double>(zs.size(0));
     }
   }
   comm.allreduce(sums, 5, DType::kFloat64, ReduceOp::kSum);

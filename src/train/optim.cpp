@@ -62,6 +62,55 @@ void AdamW::load_state(const std::map<std::string, TensorBlob>& st, const std::s
   steps_ = from_blob(it->second).item<std::int64_t>();
 }
 
+Sgd::Sgd(const std::vector<std::pair<std::string, torch::Tensor>>& params, double momentum, double weight_decay)
+    : params_(params), momentum_(momentum), wd_(weight_decay) {
+  for (const auto& p : params_) buf_.push_back(torch::zeros_like(p.second));
+}
+
+void Sgd::step(double lr) {
+  torch::NoGradGuard g;
+  ++steps_;
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    auto& w = params_[i].second;
+    if (!w.grad().defined()) continue;
+    auto d = wd_ != 0 ? w.grad() + wd_ * w : w.grad();
+    if (momentum_ > 0) {
+      // PyTorch starts the buffer at the first gradient.
+      if (steps_ == 1) buf_[i].copy_(d);
+      else buf_[i].mul_(momentum_).add_(d);
+      w.add_(buf_[i], -lr);
+    } else {
+      w.add_(d, -lr);
+    }
+  }
+}
+
+std::map<std::string, TensorBlob> Sgd::state() const {
+  std::map<std::string, TensorBlob> out;
+  if (momentum_ > 0)
+    for (std::size_t i = 0; i < params_.size(); ++i) out["momentum." + params_[i].first] = to_blob(buf_[i]);
+  out["step"] = to_blob(torch::tensor({steps_}, torch::kInt64));
+  return out;
+}
+
+void Sgd::load_state(const std::map<std::string, TensorBlob>& st, const std::string& where) {
+  torch::NoGradGuard g;
+  if (momentum_ > 0)
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      const auto key = "momentum." + params_[i].first;
+      auto it = st.find(key);
+      DISTILL_CHECK(it != st.end(), DataError, where, " lacks optimizer tensor '", key,
+                    "' (written by another optimizer?)");
+      auto t = from_blob(it->second);
+      DISTILL_CHECK(t.sizes() == buf_[i].sizes(), DataError, where, ": optimizer tensor '", key, "' has shape ",
+                    t.sizes(), ", expected ", buf_[i].sizes());
+      buf_[i].copy_(t);
+    }
+  auto it = st.find("step");
+  DISTILL_CHECK(it != st.end(), DataError, where, " lacks optimizer 'step'");
+  steps_ = from_blob(it->second).item<std::int64_t>();
+}
+
 double linear_schedule(double base, std::int64_t step, std::int64_t total, std::int64_t warmup) {
   if (step < warmup) return base * static_cast<double>(step + 1) / static_cast<double>(warmup);
   const double rest = static_cast<double>(total - warmup);

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -30,8 +31,14 @@ void TrainOptions::validate() const {
   DISTILL_CHECK(warmup_steps >= 0 && checkpoint_every >= 0 && keep_checkpoints >= 0 && log_every > 0 &&
                     max_steps >= 0 && threads >= 0 && eval_batch_size > 0,
                 ConfigError, "train.* counts must be non-negative (log_every and eval_batch_size positive)");
-  DISTILL_CHECK(max_grad_norm >= 0 && weight_decay >= 0, ConfigError,
-                "train.max_grad_norm and train.weight_decay must be >= 0");
+  DISTILL_CHECK(max_grad_norm >= 0 && (weight_decay >= 0 || weight_decay == -1), ConfigError,
+                "train.max_grad_norm must be >= 0 and train.weight_decay >= 0 (or -1 for the optimizer's default)");
+  DISTILL_CHECK(optimizer == "adamw" || optimizer == "sgd", ConfigError, "train.optimizer = '", optimizer,
+                "', expected adamw or sgd");
+  DISTILL_CHECK(momentum >= 0 && momentum < 1, ConfigError, "train.momentum must be in [0, 1), got ", momentum);
+  DISTILL_CHECK(momentum == 0 || optimizer == "sgd", ConfigError, "train.momentum applies to train.optimizer: sgd");
+  DISTILL_CHECK(schedule == "linear" || schedule == "constant", ConfigError, "train.schedule = '", schedule,
+                "', expected linear or constant");
 }
 
 namespace {
@@ -101,16 +108,39 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
   const int rank = comm.rank(), world = comm.size();
 
   torch::manual_seed(static_cast<std::uint64_t>(o.seed));
-  BertForSequenceClassification model(job.model);
-  if (job.init) job.init(model);
+  Network model = make_network(job.model);
+  if (job.init) job.init(*model);
   broadcast_params(comm, *model);
   // Note [layer projections]: trained, reduced and checkpointed with the student, saved apart
   // (projections.safetensors) so model.safetensors stays a plain HF model.
   LayerLoss layer_loss{nullptr};
+  const bool stored_layers = job.store && job.store->manifest().meta.has_layers();
   if (!job.layers.hidden_map.empty() || !job.layers.attention_map.empty()) {
-    DISTILL_CHECK(job.online_teacher && job.online_teacher->config(), ConfigError,
-                  "layer maps need an online BERT teacher (teacher.online: true, a BERT or HF teacher)");
-    layer_loss = LayerLoss(job.layers, job.model, *job.online_teacher->config());
+    BertConfig tc;
+    if (job.online_teacher && job.online_teacher->config()) {
+      tc = *job.online_teacher->config();
+    } else {
+      DISTILL_CHECK(stored_layers, ConfigError, "layer maps need the teacher's layers: an online BERT teacher "
+                    "(teacher.online: true) or a store precomputed with the same distill.hidden_map/attention_map");
+      const auto& m = job.store->manifest().meta;
+      tc.layers = m.teacher_layers;
+      tc.hidden = m.hidden_size;
+      tc.heads = m.heads;
+    }
+    DISTILL_CHECK(job.model.kind == "bert" && tc.kind == "bert", ConfigError, "layer maps need BERT classifiers as "
+                  "student and teacher; the student is a ", job.model.kind, ", the teacher a ", tc.kind);
+    layer_loss = LayerLoss(job.layers, job.model, tc);
+    if (!(job.online_teacher && job.online_teacher->config())) {
+      const auto& m = job.store->manifest().meta;
+      for (long l : teacher_layers_of(layer_loss->hidden_map()))
+        DISTILL_CHECK(std::count(m.hidden_layers.begin(), m.hidden_layers.end(), l), ConfigError,
+                      "distill.hidden_map needs teacher hidden state ", l, ", which the store does not hold; "
+                      "precompute with this map into a new store.path");
+      for (long l : teacher_layers_of(layer_loss->attention_map()))
+        DISTILL_CHECK(std::count(m.attention_layers.begin(), m.attention_layers.end(), l), ConfigError,
+                      "distill.attention_map needs teacher attention layer ", l, ", which the store does not hold; "
+                      "precompute with this map into a new store.path");
+    }
     broadcast_params(comm, *layer_loss);
   }
   torch::manual_seed(mix_seed(static_cast<std::uint64_t>(o.seed), 0x5eed, static_cast<std::uint64_t>(rank)));
@@ -126,9 +156,21 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
       named.emplace_back("distill.projections." + p.key(), p.value());
       params.push_back(p.value());
     }
-  AdamW opt(named, OptimOptions{0.9, 0.999, 1e-8, o.weight_decay});
+  std::unique_ptr<Optimizer> opt;
+  if (o.optimizer == "sgd") opt = std::make_unique<Sgd>(named, o.momentum, o.effective_weight_decay());
+  else opt = std::make_unique<AdamW>(named, OptimOptions{0.9, 0.999, 1e-8, o.effective_weight_decay()});
   DistributedSampler sampler(split.n, o.batch_size, rank, world, static_cast<std::uint64_t>(o.seed));
-  const std::int64_t total = o.max_steps > 0 ? o.max_steps : o.epochs * sampler.steps_per_epoch();
+  // Full batch: rank r takes rows [n r / W, n (r + 1) / W); its mean loss is weighted by its share
+  // so that the averaged gradient is exactly the gradient of the mean over all n examples.
+  const bool full_batch = o.batch_size >= split.n;
+  std::vector<std::int64_t> block;
+  for (std::int64_t i = split.n * rank / world; i < split.n * (rank + 1) / world; ++i) block.push_back(i);
+  DISTILL_CHECK(!full_batch || !block.empty(), ConfigError, "full-batch training of ", split.n,
+                " examples on ", world, " ranks leaves rank ", rank, " without examples; use fewer ranks");
+  const double share = full_batch ? static_cast<double>(block.size()) * world / static_cast<double>(split.n) : 1.0;
+  const std::int64_t per_epoch = full_batch ? 1 : sampler.steps_per_epoch();
+  const std::int64_t global_batch = full_batch ? split.n : o.batch_size * world;
+  const std::int64_t total = o.max_steps > 0 ? o.max_steps : o.epochs * per_epoch;
   const std::int64_t warmup = o.warmup_steps > 0 ? o.warmup_steps : std::max<std::int64_t>(1, total * 6 / 100);
   const std::string ckpt_root = (fs::path(o.out_dir) / "checkpoints").string();
   const std::string metrics_path = (fs::path(o.out_dir) / "metrics.jsonl").string();
@@ -151,7 +193,7 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
                     s.dataset_hash, ", this run's is ", job.data->content_hash);
       load_module(*model, ck->model.tensors, ck->dir + "/model.safetensors");
       if (layer_loss) load_module(*layer_loss, ck->projections.tensors, ck->dir + "/projections.safetensors");
-      opt.load_state(ck->optimizer.tensors, ck->dir + "/optimizer.safetensors");
+      opt->load_state(ck->optimizer.tensors, ck->dir + "/optimizer.safetensors");
       auto it = ck->rng.tensors.find("rank" + std::to_string(rank));
       DISTILL_CHECK(it != ck->rng.tensors.end(), DataError, ck->dir, "/rng.safetensors lacks rank", rank);
       set_rng_state_bytes(it->second.bytes);
@@ -179,7 +221,7 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
                job.config_yaml, job.config_hash, job.data->content_hash, job.teacher_fingerprint};
     c.model.tensors = module_blobs(*model);
     c.model.metadata = {{"format", "pt"}, {"distill.model_config", to_json(job.model).dump()}};
-    c.optimizer.tensors = opt.state();
+    c.optimizer.tensors = opt->state();
     if (layer_loss) c.projections.tensors = module_blobs(*layer_loss);
     for (int r = 0; r < world; ++r) c.rng.tensors["rank" + std::to_string(r)] = {"U8", {static_cast<std::int64_t>(states[r].size())}, states[r]};
     save_checkpoint(ckpt_root, c, static_cast<int>(o.keep_checkpoints));
@@ -188,8 +230,8 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
   TrainResult res;
   res.parameters = parameter_count(*model);
   if (rank == 0)
-    spdlog::info("training {} parameters on {} ranks: {} steps of {} x {} examples, {} steps per epoch", res.parameters,
-                 world, total, world, o.batch_size, sampler.steps_per_epoch());
+    spdlog::info("training {} parameters on {} ranks with {}: {} steps of {} examples{}, {} steps per epoch",
+                 res.parameters, world, o.optimizer, total, global_batch, full_batch ? " (full batch)" : "", per_epoch);
   auto t0 = std::chrono::steady_clock::now();
   auto window_start = t0;
   const std::int64_t first_step = step;
@@ -197,17 +239,19 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
   double last_loss = 0;
   while (step < total) {
     model->train();
-    auto rows = sampler.indices(cursor);
-    auto batch = make_batch(split, rows, job.store);
+    auto rows = full_batch ? block : sampler.indices(cursor);
+    auto batch = make_batch(split, rows, job.store, layer_loss && !job.online_teacher);
     const bool want_h = layer_loss && layer_loss->wants_hidden(), want_a = layer_loss && layer_loss->wants_attentions();
     auto out = model->forward(batch.inputs, want_h, want_a);
-    BertOutput tout;
+    BertOutput tout = std::move(batch.teacher_layers);
     if (job.online_teacher) {
       torch::NoGradGuard g;
       tout = job.online_teacher->forward(batch.inputs, want_h, want_a);
       batch.teacher_logits = tout.logits;
     }
-    auto terms = kd_loss(out.logits, batch.teacher_logits, batch.labels, job.kd);
+    auto terms = batch.topk_values.defined()
+                     ? topk_kd_loss(out.logits, batch.topk_values, batch.topk_indices, batch.topk_lse, batch.labels, job.kd)
+                     : kd_loss(out.logits, batch.teacher_logits, batch.labels, job.kd);
     LayerLossTerms lt;
     if (layer_loss) {
       lt = layer_loss->forward(out, tout, batch.inputs.attention_mask);
@@ -215,23 +259,24 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
       if (lt.attention.defined()) terms.total = terms.total + job.layers.attention_weight * lt.attention;
     }
     for (auto& p : params) p.mutable_grad() = torch::Tensor();
-    terms.total.backward();
+    (share == 1.0 ? terms.total : terms.total * share).backward();
     std::vector<double> scalars = {terms.total.item<double>(), terms.hard_ce.item<double>(),
                                    terms.soft_kl.defined() ? terms.soft_kl.item<double>() : 0.0,
                                    lt.hidden.defined() ? lt.hidden.item<double>() : 0.0,
                                    lt.attention.defined() ? lt.attention.item<double>() : 0.0};
+    for (auto& v : scalars) v *= share;
     allreduce_grads(comm, params, scalars);
     const double gnorm = clip_grad_norm(params, o.max_grad_norm);
-    const double lr = linear_schedule(o.lr, step, total, warmup);
-    opt.step(lr);
+    const double lr = o.schedule == "constant" ? o.lr : linear_schedule(o.lr, step, total, warmup);
+    opt->step(lr);
     ++step;
     ++window_steps;
-    cursor = sampler.advance(cursor);
+    cursor = full_batch ? Cursor{cursor.epoch + 1, 0} : sampler.advance(cursor);
     last_loss = scalars[0];
     if (rank == 0 && (step % o.log_every == 0 || step == total)) {
       auto now = std::chrono::steady_clock::now();
       const double dt = std::chrono::duration<double>(now - window_start).count();
-      const double sps = dt > 0 ? window_steps * o.batch_size * world / dt : 0;
+      const double sps = dt > 0 ? window_steps * global_batch / dt : 0;
       nlohmann::json line = {{"step", step}, {"epoch", cursor.epoch}, {"loss", scalars[0]}, {"hard_ce", scalars[1]},
                              {"lr", lr}, {"grad_norm", gnorm}, {"samples_per_s", sps}};
       if (terms.soft_kl.defined()) line["soft_kl"] = scalars[2];
@@ -249,7 +294,7 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
     if (last || (o.checkpoint_every > 0 && step % o.checkpoint_every == 0)) {
       double dev_acc = -1;
       if (last && dev) {
-        dev_acc = evaluate(comm, model, nullptr, *dev, o.eval_batch_size).accuracy;
+        dev_acc = evaluate(comm, *model, nullptr, *dev, o.eval_batch_size).accuracy;
         res.dev_accuracy = dev_acc;
         if (rank == 0) spdlog::info("dev accuracy at step {}: {:.4f}", step, dev_acc);
       }
@@ -260,7 +305,7 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
   const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   res.steps = step;
   res.final_loss = last_loss;
-  res.samples_per_s = el > 0 ? (step - first_step) * o.batch_size * world / el : 0;
+  res.samples_per_s = el > 0 ? (step - first_step) * global_batch / el : 0;
   res.checkpoint = (fs::path(ckpt_root) / step_dir_name(step)).string();
   return res;
 }

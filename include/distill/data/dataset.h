@@ -2,6 +2,10 @@
 // input_ids, attention_mask, token_type_ids ([n, seq] int32), labels ([n] int64) and
 // example_id ([n] int64); root attributes schema_version, vocab_size, vocab_hash, max_length,
 // label_names (JSON list) and content_hash (over every split's arrays).
+// Two further tasks share the format (root attribute `task`, absent = "sequence"):
+//   "features": each split holds features ([n, dim] float32), labels and example_id (no tokens);
+//   "mlm": token arrays plus mlm_labels ([n, seq] int32: the original id at masked positions,
+//          -100 elsewhere); labels are 0 and label_names empty.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -12,14 +16,20 @@ namespace distill {
 
 constexpr std::int64_t kDatasetSchemaVersion = 1;
 
+constexpr std::int32_t kIgnoreLabel = -100;  // mlm_labels at positions not predicted
+
 struct TokenSplit {
   std::int64_t n = 0, seq = 0;
   std::vector<std::int32_t> input_ids, attention_mask, token_type_ids;  // [n * seq]
   std::vector<std::int64_t> labels, example_id;                         // [n]
+  std::int64_t dim = 0;              // features per example ("features" task)
+  std::vector<float> features;       // [n * dim]
+  std::vector<std::int32_t> mlm_labels;  // [n * seq] ("mlm" task)
 };
 
 struct Dataset {
   std::string path;
+  std::string task = "sequence";  // sequence | features | mlm
   std::int64_t vocab_size = 0;
   std::int64_t max_length = 0;
   std::string vocab_hash;

@@ -1,5 +1,6 @@
-// `distill prepare` for text: a CSV, TSV or JSON-lines table becomes a dataset.h5 of WordPiece
-// ids with a deterministic train/dev/test split.
+// `distill prepare`: a CSV, TSV or JSON-lines table of texts becomes a dataset.h5 of WordPiece ids
+// (classification, or masked-LM examples with --mlm); a CSV or HDF5 file of numbers becomes a
+// data set of feature vectors. The train/dev/test split is deterministic.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -26,6 +27,15 @@ struct PrepareOptions {
   double dev_fraction = 0.1, test_fraction = 0.1;  // the rest is train
   std::uint64_t seed = 1;                 // the split is a pure function of (rows, seed)
   bool skip_bad_rows = false;             // count and skip bad rows instead of failing on the first
+  // Masked LM (no label column): each real token other than [CLS]/[SEP] is chosen with
+  // mask_prob (at least one per text); a chosen token becomes [MASK] (80%), a random id (10%) or
+  // stays (10%). A pure function of (text, seed, row).
+  bool mlm = false;
+  double mask_prob = 0.15;
+  // Feature vectors: every column but the label is a float feature.
+  bool features = false;
+  long label_index = -1;                  // label column; negative counts from the end
+  bool standardize = false;               // z-score every feature with the train split's mean and std
 };
 
 struct PrepareReport {
@@ -37,5 +47,10 @@ struct PrepareReport {
 // Reads, tokenizes and splits; throws DataError "file:line: reason" on the first bad row unless
 // skip_bad_rows. The example id of a row is its 0-based record number in the file.
 Dataset prepare_text(const PrepareOptions& o, PrepareReport* report = nullptr);
+
+// Feature vectors from a CSV of numbers (no header; a first row that is not all numbers is taken
+// as one) or an HDF5 file with "features" [n, d] and "labels" [n] (integers). Labels become
+// classes in sorted order. Errors name file, line and column.
+Dataset prepare_features(const PrepareOptions& o, PrepareReport* report = nullptr);
 
 }  // namespace distill

@@ -30,7 +30,7 @@ class Handle {
 };
 
 // Element types stored in files.
-enum class Type { kFloat16, kFloat32, kInt32, kInt64, kUInt16 };
+enum class Type { kFloat16, kFloat32, kInt32, kInt64, kUInt16, kFloat64 };
 // The HDF5 file type for `t` (float16 is IEEE binary16, little-endian, which h5py reads as float16).
 hid_t file_type(Type t);
 // The in-memory type to read or write `t` with: float16 is written from raw binary16 bits.

@@ -26,4 +26,15 @@ LossTerms kd_loss(const at::Tensor& student, const at::Tensor& teacher, const at
 // Mean over the batch of KL(softmax(t / T) || softmax(s / T)) (no T^2 factor).
 at::Tensor soft_kl(const at::Tensor& student, const at::Tensor& teacher, double temperature);
 
+// The same from sparse teacher rows: top-k logits `values` [rows, k] at vocabulary ids `indices`
+// [rows, k] and lse = logsumexp(z / T) of the full teacher row [rows]. Both distributions are
+// coarsened to k + 1 bins (the k tokens, and the rest with the teacher's remaining mass
+// 1 - sum p_k); the result is the mean KL between them: at most the dense KL, equal when k = V.
+at::Tensor topk_soft_kl(const at::Tensor& student, const at::Tensor& values, const at::Tensor& indices,
+                        const at::Tensor& lse, double temperature);
+
+// kd_loss with a top-k teacher: alpha * CE + beta * T^2 * topk_soft_kl.
+LossTerms topk_kd_loss(const at::Tensor& student, const at::Tensor& values, const at::Tensor& indices,
+                       const at::Tensor& lse, const at::Tensor& labels, const KdOptions& o);
+
 }  // namespace distill

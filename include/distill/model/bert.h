@@ -1,6 +1,8 @@
-// BERT-style encoder with a sequence-classification head. Module names are the Hugging Face
-// parameter names (bert.embeddings.word_embeddings.weight, bert.encoder.layer.3.attention.self.query.weight,
-// classifier.weight, ...), so safetensors import and export need no renaming.
+// BERT-style encoder with a sequence-classification or masked-LM head, and the Network interface
+// every trainable model (BERT or vector) implements. Module names are the Hugging Face parameter
+// names (bert.embeddings.word_embeddings.weight, bert.encoder.layer.3.attention.self.query.weight,
+// classifier.weight, cls.predictions.transform.dense.weight, ...), so safetensors import and
+// export need no renaming.
 #pragma once
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
@@ -16,7 +18,7 @@
 namespace distill {
 
 struct BertOutput {
-  torch::Tensor logits;                    // [batch, num_labels]
+  torch::Tensor logits;                    // [batch, num_labels]; masked LM: [predicted positions, vocab]
   std::vector<torch::Tensor> hidden;       // L + 1 of [batch, seq, hidden]; 0 = embeddings (when asked)
   std::vector<torch::Tensor> attentions;   // L of [batch, heads, seq, seq], blocks 1..L (when asked)
 };
@@ -25,7 +27,21 @@ struct BertInputs {
   torch::Tensor input_ids;       // [batch, seq] int64
   torch::Tensor attention_mask;  // [batch, seq] int64, 1 = real token
   torch::Tensor token_type_ids;  // [batch, seq] int64
+  torch::Tensor features;        // [batch, input_dim] float32, vector models only
+  // Masked LM: [batch, seq] bool, the positions predicted (logits rows in row-major order).
+  torch::Tensor predict_mask;
 };
+
+// What the trainer, eval and teachers see of a model.
+class NetworkImpl : public torch::nn::Module {
+ public:
+  virtual BertOutput forward(const BertInputs& in, bool want_hidden = false, bool want_attentions = false) = 0;
+  virtual const BertConfig& config() const = 0;
+};
+using Network = std::shared_ptr<NetworkImpl>;
+
+// A freshly initialised model of `c.kind` (ConfigError for an invalid config).
+Network make_network(const BertConfig& c);
 
 class BertForSequenceClassificationImpl;
 
@@ -105,7 +121,7 @@ TORCH_MODULE(BertPooler);
 
 class BertModelImpl : public torch::nn::Module {
  public:
-  explicit BertModelImpl(const BertConfig& c);
+  explicit BertModelImpl(const BertConfig& c, bool with_pooler = true);
   // Returns the last hidden state; fills `out.hidden` / `out.attentions` when asked.
   torch::Tensor forward(const BertInputs& in, BertOutput& out, bool want_hidden, bool want_attentions);
   BertEmbeddings embeddings{nullptr};
@@ -114,11 +130,11 @@ class BertModelImpl : public torch::nn::Module {
 };
 TORCH_MODULE(BertModel);
 
-class BertForSequenceClassificationImpl : public torch::nn::Module {
+class BertForSequenceClassificationImpl : public NetworkImpl {
  public:
   explicit BertForSequenceClassificationImpl(const BertConfig& c);
-  BertOutput forward(const BertInputs& in, bool want_hidden = false, bool want_attentions = false);
-  const BertConfig& config() const { return config_; }
+  BertOutput forward(const BertInputs& in, bool want_hidden = false, bool want_attentions = false) override;
+  const BertConfig& config() const override { return config_; }
   BertModel bert{nullptr};
   torch::nn::Dropout dropout{nullptr};
   torch::nn::Linear classifier{nullptr};
@@ -127,6 +143,23 @@ class BertForSequenceClassificationImpl : public torch::nn::Module {
   BertConfig config_;
 };
 TORCH_MODULE(BertForSequenceClassification);
+
+// HF's BertForMaskedLM: no pooler; cls.predictions.transform (dense, gelu, LayerNorm) and a
+// decoder tied to the word embeddings plus cls.predictions.bias. Logits only at predict_mask.
+class BertForMaskedLMImpl : public NetworkImpl {
+ public:
+  explicit BertForMaskedLMImpl(const BertConfig& c);
+  BertOutput forward(const BertInputs& in, bool want_hidden = false, bool want_attentions = false) override;
+  const BertConfig& config() const override { return config_; }
+  BertModel bert{nullptr};
+  torch::nn::Linear transform{nullptr};
+  torch::nn::LayerNorm transform_ln{nullptr};
+  torch::Tensor decoder_bias;
+
+ private:
+  BertConfig config_;
+};
+TORCH_MODULE(BertForMaskedLM);
 
 // Parameters only (no buffers) counted in elements.
 long parameter_count(torch::nn::Module& m);

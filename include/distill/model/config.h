@@ -1,4 +1,6 @@
-// Architecture of a BERT-style encoder with a sequence-classification head.
+// Architecture of a model distill trains or loads. `kind` selects it: a BERT encoder with a
+// sequence-classification head (bert) or a masked-LM head (bert_mlm), or a network on feature
+// vectors (mlp, deep_linear); the BERT fields apply to the first two, the vector fields to the rest.
 #pragma once
 #include <nlohmann/json_fwd.hpp>
 #include <string>
@@ -6,6 +8,7 @@
 namespace distill {
 
 struct BertConfig {
+  std::string kind = "bert";     // bert | bert_mlm | mlp | deep_linear
   long vocab_size = 1000;        // token ids are < vocab_size
   long hidden = 128;             // width of every block; cost grows ~quadratically
   long layers = 2;               // encoder blocks; cost grows linearly
@@ -17,6 +20,14 @@ struct BertConfig {
   double dropout = 0.1;          // hidden dropout during training
   double attention_dropout = 0.1;  // dropout on attention probabilities during training
   double layer_norm_eps = 1e-12;
+  // Vector models: f(x) = W_depth ... W_1 x (deep_linear, no biases) or Linear/ReLU layers (mlp).
+  long input_dim = 0;            // feature width; 0 = take from the data set
+  long width = 64;               // width of the inner layers
+  long depth = 2;                // weight matrices (1 = a linear model)
+  double init_scale = 0;         // std of every initial weight; 0 = 1/sqrt(fan_in)
+
+  bool is_bert() const { return kind == "bert" || kind == "bert_mlm"; }
+  bool is_vector() const { return kind == "mlp" || kind == "deep_linear"; }
 
   // Throws ConfigError naming the field (prefixed by `where`) when sizes are inconsistent.
   void validate(const std::string& where) const;

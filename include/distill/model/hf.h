@@ -35,7 +35,8 @@ std::string hf_fingerprint(const std::string& dir);
 
 // Writes `dir` (config.json, model.safetensors, vocab.txt when `vocab` is given) under a temporary
 // name and renames it into place; an existing `dir` is replaced only when it is an HF directory.
-void export_hf_dir(const std::string& dir, BertForSequenceClassification& m,
-                   const std::vector<std::string>& label_names, const std::string& vocab);
+// Only kind "bert" models export (ConfigError otherwise).
+void export_hf_dir(const std::string& dir, NetworkImpl& m, const std::vector<std::string>& label_names,
+                   const std::string& vocab);
 
 }  // namespace distill

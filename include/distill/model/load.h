@@ -1,5 +1,5 @@
-// Loading a BERT classifier from any path a user gives: a distill model file, a checkpoint step
-// directory, a checkpoints directory (its latest), or a Hugging Face directory.
+// Loading a model from any path a user gives: a distill model file, a checkpoint step directory,
+// a checkpoints directory (its latest), or a Hugging Face directory (a BERT classifier).
 #pragma once
 #include <string>
 #include <vector>
@@ -9,7 +9,7 @@
 namespace distill {
 
 struct LoadedModel {
-  BertForSequenceClassification model{nullptr};
+  Network model;
   std::string file;                      // the weights file, or the HF directory
   std::string fingerprint;               // what model_fingerprint(path) returns
   std::vector<std::string> label_names;  // from an HF config's id2label (else empty)
@@ -18,7 +18,7 @@ struct LoadedModel {
 // With `require_head` false (a student's initialisation) an HF encoder without pooler or
 // classifier loads, those layers keeping their fresh initialisation; `num_labels` > 0 then sets
 // the head's size.
-LoadedModel load_bert(const std::string& path, bool require_head = true, long num_labels = 0);
+LoadedModel load_model(const std::string& path, bool require_head = true, long num_labels = 0);
 // Identifies the weights without loading them (TorchScript files too).
 std::string model_fingerprint(const std::string& path);
 

@@ -17,13 +17,13 @@ class TeacherModel {
   virtual BertOutput forward(const BertInputs& in, bool want_hidden = false, bool want_attentions = false) = 0;
   // Label count when known before running (0 = learnt from the first batch).
   virtual long num_labels() const = 0;
-  virtual std::string kind() const = 0;  // "bert" or "torchscript"
+  virtual std::string kind() const = 0;  // the model kind (bert, bert_mlm, mlp, ...) or "torchscript"
   virtual long parameters() const = 0;    // elements over all parameters
-  virtual const BertConfig* config() const { return nullptr; }  // known for BERT teachers
+  virtual const BertConfig* config() const { return nullptr; }  // known for distill and HF models
 };
 
-// Wraps a BERT classifier (put in eval mode).
-std::unique_ptr<TeacherModel> make_bert_teacher(BertForSequenceClassification model);
+// Wraps a model distill trained or imported (put in eval mode).
+std::unique_ptr<TeacherModel> make_network_teacher(Network model);
 // Loads a TorchScript module whose forward takes (input_ids, attention_mask, token_type_ids), all
 // int64 [batch, seq], and returns logits, or a tuple (logits, hidden_states?, attentions?), or a
 // dict with "logits" (and "hidden_states", "attentions"). Errors name the file.

@@ -1,11 +1,14 @@
 // Reads a committed store for training: checks the manifest against the run, that every shard
 // listed exists with its recorded size and that the shards cover the split exactly once, then
-// loads the logits (converted to float32) into memory.
+// loads the logits or top-k targets (converted to float32) into memory. Hidden states and
+// attention maps stay on disk and are read by example when asked.
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "distill/io/h5.h"
 #include "distill/store/manifest.h"
 
 namespace distill {
@@ -21,10 +24,27 @@ class StoreReader {
   const float* row(std::int64_t i) const;
   std::int64_t total_bytes() const;
 
+  // mlm_topk: example i's masked tokens are rows [begin, end) of the arrays below.
+  std::pair<std::int64_t, std::int64_t> token_rows(std::int64_t i) const;
+  const float* topk_values(std::int64_t row) const { return &topk_values_[row * manifest_.meta.topk]; }
+  const std::int32_t* topk_indices(std::int64_t row) const { return &topk_indices_[row * manifest_.meta.topk]; }
+  float lse(std::int64_t row) const { return lse_[row]; }
+
+  // Stored teacher layers of example row i, as float32: hidden [seq * hidden_size], attention
+  // [heads * seq * seq]. StoreError when the layer is not stored.
+  void read_hidden(long layer, std::int64_t i, float* out) const;
+  void read_attention(long layer, std::int64_t i, float* out) const;
+
  private:
   std::string dir_;
   Manifest manifest_;
   std::vector<float> logits_;  // [num_examples * num_labels]
+  std::vector<std::int64_t> token_offsets_;  // [num_examples + 1], mlm_topk
+  std::vector<float> topk_values_, lse_;
+  std::vector<std::int32_t> topk_indices_;
+  mutable std::vector<h5::File> open_;       // shard files opened for layer reads, by shard
+  void read_layer(const std::string& group, long layer, const std::vector<long>& stored, std::int64_t i,
+                  float* out) const;
 };
 
 }  // namespace distill

@@ -20,6 +20,9 @@ struct StoreOptions {
   std::string path;                 // directory of shards; "" = no store (plain supervised training)
   std::string dtype = "float16";    // logits dtype on disk: float16 (half the bytes) or float32 (exact)
   long shard_size = 1024;           // examples per shard; smaller = finer resume, more files
+  long topk = 0;                    // masked LM: teacher logits kept per masked token; 0 = the most
+                                    // that fit in 300 bytes per token (64 with uint16 indices)
+  long max_bytes = 10737418240;     // precompute refuses a store estimated larger than this (10 GiB)
 };
 
 // What every shard and the manifest say about themselves.
@@ -28,12 +31,28 @@ struct StoreMeta {
   std::string teacher_fingerprint;  // digest of the teacher's weights file
   std::string dataset_hash;         // content hash of dataset.h5
   std::string split;                // which split of the data set
-  std::string targets = "logits";   // which targets the shards hold
+  // Which targets the shards hold: "logits" ([count, num_labels]) or "mlm_topk" (teacher token
+  // logits at masked positions as top-k values and indices plus the row's log-sum-exp).
+  std::string targets = "logits";
   std::string dtype = "float16";
   std::int64_t num_labels = 0;
   std::int64_t num_examples = 0;    // of the whole split
   std::int64_t shard_size = 0;
+  // mlm_topk: k, the index type and the temperature T of the stored lse = logsumexp(z / T).
+  std::int64_t topk = 0;
+  std::string index_dtype;
+  double temperature = 0;
+  // Intermediate targets (float16, by teacher layer index): hidden states [count, seq, hidden_size]
+  // and attention maps [count, heads, seq, seq] of the mapped teacher layers only.
+  std::vector<long> hidden_layers, attention_layers;
+  std::int64_t teacher_layers = 0, hidden_size = 0, heads = 0, seq = 0;
+
+  bool has_layers() const { return !hidden_layers.empty() || !attention_layers.empty(); }
 };
+
+// The mlm_topk and layer fields as one JSON object (the shard attribute "layout" and manifest key).
+std::string layout_json(const StoreMeta& m);
+void parse_layout_json(StoreMeta& m, const std::string& json, const std::string& where);
 
 struct ShardRange {
   std::int64_t begin = 0, end = 0;  // global example rows [begin, end) of the split

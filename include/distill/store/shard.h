@@ -1,5 +1,11 @@
-// One shard file: datasets "logits" ([count, num_labels], float16 or float32) and "example_id"
-// ([count] int64), chunked by rows with Fletcher32; the StoreMeta and the range as attributes.
+// One shard file: "example_id" ([count] int64) plus, by meta.targets,
+//   logits:   "logits" [count, num_labels] (float16 or float32), and for each stored teacher layer l
+//             "hidden/<l>" [count, seq, hidden_size] and "attention/<l>" [count, heads, seq, seq]
+//             (float16, one chunk per example, so rows are read lazily);
+//   mlm_topk: "row_offsets" [count + 1] int64 (example i's masked tokens are rows
+//             offsets[i]..offsets[i+1], in position order), "topk_values" [tokens, k] (dtype),
+//             "topk_indices" [tokens, k] (uint16 or int32) and "lse" [tokens] float32.
+// All datasets are chunked with Fletcher32; the StoreMeta and the range are attributes.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -9,19 +15,36 @@
 
 namespace distill {
 
-// Writes and commits a shard (Note [shard commit]). `logits` holds count * num_labels elements
-// of meta.dtype (raw binary16 bits for float16). Returns the final path.
+// A dataset to write into a shard: raw elements of `type`, rows chunked by `chunk_rows`.
+struct ShardArray {
+  std::string name;
+  h5::Type type;
+  std::vector<hsize_t> shape;
+  const void* data;
+  hsize_t chunk_rows = 256;
+};
+
+// Writes and commits a shard (Note [shard commit]) holding `arrays` and the example ids.
+std::string write_shard(const std::string& dir, const StoreMeta& meta, const ShardRange& r,
+                        const std::vector<ShardArray>& arrays, const std::vector<std::int64_t>& example_ids, int rank);
+// A logits shard: `logits` holds count * num_labels elements of meta.dtype (binary16 bits for float16).
 std::string write_shard(const std::string& dir, const StoreMeta& meta, const ShardRange& r,
                         const void* logits, const std::vector<std::int64_t>& example_ids, int rank);
 
 struct ShardData {
   StoreMeta meta;
   ShardRange range;
-  std::vector<float> logits;  // [count * num_labels], converted to float32
+  std::vector<float> logits;  // logits: [count * num_labels], converted to float32
+  // mlm_topk
+  std::vector<std::int64_t> row_offsets;  // [count + 1]
+  std::vector<float> topk_values;         // [tokens * k]
+  std::vector<std::int32_t> topk_indices; // [tokens * k]
+  std::vector<float> lse;                 // [tokens]
 };
 
 // Reads a shard and checks its attributes against `expect` (schema, teacher, data set, split,
-// labels, dtype) and its range against its name; errors name the file and the mismatch.
+// labels, dtype, layout) and its range against its name; the layer datasets are checked for shape
+// but not loaded. Errors name the file and the mismatch.
 ShardData read_shard(const std::string& path, const StoreMeta& expect, const ShardRange& r);
 
 }  // namespace distill

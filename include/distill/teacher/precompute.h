@@ -41,8 +41,24 @@ struct PrecomputeResult {
   double seconds = 0;
 };
 
-// Collective over `comm`.
+// What to store beyond the logits.
+struct TargetSpec {
+  // Intermediate layers: the layer maps (kd/layer_map.h) for a student of `student_layers`; the
+  // mapped teacher layers' hidden states / attention maps are stored in float16.
+  std::string hidden_map, attention_map;
+  long student_layers = 0;
+  double temperature = 1;  // masked LM: the stored lse is logsumexp(z / temperature)
+};
+
+// Bytes one masked token costs in an mlm_topk store: k values (2 or 4 bytes), k indices (2 or 4),
+// the lse and its share of row_offsets (4 + 8 / tokens, counted as 4).
+std::int64_t topk_bytes_per_token(std::int64_t k, bool half_values, bool short_indices);
+// The default k: the largest power of two whose masked token costs at most 300 bytes.
+std::int64_t default_topk(bool half_values, bool short_indices);
+
+// Collective over `comm`. Rank 0 prints the estimated bytes per example and in total first, and
+// every rank refuses (ConfigError) when the estimate exceeds store.max_bytes.
 PrecomputeResult precompute(Communicator& comm, const Dataset& data, const std::string& split,
-                            const TeacherOptions& teacher, const StoreOptions& store);
+                            const TeacherOptions& teacher, const StoreOptions& store, const TargetSpec& targets = {});
 
 }  // namespace distill

@@ -1,4 +1,4 @@
-// Assembles model inputs, labels and (optionally) teacher logits for a list of example rows.
+// Assembles model inputs, labels and teacher targets for a list of example rows.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -10,11 +10,19 @@
 namespace distill {
 
 struct Batch {
-  BertInputs inputs;
-  torch::Tensor labels;          // [batch] int64
-  torch::Tensor teacher_logits;  // [batch, classes] float32, undefined without a store
+  BertInputs inputs;             // token ids (with predict_mask for masked LM) or features
+  torch::Tensor labels;          // [batch] int64; masked LM: [masked tokens], the original ids
+  torch::Tensor teacher_logits;  // [batch, classes] float32 from a logits store (else undefined)
+  // From an mlm_topk store, per masked token: top-k logits [tokens, k], their vocabulary ids
+  // [tokens, k] int64, and logsumexp(z / T) of the full row [tokens].
+  torch::Tensor topk_values, topk_indices, topk_lse;
+  // From a store with layers: hidden [L + 1] and attentions [L] by teacher layer index, defined
+  // only at the stored layers (BertOutput convention).
+  BertOutput teacher_layers;
 };
 
-Batch make_batch(const TokenSplit& split, const std::vector<std::int64_t>& rows, const StoreReader* store);
+// `want_layers`: also read the store's hidden states and attention maps.
+Batch make_batch(const TokenSplit& split, const std::vector<std::int64_t>& rows, const StoreReader* store,
+                 bool want_layers = false);
 
 }  // namespace distill

@@ -22,7 +22,7 @@ struct EvalResult {
 
 // Collective over `comm`: rank r evaluates rows r, r + W, ...; all ranks return the same result.
 // `teacher` may be null. Models are put in eval mode and left there.
-EvalResult evaluate(Communicator& comm, BertForSequenceClassification& student, TeacherModel* teacher, const TokenSplit& split, std::int64_t batch);
+EvalResult evaluate(Communicator& comm, NetworkImpl& student, TeacherModel* teacher, const TokenSplit& split, std::int64_t batch);
 
 nlohmann::json to_json(const EvalResult& r);
 

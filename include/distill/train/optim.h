@@ -1,5 +1,6 @@
-// AdamW (decoupled weight decay, bias-corrected moments) with explicit, checkpointable state,
-// and the linear warmup + linear decay learning-rate schedule.
+// Optimizers with explicit, checkpointable state: AdamW (decoupled weight decay, bias-corrected
+// moments) and plain SGD (optional heavy-ball momentum, L2 weight decay); and the learning-rate
+// schedules (linear warmup + linear decay, or constant).
 #pragma once
 #include <torch/nn/module.h>
 
@@ -16,15 +17,23 @@ struct OptimOptions {
   double weight_decay = 0.01;  // not applied to biases and LayerNorm weights (BERT convention)
 };
 
-class AdamW {
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  // One update with learning rate `lr` from the parameters' current .grad().
+  virtual void step(double lr) = 0;
+  virtual std::map<std::string, TensorBlob> state() const = 0;
+  virtual void load_state(const std::map<std::string, TensorBlob>& s, const std::string& where) = 0;
+};
+
+class AdamW : public Optimizer {
  public:
   AdamW(const std::vector<std::pair<std::string, torch::Tensor>>& params, OptimOptions o);
-  // One update with learning rate `lr` from the parameters' current .grad().
-  void step(double lr);
+  void step(double lr) override;
   std::int64_t steps() const { return steps_; }
   // Moments as "exp_avg.<name>" / "exp_avg_sq.<name>" plus "step".
-  std::map<std::string, TensorBlob> state() const;
-  void load_state(const std::map<std::string, TensorBlob>& s, const std::string& where);
+  std::map<std::string, TensorBlob> state() const override;
+  void load_state(const std::map<std::string, TensorBlob>& s, const std::string& where) override;
 
  private:
   struct Slot {
@@ -34,6 +43,23 @@ class AdamW {
   };
   std::vector<Slot> slots_;
   OptimOptions o_;
+  std::int64_t steps_ = 0;
+};
+
+// SGD: v = momentum * v + g + wd * w; w -= lr * v (PyTorch's SGD, dampening 0; v = g at momentum 0).
+// Weight decay applies to every parameter.
+class Sgd : public Optimizer {
+ public:
+  Sgd(const std::vector<std::pair<std::string, torch::Tensor>>& params, double momentum, double weight_decay);
+  void step(double lr) override;
+  // "momentum.<name>" (when momentum > 0) plus "step".
+  std::map<std::string, TensorBlob> state() const override;
+  void load_state(const std::map<std::string, TensorBlob>& s, const std::string& where) override;
+
+ private:
+  std::vector<std::pair<std::string, torch::Tensor>> params_;
+  std::vector<torch::Tensor> buf_;
+  double momentum_, wd_;
   std::int64_t steps_ = 0;
 };
 

@@ -24,12 +24,17 @@ namespace distill {
 
 struct TrainOptions {
   std::string out_dir = "runs/student";  // checkpoints/ and metrics.jsonl go here
-  long batch_size = 32;         // per rank; the global batch is batch_size * ranks
+  // Per rank; the global batch is batch_size * ranks. A batch_size of at least the train split's
+  // size means full-batch steps: each step uses every example once, split among the ranks.
+  long batch_size = 32;
   long epochs = 3;              // used when max_steps = 0
   long max_steps = 0;           // total optimizer steps; 0 = epochs * steps per epoch
   double lr = 5e-4;             // peak learning rate
   long warmup_steps = 0;        // linear warmup; 0 = 6% of the steps
-  double weight_decay = 0.01;
+  std::string optimizer = "adamw";  // adamw | sgd
+  double momentum = 0;          // sgd only
+  double weight_decay = -1;     // -1 = the optimizer's default: 0.01 for adamw, 0 for sgd
+  std::string schedule = "linear";  // linear (warmup, then decay to 0) | constant
   double max_grad_norm = 1.0;   // global-norm clipping; 0 = off
   long checkpoint_every = 0;    // steps between checkpoints; 0 = only at the end
   long keep_checkpoints = 2;    // newest kept; 0 = all
@@ -39,6 +44,7 @@ struct TrainOptions {
   long threads = 0;             // intra-op threads per rank; 0 = cores of the node / ranks on it
 
   void validate() const;  // throws ConfigError naming train.* fields
+  double effective_weight_decay() const { return weight_decay >= 0 ? weight_decay : optimizer == "sgd" ? 0.0 : 0.01; }
 };
 
 struct TrainJob {
@@ -50,7 +56,7 @@ struct TrainJob {
   LayerLossOptions layers;                 // intermediate-layer terms; need online_teacher
   BertConfig model;                   // num_labels resolved
   // Sets the initial weights (all ranks call it on the fresh model); empty = random init.
-  std::function<void(BertForSequenceClassification&)> init;
+  std::function<void(NetworkImpl&)> init;
   KdOptions kd;
   TrainOptions opt;
   bool resume = false;
