@@ -2,6 +2,7 @@
 # Fetches the real data sets into datasets/ (ignored by git; never commit them):
 #   datasets/polarity/polarity.csv   Pang & Lee sentence polarity, 4,000 sentences (Debian python3-pattern)
 #   datasets/wordnet/glosses.tsv     WordNet 3.0 glosses with their lexicographer class (Debian wordnet-base)
+#   datasets/digits/digits.csv       UCI optical digits, 1,797 8x8 images as 64 features + label (Debian python3-sklearn)
 # The .deb files are downloaded and unpacked in a temporary directory, never installed.
 # Idempotent: data sets already present with the expected row counts are kept.
 set -euo pipefail
@@ -70,4 +71,20 @@ else
   [ "$n" = 117659 ] || { echo "fetch-data: WordNet gave $n glosses, expected 117659" >&2; exit 1; }
   commit "$glosses" "$TMP/glosses.tsv"
   echo "fetch-data: wrote $glosses ($n glosses, 45 classes)"
+fi
+
+digits="$DATA/digits/digits.csv"
+if [ -f "$digits" ] && [ "$(wc -l < "$digits")" = 1797 ]; then
+  echo "fetch-data: $digits present"
+else
+  unpack python3-sklearn
+  src="$TMP/root/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz"
+  [ -f "$src" ] || { echo "fetch-data: python3-sklearn lacks $src" >&2; exit 1; }
+  mkdir -p "$DATA/digits"
+  gzip -dc "$src" > "$TMP/digits.csv"
+  n=$(wc -l < "$TMP/digits.csv")
+  cols=$(head -1 "$TMP/digits.csv" | awk -F, '{ print NF }')
+  [ "$n" = 1797 ] && [ "$cols" = 65 ] || { echo "fetch-data: digits has $n rows of $cols columns, expected 1797 of 65" >&2; exit 1; }
+  commit "$digits" "$TMP/digits.csv"
+  echo "fetch-data: wrote $digits (1797 rows: 64 pixel counts 0..16, label 0..9)"
 fi
