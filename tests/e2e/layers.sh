@@ -73,3 +73,61 @@ set -e
 [ "$rc" -ne 0 ] || fail "init_layers accepted mismatched widths"
 grep -q "the widths must match" "$WORK/layers-init-bad.log" || { cat "$WORK/layers-init-bad.log"; fail "no width error"; }
 echo "init_layers ok"
+
+# Intermediate targets in the store: only the mapped teacher layers, float16, one chunk per
+# example; the estimate is printed and store.max_bytes is enforced; a student trained from the
+# store sees the same layer losses as with the online teacher (up to float16 rounding).
+S="$WORK/store-layers"
+rm -rf "$S"
+STORE_SET=("${STUDENT_SET[@]}" --set store.path="$S" --set distill.hidden_map=0:0,1:2 --set distill.attention_map=last
+  --set distill.hidden_loss=cosine)
+set +e
+run_np 2 precompute "${STORE_SET[@]}" --set store.max_bytes=100000 > "$WORK/layers-max.log" 2>&1
+rc=$?
+set -e
+[ "$rc" -ne 0 ] || fail "a store over store.max_bytes was started"
+grep -q "more than store.max_bytes = 100000; raise store.max_bytes, map fewer layers, or use teacher.online: true" \
+  "$WORK/layers-max.log" || { cat "$WORK/layers-max.log"; fail "no max_bytes error"; }
+[ ! -e "$S/manifest.json" ] || fail "a refused precompute left a manifest"
+run_np 2 precompute "${STORE_SET[@]}" > "$WORK/layers-store.log" 2>&1 || { cat "$WORK/layers-store.log"; fail "precompute with layers"; }
+# 2 labels x 2 + 8 (id) + hidden 0 and 2 (16 x 32 x 2 each) + attention 2 (2 x 16 x 16 x 2)
+grep -q "store estimate: 3084 bytes per example (2 hidden layers, 1 attention layers)" "$WORK/layers-store.log" ||
+  { cat "$WORK/layers-store.log"; fail "no or wrong estimate"; }
+"$PY" - "$S" "$WORK/data.h5" <<'PY'
+import glob, json, sys, h5py, numpy as np
+store, data = sys.argv[1], sys.argv[2]
+m = json.load(open(f"{store}/manifest.json"))
+assert m["layout"]["hidden_layers"] == [0, 2] and m["layout"]["attention_layers"] == [2], m["layout"]
+n = 0
+for path in sorted(glob.glob(f"{store}/shard-*.h5")):
+    with h5py.File(path) as f:
+        c = f["example_id"].shape[0]
+        assert sorted(f["hidden"].keys()) == ["0", "2"] and list(f["attention"].keys()) == ["2"]
+        assert f["hidden/2"].dtype == np.float16 and f["hidden/2"].shape == (c, 16, 32), f["hidden/2"].shape
+        assert f["hidden/2"].chunks == (1, 16, 32), f["hidden/2"].chunks
+        a = f["attention/2"][:].astype(np.float64)
+        assert a.shape == (c, 2, 16, 16)
+        assert np.allclose(a.sum(-1), 1.0, atol=1e-2), "attention rows must be distributions"
+        n += c
+assert n == m["num_examples"]
+print(f"store holds layers for {n} examples")
+PY
+run_np 2 train "${STORE_SET[@]}" --set train.max_steps=4 --set train.out_dir="$WORK/layers-from-store" \
+  > "$WORK/layers-from-store.log" 2>&1 || { cat "$WORK/layers-from-store.log"; fail "training from stored layers"; }
+"$PY" - "$A/metrics.jsonl" "$WORK/layers-from-store/metrics.jsonl" <<'PY'
+import json, sys
+online, stored = (json.loads(open(p).readline()) for p in sys.argv[1:])
+for k in ("hidden", "attention", "soft_kl", "hard_ce"):
+    assert abs(online[k] - stored[k]) <= 2e-3 * max(1.0, abs(online[k])), (k, online[k], stored[k])
+print("step 1 from the store:", {k: round(stored[k], 5) for k in ("hidden", "attention")}, "online:",
+      {k: round(online[k], 5) for k in ("hidden", "attention")})
+PY
+set +e
+run_np 2 train "${STORE_SET[@]}" --set distill.hidden_map=0:0,1:1 --set train.out_dir="$WORK/layers-store-bad" \
+  > "$WORK/layers-store-bad.log" 2>&1
+rc=$?
+set -e
+[ "$rc" -ne 0 ] || fail "a map needing unstored layers was accepted"
+grep -q "needs teacher hidden state 1, which the store does not hold" "$WORK/layers-store-bad.log" ||
+  { cat "$WORK/layers-store-bad.log"; fail "no unstored-layer error"; }
+echo "stored layers ok"
