@@ -23,12 +23,21 @@ json inspect_dataset(const std::string& path) {
   auto d = read_dataset(path);
   json j = {{"kind", "dataset"}, {"path", path}, {"schema_version", kDatasetSchemaVersion},
             {"vocab_size", d.vocab_size}, {"vocab_hash", d.vocab_hash}, {"max_length", d.max_length},
-            {"label_names", d.label_names}, {"content_hash", d.content_hash},
+            {"task", d.task}, {"label_names", d.label_names}, {"content_hash", d.content_hash},
             {"file_bytes", static_cast<std::int64_t>(fs::file_size(path))}};
   for (const auto& [name, s] : d.splits) {
-    std::vector<std::int64_t> counts(d.num_labels(), 0);
-    for (auto y : s.labels) ++counts[y];
-    j["splits"][name] = {{"examples", s.n}, {"seq", s.seq}, {"label_counts", counts}};
+    json sp = {{"examples", s.n}, {"seq", s.seq}};
+    if (d.task == "mlm") {
+      std::int64_t masked = 0;
+      for (auto y : s.mlm_labels) masked += y != kIgnoreLabel;
+      sp["masked_tokens"] = masked;
+    } else {
+      std::vector<std::int64_t> counts(d.num_labels(), 0);
+      for (auto y : s.labels) ++counts[y];
+      sp["label_counts"] = counts;
+    }
+    if (d.task == "features") sp["features"] = s.dim;
+    j["splits"][name] = sp;
   }
   return j;
 }
@@ -42,7 +51,8 @@ json inspect_store(const std::string& dir) {
     if (!fs::exists(fs::path(dir) / e.file)) missing.push_back(e.file);
   }
   const auto& s = m.meta;
-  return {{"kind", "store"}, {"path", dir}, {"schema_version", s.schema_version},
+  json layout = json::parse(layout_json(s));
+  return {{"kind", "store"}, {"layout", layout}, {"path", dir}, {"schema_version", s.schema_version},
           {"teacher_fingerprint", s.teacher_fingerprint}, {"dataset_hash", s.dataset_hash}, {"split", s.split},
           {"targets", s.targets}, {"dtype", s.dtype}, {"num_labels", s.num_labels}, {"examples", s.num_examples},
           {"shard_size", s.shard_size}, {"shards", m.shards.size()}, {"missing_shards", missing}, {"bytes", bytes},
@@ -51,12 +61,14 @@ json inspect_store(const std::string& dir) {
 
 json inspect_shard(const std::string& path) {
   auto f = h5::File::open(path);
-  auto info = f.info("/logits");
+  const bool topk = f.attr_string("/", "targets") == "mlm_topk";
+  auto info = f.info(topk ? "/topk_values" : "/logits");
   return {{"kind", "shard"}, {"path", path}, {"schema_version", f.attr_int("/", "schema_version")},
+          {"targets", f.attr_string("/", "targets")},
           {"teacher_fingerprint", f.attr_string("/", "teacher_fingerprint")},
           {"dataset_hash", f.attr_string("/", "dataset_hash")}, {"dtype", f.attr_string("/", "dtype")},
           {"example_begin", f.attr_int("/", "example_begin")}, {"example_end", f.attr_int("/", "example_end")},
-          {"logits_shape", info.shape}, {"fletcher32", info.fletcher32},
+          {topk ? "topk_values_shape" : "logits_shape", info.shape}, {"fletcher32", info.fletcher32},
           {"bytes", static_cast<std::int64_t>(fs::file_size(path))}};
 }
 

@@ -106,6 +106,12 @@ int main(int argc, char** argv) {
   exp->add_option("--checkpoint", checkpoint, "checkpoint to export (default: train.out_dir/checkpoints)");
   exp->add_option("-o,--out", out, "output directory")->required();
   exp->add_option("--vocab", vocab, "vocab.txt to copy into the directory")->check(CLI::ExistingFile);
+  std::vector<long> ks = {8, 16, 32, 64, 128};
+  auto* bench = app.add_subcommand("bench-topk", "masked LM: bytes per token and top-k vs dense loss gap for several k");
+  add_run_args(bench, run);
+  bench->add_option("--split", split, "split to measure on (default: data.eval_split)");
+  bench->add_option("--k", ks, "values of k")->delimiter(',')->capture_default_str();
+  bench->add_flag("--json", json, "print JSON");
   auto* insp = app.add_subcommand("inspect", "summarise a dataset file, a store, a shard or a checkpoint");
   insp->add_option("path", inspect_path, "path to inspect")->required();
   insp->add_flag("--json", json, "print JSON");
@@ -136,6 +142,7 @@ int main(int argc, char** argv) {
     else if (*ev) cmd_eval(*comm, run, checkpoint, split, json);
     else if (*insp) cmd_inspect(inspect_path, json);
     else if (*exp) cmd_export(*comm, run, checkpoint, out, vocab);
+    else if (*bench) cmd_bench_topk(*comm, run, split, ks, json);
     comm.reset();
   } catch (const std::exception& e) {
     // Note [collectives]: one failing rank ends the whole job, so no rank waits forever.

@@ -32,6 +32,12 @@ void cmd_inspect(const std::string& path, bool json);
 void cmd_export(Communicator& comm, const RunArgs& a, const std::string& checkpoint, const std::string& out,
                 const std::string& vocab);
 
+// Masked LM: on `split` (default data.eval_split), the teacher's real outputs and the student's
+// (train.out_dir's latest) logits at masked tokens; prints, for k in `ks`, bytes per masked token
+// of a top-k store (float16 values) and the gap between the top-k and the dense soft-target loss.
+void cmd_bench_topk(Communicator& comm, const RunArgs& a, const std::string& split, const std::vector<long>& ks,
+                    bool json);
+
 // Intra-op and BLAS threads per rank: `requested` if > 0, else cores of the node / ranks on it.
 int size_threads(int requested, int local_ranks);
 
