@@ -5,6 +5,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 "$ROOT/launch/install-deps.sh"
 "$ROOT/launch/build.sh"
 "$ROOT/launch/fetch-vocab.sh"
+"$ROOT/launch/fetch-data.sh"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 cd "${BUILD_DIR:-$ROOT/.build}"
 ctest --output-on-failure --timeout 900 "$@"

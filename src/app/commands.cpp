@@ -6,8 +6,11 @@
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <chrono>
+#include <cmath>
 #include <thread>
 
+#include "distill/data/sampler.h"
 #include "distill/kd/loss.h"
 #include "distill/model/hf.h"
 #include "distill/train/batch.h"
@@ -17,6 +20,7 @@
 #include "distill/train/eval.h"
 #include "distill/util/error.h"
 #include "distill/util/fs.h"
+#include "distill/util/log.h"
 #include "distill/util/text.h"
 
 namespace distill {
@@ -132,8 +136,11 @@ BertConfig student_config(const RunConfig& c, const Dataset& data) {
 }
 }  // namespace
 
-void cmd_train(Communicator& comm, const RunArgs& a, bool resume) {
-  auto c = resolve_config(comm, a);
+namespace {
+
+// The student side of `train` and `run`. With `teachers` > 0 the store is being written by that
+// many teacher ranks (streaming): shards are loaded as they are committed.
+void train_students(Communicator& comm, const RunConfig& c, bool resume, int teachers) {
   auto data = read_dataset(c.data.path);
   comm.check_same(data.content_hash, "dataset hash");
   TrainJob job;
@@ -227,7 +234,43 @@ void cmd_train(Communicator& comm, const RunArgs& a, bool resume) {
     expect.num_labels = data.task == "mlm" ? 0 : c.student.num_labels;
     expect.num_examples = data.split(c.data.train_split).n;
     expect.targets = data.task == "mlm" ? "mlm_topk" : "logits";
-    store = std::make_unique<StoreReader>(c.store.path, expect);
+    if (teachers > 0) {
+      DISTILL_CHECK(data.task != "mlm" && c.layers.hidden_map.empty() && c.layers.attention_map.empty(), ConfigError,
+                    "distill run streams logits stores; masked-LM and layer-map stores need an offline precompute");
+      DISTILL_CHECK(!c.teacher.path.empty(), ConfigError, "distill run needs teacher.path");
+      expect.dtype = c.store.dtype;
+      expect.shard_size = c.store.shard_size;
+      expect.num_labels = data.num_labels();
+      store = std::make_unique<StoreReader>(c.store.path, expect, StoreReader::Streaming{});
+      // First epoch: shards in global order, shuffled within windows of store.window shards.
+      const auto ranges = shard_ranges(expect.num_examples, expect.shard_size);
+      const std::int64_t window = c.store.window, count = static_cast<std::int64_t>(ranges.size());
+      std::vector<std::int64_t> ends;
+      for (std::int64_t w = window; w < count + window; w += window) ends.push_back(ranges[std::min(w, count) - 1].end);
+      job.first_epoch_order = grouped_order(ends, static_cast<std::uint64_t>(c.train.seed), 0);
+      auto* reader = store.get();
+      const double timeout = c.teacher.stream_timeout;
+      const std::int64_t shard_size = expect.shard_size;
+      const int rank = comm.rank();
+      job.wait_for_rows = [reader, window, count, timeout, shard_size, rank](std::int64_t epoch,
+                                                                              const std::vector<std::int64_t>& rows) {
+        std::int64_t need = count;
+        if (epoch == 0) {
+          std::int64_t last = 0;
+          for (auto r : rows) last = std::max(last, r / shard_size);
+          need = std::min(count, (last / window + 1) * window);
+        }
+        if (reader->shards_loaded() >= need) return 0.0;
+        const auto before = reader->shards_loaded();
+        const double waited = reader->wait_for_shards(need, timeout);
+        if (rank == 0 && before == 0)
+          spdlog::info("streaming: first batch ready after {:.2f}s with {} of {} shards committed", waited,
+                       reader->shards_loaded(), count);
+        return waited;
+      };
+    } else {
+      store = std::make_unique<StoreReader>(c.store.path, expect);
+    }
     job.teacher_fingerprint = store->manifest().meta.teacher_fingerprint;
     comm.check_same(job.teacher_fingerprint + "/" + std::to_string(store->manifest().meta.schema_version),
                     "store teacher fingerprint and schema");
@@ -247,13 +290,77 @@ void cmd_train(Communicator& comm, const RunArgs& a, bool resume) {
   DISTILL_CHECK(data.task == "mlm" || job.model.num_labels == data.num_labels(), DataError, "student.num_labels = ", job.model.num_labels,
                 " but data set ", data.path, " has ", data.num_labels(), " labels");
   auto r = train(comm, job);
-  if (comm.rank() == 0) {
-    nlohmann::json j = {{"steps", r.steps}, {"final_loss", r.final_loss}, {"samples_per_s", r.samples_per_s},
-                        {"dev_accuracy", r.dev_accuracy}, {"parameters", r.parameters}, {"checkpoint", r.checkpoint},
-                        {"ranks", comm.size()}};
-    write_file_atomic((fs::path(c.train.out_dir) / "train_summary.json").string(), j.dump(2) + "\n");
-    spdlog::info("training done: {}", j.dump());
+  double wait = r.wait_seconds, secs = r.seconds;
+  comm.allreduce(&wait, 1, DType::kFloat64, ReduceOp::kAverage);
+  comm.allreduce(&secs, 1, DType::kFloat64, ReduceOp::kAverage);
+  if (comm.rank() != 0) return;
+  nlohmann::json j = {{"steps", r.steps}, {"final_loss", r.final_loss}, {"samples_per_s", r.samples_per_s},
+                      {"dev_accuracy", r.dev_accuracy}, {"parameters", r.parameters}, {"checkpoint", r.checkpoint},
+                      {"ranks", comm.size()}};
+  if (teachers > 0) {
+    j["wait_share"] = secs > 0 ? wait / secs : 0.0;
+    // Balance: the teachers' rate (teachers.json, written when they finish) against consumption.
+    const auto stats = (fs::path(c.store.path) / "teachers.json").string();
+    for (int i = 0; i < 600 && !path_exists(stats); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const double busy = secs - wait;
+    const double consumption = busy > 0 ? r.samples_per_s * secs / busy : 0.0;  // examples/s when not waiting
+    j["student_examples_per_s_busy"] = consumption;
+    if (path_exists(stats)) {
+      auto t = nlohmann::json::parse(read_file(stats));
+      const double per_rank = t.at("examples_per_s_per_rank").get<double>();
+      j["teacher_examples_per_s_per_rank"] = per_rank;
+      j["teacher_ranks"] = teachers;
+      j["teacher_ranks_to_keep_students_busy"] = per_rank > 0 ? static_cast<long>(std::ceil(consumption / per_rank)) : 0;
+      spdlog::info("balance: students waited {:.1f}% of {:.1f}s; teachers computed {:.0f} examples/s per rank on {} "
+                   "ranks, students consume {:.0f} examples/s when not waiting: {} teacher ranks would keep them busy",
+                   100.0 * j["wait_share"].get<double>(), secs, per_rank, teachers, consumption,
+                   j["teacher_ranks_to_keep_students_busy"].get<long>());
+    } else {
+      spdlog::warn("balance: {} not written by the teachers within 60 s", stats);
+    }
   }
+  write_file_atomic((fs::path(c.train.out_dir) / "train_summary.json").string(), j.dump(2) + "\n");
+  spdlog::info("training done: {}", j.dump());
+}
+
+}  // namespace
+
+void cmd_train(Communicator& comm, const RunArgs& a, bool resume) {
+  auto c = resolve_config(comm, a);
+  train_students(comm, c, resume, 0);
+}
+
+void cmd_run(Communicator& comm, const RunArgs& a, long teacher_ranks) {
+  auto c = resolve_config(comm, a);
+  const long n = teacher_ranks > 0 ? teacher_ranks : c.teacher.ranks;
+  DISTILL_CHECK(n > 0 && n < comm.size(), ConfigError, "distill run needs 1..", comm.size() - 1,
+                " teacher ranks (--teacher-ranks or teacher.ranks) out of ", comm.size(), " ranks, got ", n);
+  DISTILL_CHECK(!c.store.path.empty(), ConfigError, "distill run streams through the store: set store.path");
+  const bool teacher = comm.rank() < n;
+  // Note [groups]: from here on each group only talks among itself; the store is the channel.
+  auto group = comm.split(teacher ? 0 : 1, comm.rank());
+  set_log_rank(comm.rank(), comm.size(), host_name() + (teacher ? " teacher " : " student ") +
+                                             std::to_string(group->rank()) + "/" + std::to_string(group->size()));
+  if (!teacher) {
+    if (group->rank() == 0)
+      spdlog::info("streaming: {} student ranks train while {} teacher ranks write {}", group->size(), n, c.store.path);
+    train_students(*group, c, /*resume=*/true, static_cast<int>(n));
+    return;
+  }
+  auto data = read_dataset(c.data.path);
+  if (group->rank() == 0 && path_exists((fs::path(c.store.path) / "teachers.json").string()))
+    fs::remove(fs::path(c.store.path) / "teachers.json");
+  TargetSpec spec;
+  spec.temperature = c.distill.temperature;
+  auto r = precompute(*group, data, c.data.train_split, c.teacher, c.store, spec);
+  if (group->rank() != 0) return;
+  const double per_rank = r.seconds > 0 ? r.examples_computed / r.seconds / group->size() : 0.0;
+  nlohmann::json t = {{"ranks", group->size()}, {"examples_computed", r.examples_computed}, {"seconds", r.seconds},
+                      {"shards_written", r.shards_written}, {"shards_skipped", r.shards_skipped},
+                      {"examples_per_s_per_rank", per_rank}};
+  write_file_atomic((fs::path(c.store.path) / "teachers.json").string(), t.dump(2) + "\n");
+  spdlog::info("teachers done: {} shards written, {} already committed, {:.0f} examples/s per teacher rank; leaving",
+               r.shards_written, r.shards_skipped, per_rank);
 }
 
 void cmd_export(Communicator& comm, const RunArgs& a, const std::string& checkpoint, const std::string& out,

@@ -71,6 +71,8 @@ std::vector<Field> fields(RunConfig& c) {
       make_field("teacher.path", c.teacher.path),
       make_field("teacher.batch_size", c.teacher.batch_size),
       make_field("teacher.online", c.teacher.online),
+      make_field("teacher.ranks", c.teacher.ranks),
+      make_field("teacher.stream_timeout", c.teacher.stream_timeout),
       make_field("student.init", c.student_init),
       make_field("student.init_layers", c.student_init_layers),
       make_field("student.kind", c.student.kind),
@@ -93,6 +95,7 @@ std::vector<Field> fields(RunConfig& c) {
       make_field("store.shard_size", c.store.shard_size),
       make_field("store.topk", c.store.topk),
       make_field("store.max_bytes", c.store.max_bytes),
+      make_field("store.window", c.store.window),
       make_field("distill.alpha", c.distill.alpha),
       make_field("distill.beta", c.distill.beta),
       make_field("distill.temperature", c.distill.temperature),
@@ -235,8 +238,10 @@ void validate_config(const RunConfig& c) {
   DISTILL_CHECK(!maps || c.teacher.online || !c.store.path.empty(), ConfigError,
                 "distill.hidden_map / distill.attention_map need the teacher's intermediate layers: set "
                 "teacher.online: true, or store.path to a store precomputed with these maps");
-  DISTILL_CHECK(c.store.topk >= 0 && c.store.max_bytes > 0, ConfigError,
-                "store.topk must be >= 0 (0 = default) and store.max_bytes positive");
+  DISTILL_CHECK(c.store.topk >= 0 && c.store.max_bytes > 0 && c.store.window > 0, ConfigError,
+                "store.topk must be >= 0 (0 = default), store.max_bytes and store.window positive");
+  DISTILL_CHECK(c.teacher.ranks >= 0 && c.teacher.stream_timeout > 0, ConfigError,
+                "teacher.ranks must be >= 0 and teacher.stream_timeout positive");
   DISTILL_CHECK(!c.teacher.online || !c.teacher.path.empty(), ConfigError, "teacher.online needs teacher.path");
   c.train.validate();
   store_dtype(c.store.dtype);

@@ -95,6 +95,11 @@ int main(int argc, char** argv) {
   auto* train = app.add_subcommand("train", "student ranks train (on the store's targets when store.path is set)");
   add_run_args(train, run);
   train->add_flag("--resume", resume, "continue from train.out_dir/checkpoints/latest");
+  long teacher_ranks = 0;
+  auto* runc = app.add_subcommand("run", "streaming: teacher ranks precompute while the other ranks train on each "
+                                  "committed shard");
+  add_run_args(runc, run);
+  runc->add_option("--teacher-ranks", teacher_ranks, "ranks that run the teacher (default: teacher.ranks)");
   auto* ev = app.add_subcommand("eval", "accuracy, teacher agreement, transfer risk and KL on a held-out split");
   add_run_args(ev, run);
   ev->add_option("--checkpoint", checkpoint, "student checkpoint (default: train.out_dir/checkpoints)");
@@ -139,6 +144,7 @@ int main(int argc, char** argv) {
     else if (*prepare) cmd_prepare_text(*comm, text, out);  // text, masked LM or features
     else if (*pre) cmd_precompute(*comm, run);
     else if (*train) cmd_train(*comm, run, resume);
+    else if (*runc) cmd_run(*comm, run, teacher_ranks);
     else if (*ev) cmd_eval(*comm, run, checkpoint, split, json);
     else if (*insp) cmd_inspect(inspect_path, json);
     else if (*exp) cmd_export(*comm, run, checkpoint, out, vocab);

@@ -34,6 +34,27 @@ std::vector<std::int64_t> epoch_order(std::int64_t n, std::uint64_t seed, std::i
   return p;
 }
 
+std::vector<std::int64_t> grouped_order(const std::vector<std::int64_t>& group_ends, std::uint64_t seed,
+                                        std::int64_t epoch) {
+  std::vector<std::int64_t> out;
+  std::int64_t begin = 0;
+  for (std::size_t g = 0; g < group_ends.size(); ++g) {
+    const auto end = group_ends[g];
+    DISTILL_CHECK(end >= begin, DataError, "group ends must ascend");
+    for (auto i : epoch_order(end - begin, mix_seed(seed, 0x67726f7570, g), epoch)) out.push_back(begin + i);
+    begin = end;
+  }
+  return out;
+}
+
+void DistributedSampler::set_epoch_order(std::int64_t epoch, std::vector<std::int64_t> order) {
+  DISTILL_CHECK(static_cast<std::int64_t>(order.size()) == n_, DataError, "epoch order of ", order.size(),
+                " rows for a split of ", n_);
+  fixed_epoch_ = epoch;
+  fixed_order_ = std::move(order);
+  cached_epoch_ = -1;
+}
+
 DistributedSampler::DistributedSampler(std::int64_t n, std::int64_t batch, int rank, int world, std::uint64_t seed,
                                        bool shuffle)
     : n_(n), batch_(batch), rank_(rank), world_(world), seed_(seed), shuffle_(shuffle) {
@@ -49,7 +70,9 @@ std::int64_t DistributedSampler::steps_per_epoch() const {
 
 std::vector<std::int64_t> DistributedSampler::indices(const Cursor& c) {
   if (c.epoch != cached_epoch_) {
-    if (shuffle_) {
+    if (c.epoch == fixed_epoch_) {
+      order_ = fixed_order_;
+    } else if (shuffle_) {
       order_ = epoch_order(n_, seed_, c.epoch);
     } else {
       order_.resize(n_);

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include "distill/store/shard.h"
 #include "distill/util/error.h"
@@ -51,6 +53,50 @@ StoreReader::StoreReader(const std::string& dir, const StoreMeta& expect) : dir_
   open_.resize(shards.size());
 }
 
+StoreReader::StoreReader(const std::string& dir, const StoreMeta& expect, Streaming) : dir_(dir) {
+  DISTILL_CHECK(expect.targets == "logits" && !expect.has_layers(), StoreError, "streaming reads logits stores only");
+  manifest_.meta = expect;
+  ranges_ = shard_ranges(expect.num_examples, expect.shard_size);
+  logits_.assign(static_cast<std::size_t>(expect.num_examples * expect.num_labels), 0.0f);
+  loaded_ = 0;
+}
+
+double StoreReader::wait_for_shards(std::int64_t count, double timeout_s) {
+  using clock = std::chrono::steady_clock;
+  count = std::min<std::int64_t>(count, shard_count());
+  const auto start = clock::now();
+  auto progress = start;
+  double sleep_s = 0.005;
+  std::string last_error;
+  while (loaded_ < count) {
+    const auto& r = ranges_[loaded_];
+    const auto path = (std::filesystem::path(dir_) / shard_name(r)).string();
+    bool ok = false;
+    if (std::filesystem::exists(path)) {  // a final name means a complete shard (Note [shard commit])
+      try {
+        auto s = read_shard(path, manifest_.meta, r);
+        std::memcpy(&logits_[r.begin * manifest_.meta.num_labels], s.logits.data(), s.logits.size() * sizeof(float));
+        manifest_.shards.push_back({shard_name(r), r, static_cast<std::int64_t>(std::filesystem::file_size(path)), ""});
+        open_.resize(manifest_.shards.size());
+        ++loaded_;
+        ok = true;
+        progress = clock::now();
+        sleep_s = 0.005;
+      } catch (const StoreError& e) {
+        last_error = e.what();  // stale or being replaced: the teachers redo it
+      }
+    }
+    if (ok) continue;
+    DISTILL_CHECK(std::chrono::duration<double>(clock::now() - progress).count() < timeout_s, StoreError,
+                  "streaming: no new shard for ", timeout_s, " s while waiting for ", shard_name(r), " in ", dir_,
+                  " (", loaded_, " of ", shard_count(), " shards committed); are the teacher ranks alive?",
+                  last_error.empty() ? "" : " Last read error: " + last_error);
+    std::this_thread::sleep_for(std::chrono::duration<double>(sleep_s));
+    sleep_s = std::min(0.2, sleep_s * 2);
+  }
+  return std::chrono::duration<double>(clock::now() - start).count();
+}
+
 std::pair<std::int64_t, std::int64_t> StoreReader::token_rows(std::int64_t i) const {
   DISTILL_CHECK(i >= 0 && i + 1 < static_cast<std::int64_t>(token_offsets_.size()), StoreError, "store ", dir_,
                 ": example ", i, " has no top-k targets (targets '", manifest_.meta.targets, "')");
@@ -82,6 +128,8 @@ void StoreReader::read_attention(long layer, std::int64_t i, float* out) const {
 const float* StoreReader::row(std::int64_t i) const {
   DISTILL_CHECK(i >= 0 && i < manifest_.meta.num_examples, StoreError, "store ", dir_, ": row ", i,
                 " out of range [0, ", manifest_.meta.num_examples, ")");
+  DISTILL_CHECK(loaded_ < 0 || loaded_ == shard_count() || i < ranges_[loaded_].begin, StoreError, "store ", dir_,
+                ": row ", i, " is in a shard not loaded yet (streaming)");
   return &logits_[i * manifest_.meta.num_labels];
 }
 

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "distill/kd/layer_map.h"
@@ -192,6 +193,9 @@ PrecomputeResult precompute(Communicator& comm, const Dataset& data, const std::
       ++res.shards_skipped;
     } else {
       maybe_fault(rank, committed, path + ".partial-" + std::to_string(rank));
+      // Test hook: DISTILL_FAULT_TEACHER_DELAY_MS slows every shard down (streaming tests).
+      if (const char* d = std::getenv("DISTILL_FAULT_TEACHER_DELAY_MS"))
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::atol(d)));
       std::vector<torch::Tensor> outs, offsets_parts, lses, idx_parts;
       std::map<long, std::vector<torch::Tensor>> hidden, attention;
       std::vector<std::int64_t> ids;

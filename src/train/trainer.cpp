@@ -168,6 +168,7 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
   DISTILL_CHECK(!full_batch || !block.empty(), ConfigError, "full-batch training of ", split.n,
                 " examples on ", world, " ranks leaves rank ", rank, " without examples; use fewer ranks");
   const double share = full_batch ? static_cast<double>(block.size()) * world / static_cast<double>(split.n) : 1.0;
+  if (!job.first_epoch_order.empty()) sampler.set_epoch_order(0, job.first_epoch_order);
   const std::int64_t per_epoch = full_batch ? 1 : sampler.steps_per_epoch();
   const std::int64_t global_batch = full_batch ? split.n : o.batch_size * world;
   const std::int64_t total = o.max_steps > 0 ? o.max_steps : o.epochs * per_epoch;
@@ -240,6 +241,7 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
   while (step < total) {
     model->train();
     auto rows = full_batch ? block : sampler.indices(cursor);
+    if (job.wait_for_rows) res.wait_seconds += job.wait_for_rows(cursor.epoch, rows);
     auto batch = make_batch(split, rows, job.store, layer_loss && !job.online_teacher);
     const bool want_h = layer_loss && layer_loss->wants_hidden(), want_a = layer_loss && layer_loss->wants_attentions();
     auto out = model->forward(batch.inputs, want_h, want_a);
@@ -304,6 +306,7 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
   }
   const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   res.steps = step;
+  res.seconds = el;
   res.final_loss = last_loss;
   res.samples_per_s = el > 0 ? (step - first_step) * global_batch / el : 0;
   res.checkpoint = (fs::path(ckpt_root) / step_dir_name(step)).string();

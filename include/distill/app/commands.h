@@ -24,6 +24,11 @@ void cmd_prepare_synthetic(Communicator& comm, const SyntheticOptions& o, const 
 void cmd_prepare_text(Communicator& comm, const PrepareOptions& o, const std::string& out);
 void cmd_precompute(Communicator& comm, const RunArgs& a);
 void cmd_train(Communicator& comm, const RunArgs& a, bool resume);
+// Streaming: the first `teacher_ranks` (else teacher.ranks) ranks precompute into store.path while
+// the others train on each shard once it is committed (first epoch in shard order, shuffled within
+// windows of store.window shards). It always resumes: rerunning after a kill continues both sides
+// (teachers skip committed shards, students start from their latest checkpoint).
+void cmd_run(Communicator& comm, const RunArgs& a, long teacher_ranks);
 // Evaluates `checkpoint` (default: train.out_dir's latest) on `split` (default: data.test_split).
 void cmd_eval(Communicator& comm, const RunArgs& a, const std::string& checkpoint, const std::string& split, bool json);
 void cmd_inspect(const std::string& path, bool json);

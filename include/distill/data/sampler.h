@@ -25,6 +25,11 @@ std::uint64_t mix_seed(std::uint64_t seed, std::uint64_t a, std::uint64_t b = 0)
 // A permutation of 0..n-1 for (seed, epoch) (Fisher-Yates over SplitMix64).
 std::vector<std::int64_t> epoch_order(std::int64_t n, std::uint64_t seed, std::int64_t epoch);
 
+// An order that shuffles only within consecutive groups: rows [ends[g-1], ends[g]) are permuted
+// among themselves by (seed, epoch, g) and the groups keep their order (streaming's first epoch).
+std::vector<std::int64_t> grouped_order(const std::vector<std::int64_t>& group_ends, std::uint64_t seed,
+                                        std::int64_t epoch);
+
 // Where a sampler stands: the next step to run.
 struct Cursor {
   std::int64_t epoch = 0;
@@ -39,6 +44,8 @@ class DistributedSampler {
   // The indices of `rank` for step `c`.
   std::vector<std::int64_t> indices(const Cursor& c);
   Cursor advance(Cursor c) const;
+  // Uses `order` (a permutation of 0..n-1) for `epoch` instead of the seeded shuffle.
+  void set_epoch_order(std::int64_t epoch, std::vector<std::int64_t> order);
 
  private:
   std::int64_t n_, batch_;
@@ -47,6 +54,8 @@ class DistributedSampler {
   bool shuffle_;
   std::int64_t cached_epoch_ = -1;
   std::vector<std::int64_t> order_;
+  std::int64_t fixed_epoch_ = -1;
+  std::vector<std::int64_t> fixed_order_;
 };
 
 }  // namespace distill

@@ -18,6 +18,16 @@ class StoreReader {
   // `expect` holds the run's teacher fingerprint ("" = accept the store's), dataset hash, split,
   // num_labels and num_examples. Throws StoreError naming the store, shard and mismatch.
   StoreReader(const std::string& dir, const StoreMeta& expect);
+  // Streaming: the store is still being written. `expect` must be complete (what precompute
+  // writes: teacher, data set, split, targets "logits", dtype, labels, examples, shard_size); no
+  // manifest is needed and shards are loaded by wait_for_shards as they are committed.
+  struct Streaming {};
+  StoreReader(const std::string& dir, const StoreMeta& expect, Streaming);
+  // Blocks, sleeping, until shards [0, count) are loaded. Throws StoreError naming the shard
+  // after `timeout_s` seconds without a new commit. Returns the seconds spent waiting.
+  double wait_for_shards(std::int64_t count, double timeout_s);
+  std::int64_t shards_loaded() const { return loaded_; }
+  std::int64_t shard_count() const { return static_cast<std::int64_t>(ranges_.size()); }
   const Manifest& manifest() const { return manifest_; }
   std::int64_t num_labels() const { return manifest_.meta.num_labels; }
   // Logits of example row `i` of the split: num_labels floats.
@@ -42,6 +52,8 @@ class StoreReader {
   std::vector<std::int64_t> token_offsets_;  // [num_examples + 1], mlm_topk
   std::vector<float> topk_values_, lse_;
   std::vector<std::int32_t> topk_indices_;
+  std::vector<ShardRange> ranges_;   // streaming: every shard of the split
+  std::int64_t loaded_ = -1;         // streaming: shards [0, loaded_) are in memory; -1 = not streaming
   mutable std::vector<h5::File> open_;       // shard files opened for layer reads, by shard
   void read_layer(const std::string& group, long layer, const std::vector<long>& stored, std::int64_t i,
                   float* out) const;

@@ -23,6 +23,7 @@ struct StoreOptions {
   long topk = 0;                    // masked LM: teacher logits kept per masked token; 0 = the most
                                     // that fit in 300 bytes per token (64 with uint16 indices)
   long max_bytes = 10737418240;     // precompute refuses a store estimated larger than this (10 GiB)
+  long window = 4;                  // distill run: the first epoch shuffles within windows of this many shards
 };
 
 // What every shard and the manifest say about themselves.

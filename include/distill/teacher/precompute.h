@@ -21,6 +21,8 @@ struct TeacherOptions {
   // Run the teacher inside every student rank instead of reading the store: costs a teacher
   // forward per step, stores nothing; needed for hidden-state and attention losses.
   bool online = false;
+  long ranks = 0;                // distill run: teacher ranks (the first ones); --teacher-ranks overrides
+  double stream_timeout = 600;   // distill run: students fail after this many seconds without a new shard
 };
 
 struct LoadedTeacher {

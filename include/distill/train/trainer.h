@@ -59,6 +59,10 @@ struct TrainJob {
   std::function<void(NetworkImpl&)> init;
   KdOptions kd;
   TrainOptions opt;
+  // Streaming (store still being written): the first epoch's order, and a hook that blocks until
+  // the shards holding a batch's rows are committed and returns the seconds it waited.
+  std::vector<std::int64_t> first_epoch_order;
+  std::function<double(std::int64_t epoch, const std::vector<std::int64_t>& rows)> wait_for_rows;
   bool resume = false;
   std::string config_yaml, config_hash, teacher_fingerprint;
 };
@@ -69,6 +73,8 @@ struct TrainResult {
   double samples_per_s = 0;    // global, over the steps this process ran
   double dev_accuracy = 0;
   std::int64_t parameters = 0;
+  double seconds = 0;          // wall time of the steps this process ran
+  double wait_seconds = 0;     // of which waiting for the store (streaming)
   std::string checkpoint;      // the final checkpoint directory
 };
 

@@ -1,4 +1,4 @@
-// Rank-prefixed logging on stderr. set_log_rank() once after the communicator exists.
+// Rank-prefixed logging on stderr. set_log_rank() after the communicator exists (again to relabel).
 #pragma once
 #include <spdlog/spdlog.h>
 
