@@ -44,6 +44,15 @@ std::vector<int> split_parts(std::int64_t n, const PrepareOptions& o) {
   return part;
 }
 
+// The rows of split `k` in a seeded random order.
+template <typename T>
+std::vector<T> in_split_order(const std::vector<T>& rows, std::uint64_t seed, int k) {
+  std::vector<T> out;
+  for (auto i : epoch_order(static_cast<std::int64_t>(rows.size()), mix_seed(seed, 0x73706c6974, k), 0))
+    out.push_back(rows[i]);
+  return out;
+}
+
 void check_fractions(const PrepareOptions& o) {
   DISTILL_CHECK(o.dev_fraction >= 0 && o.test_fraction >= 0 && o.dev_fraction + o.test_fraction < 1, ConfigError,
                 "dev and test fractions must be >= 0 and leave room for train, got ", o.dev_fraction, " and ",
@@ -168,7 +177,9 @@ Dataset prepare_text(const PrepareOptions& o, PrepareReport* report) {
   DISTILL_CHECK(o.mlm || d.label_names.size() >= 2, DataError, o.input, " has ", d.label_names.size(),
                 " distinct label(s) in column '", o.label_column, "': classification needs at least 2");
 
-  // The split: a seeded permutation of the usable rows; within a split rows keep file order.
+  // The split: a seeded permutation of the usable rows (split_parts); rows within a split are in a
+  // seeded random order too (in_split_order), so that shards of consecutive rows are mixed samples
+  // even when the file is sorted (streaming reads shards in order).
   const auto n = static_cast<std::int64_t>(examples.size());
   const auto part = split_parts(n, o);
   std::vector<std::vector<std::int32_t>> mlm_labels(o.mlm ? n : 0);
@@ -176,6 +187,7 @@ Dataset prepare_text(const PrepareOptions& o, PrepareReport* report) {
     mlm_labels[i] = mask_tokens(examples[i].enc, tok, o.seed, examples[i].id, o.mask_prob);
   std::vector<const Example*> rows[3];
   for (std::int64_t i = 0; i < n; ++i) rows[part[i]].push_back(&examples[i]);
+  for (int k = 0; k < 3; ++k) rows[k] = in_split_order(rows[k], o.seed, k);
   DISTILL_CHECK(!rows[0].empty(), DataError, o.input, ": no rows left for the train split");
   const char* names[3] = {"train", "dev", "test"};
   for (int k = 0; k < 3; ++k)
@@ -315,7 +327,12 @@ Dataset prepare_features(const PrepareOptions& o, PrepareReport* report) {
     }
   }
   const char* names[3] = {"train", "dev", "test"};
-  for (std::int64_t i = 0; i < n; ++i) {
+  std::vector<std::int64_t> members[3];
+  for (std::int64_t i = 0; i < n; ++i) members[part[i]].push_back(i);
+  std::vector<std::int64_t> order;
+  for (int k = 0; k < 3; ++k)
+    for (auto i : in_split_order(members[k], o.seed, k)) order.push_back(i);
+  for (auto i : order) {
     auto& s = d.splits[names[part[i]]];
     s.dim = dim;
     ++s.n;

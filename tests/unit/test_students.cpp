@@ -213,6 +213,27 @@ TEST(PrepareFeatures, CsvWithHeaderAndLabelColumn) {
             std::string::npos);
 }
 
+TEST(PrepareFeatures, RowsOfASortedFileAreMixedWithinSplits) {
+  // Streaming reads shards of consecutive rows in order: a file sorted by label must not give
+  // single-label shards.
+  const auto dir = test::temp_dir("sorted");
+  {
+    std::ofstream f(dir + "/s.csv");
+    for (int i = 0; i < 200; ++i) f << i << "," << (i < 100 ? 0 : 1) << "\n";
+  }
+  PrepareOptions o;
+  o.input = dir + "/s.csv";
+  o.features = true;
+  auto d = prepare_features(o);
+  const auto& tr = d.split("train");
+  std::int64_t ones = 0;
+  for (std::int64_t i = 0; i < 40; ++i) ones += tr.labels[i];
+  EXPECT_GT(ones, 8);
+  EXPECT_LT(ones, 32);
+  for (std::int64_t i = 0; i < tr.n; ++i) EXPECT_EQ(tr.features[i], static_cast<float>(tr.example_id[i]));
+  EXPECT_EQ(dataset_content_hash(prepare_features(o)), dataset_content_hash(d));
+}
+
 TEST(PrepareMlm, MasksFifteenPercentDeterministically) {
   const char* vocab = std::getenv("DISTILL_VOCAB");
   if (!vocab || !std::filesystem::exists(vocab)) GTEST_SKIP() << "no DISTILL_VOCAB (run launch/fetch-vocab.sh)";
