@@ -150,7 +150,7 @@ void train_students(Communicator& comm, const RunConfig& c, bool resume, int tea
   job.model = student_config(c, data);
   if (!c.student_init_layers.empty()) {
     DISTILL_CHECK(!c.student_init.empty(), ConfigError, "student.init_layers needs student.init (the teacher to copy)");
-    auto src = std::make_shared<LoadedModel>(load_model(c.student_init, false, data.num_labels()));
+    auto src = std::make_shared<LoadedModel>(load_model(c.student_init, false, data.num_labels(), c.student.kind));
     const auto& t = src->model->config();
     const auto& s = job.model;
     std::vector<long> layers;
@@ -190,7 +190,7 @@ void train_students(Communicator& comm, const RunConfig& c, bool resume, int tea
       }
     };
   } else if (!c.student_init.empty()) {
-    auto init = std::make_shared<LoadedModel>(load_model(c.student_init, false, data.num_labels()));
+    auto init = std::make_shared<LoadedModel>(load_model(c.student_init, false, data.num_labels(), c.student.kind));
     BertConfig s = init->model->config();
     s.dropout = c.student.dropout;
     s.attention_dropout = c.student.attention_dropout;

@@ -73,6 +73,9 @@ HfBert read_hf_dir(const std::string& dir) {
                 "checkpoints are not read: save with safe_serialization=True)");
   auto st = load_safetensors(st_path);
   for (auto& [name, blob] : st.tensors) {
+    if (starts_with(name, "cls.predictions.") && !starts_with(name, "cls.predictions.decoder."))
+      hf.mlm_head[our_name(name)] = blob;
+    if (starts_with(name, "classifier.")) hf.has_classifier = true;
     if (starts_with(name, "cls.") || name == "bert.embeddings.position_ids" || name == "embeddings.position_ids") {
       hf.unused.push_back(name);
       continue;
@@ -90,6 +93,16 @@ void load_hf_weights(BertForSequenceClassification& m, const HfBert& hf, bool re
   load_module(*m, hf.tensors, hf.dir + "/model.safetensors", optional);
 }
 
+void load_hf_mlm_weights(BertForMaskedLM& m, const HfBert& hf) {
+  DISTILL_CHECK(!hf.mlm_head.empty(), DataError, hf.dir, "/model.safetensors has no cls.predictions.* tensors: "
+                "not a masked-LM checkpoint");
+  std::map<std::string, TensorBlob> t;
+  for (const auto& [k, v] : hf.tensors)
+    if (!starts_with(k, "bert.pooler.") && !starts_with(k, "classifier.")) t[k] = v;
+  for (const auto& [k, v] : hf.mlm_head) t[k] = v;
+  load_module(*m, t, hf.dir + "/model.safetensors");
+}
+
 std::string hf_fingerprint(const std::string& dir) {
   Hasher h;
   h.update(file_digest((fs::path(dir) / "config.json").string()));
@@ -100,13 +113,14 @@ std::string hf_fingerprint(const std::string& dir) {
 void export_hf_dir(const std::string& dir, NetworkImpl& m, const std::vector<std::string>& label_names,
                    const std::string& vocab) {
   const auto& c = m.config();
-  DISTILL_CHECK(c.kind == "bert", ConfigError, "export writes BERT sequence classifiers; this model is a ", c.kind);
+  DISTILL_CHECK(c.is_bert(), ConfigError, "export writes BERT models (bert, bert_mlm); this model is a ", c.kind);
+  const bool mlm = c.kind == "bert_mlm";
   DISTILL_CHECK(label_names.empty() || static_cast<long>(label_names.size()) == c.num_labels, ConfigError,
                 "export: ", label_names.size(), " label names for a model with ", c.num_labels, " labels");
   if (fs::exists(dir))
     DISTILL_CHECK(is_hf_dir(dir), DataError, "export: ", dir,
                   " exists and is not a Hugging Face model directory; refusing to replace it");
-  nlohmann::json j = {{"architectures", {"BertForSequenceClassification"}},
+  nlohmann::json j = {{"architectures", {mlm ? "BertForMaskedLM" : "BertForSequenceClassification"}},
                       {"model_type", "bert"},
                       {"vocab_size", c.vocab_size},
                       {"hidden_size", c.hidden},
@@ -122,16 +136,18 @@ void export_hf_dir(const std::string& dir, NetworkImpl& m, const std::vector<std
                       {"layer_norm_eps", c.layer_norm_eps},
                       {"pad_token_id", 0},
                       {"position_embedding_type", "absolute"},
-                      {"problem_type", "single_label_classification"},
                       {"torch_dtype", "float32"}};
-  nlohmann::json id2label = nlohmann::json::object(), label2id = nlohmann::json::object();
-  for (long i = 0; i < c.num_labels; ++i) {
-    const auto name = label_names.empty() ? "LABEL_" + std::to_string(i) : label_names[i];
-    id2label[std::to_string(i)] = name;
-    label2id[name] = i;
+  if (!mlm) j["problem_type"] = "single_label_classification";
+  if (!mlm) {
+    nlohmann::json id2label = nlohmann::json::object(), label2id = nlohmann::json::object();
+    for (long i = 0; i < c.num_labels; ++i) {
+      const auto name = label_names.empty() ? "LABEL_" + std::to_string(i) : label_names[i];
+      id2label[std::to_string(i)] = name;
+      label2id[name] = i;
+    }
+    j["id2label"] = id2label;
+    j["label2id"] = label2id;
   }
-  j["id2label"] = id2label;
-  j["label2id"] = label2id;
   const auto tmp = dir + ".partial";
   fs::remove_all(tmp);
   fs::create_directories(tmp);

@@ -10,12 +10,23 @@
 
 namespace distill {
 
-LoadedModel load_model(const std::string& path, bool require_head, long num_labels) {
+LoadedModel load_model(const std::string& path, bool require_head, long num_labels, const std::string& kind) {
   LoadedModel r;
   DISTILL_CHECK(!is_torchscript_path(path), ConfigError, path,
                 " is a TorchScript file: it can serve as a teacher, not as a BERT to train or evaluate");
   if (is_hf_dir(path)) {
     auto hf = read_hf_dir(path);
+    const bool mlm = kind == "bert_mlm" || (kind.empty() && require_head && !hf.mlm_head.empty() && !hf.has_classifier);
+    if (mlm) {
+      hf.config.kind = "bert_mlm";
+      hf.config.num_labels = 0;
+      BertForMaskedLM m(hf.config);
+      load_hf_mlm_weights(m, hf);
+      r.model = m.ptr();
+      r.file = path;
+      r.fingerprint = model_fingerprint(path);
+      return r;
+    }
     if (num_labels > 0) hf.config.num_labels = num_labels;
     DISTILL_CHECK(hf.config.num_labels > 0, DataError, path, "/config.json gives no label count (num_labels or "
                   "id2label); a teacher needs its classifier");

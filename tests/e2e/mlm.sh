@@ -76,4 +76,19 @@ rc=$?
 set -e
 [ "$rc" -ne 0 ] || fail "a temperature mismatch was accepted"
 grep -q "was precomputed at temperature 2" "$M/bad.log" || { cat "$M/bad.log"; fail "no temperature error"; }
+# The teacher as a Hugging Face BertForMaskedLM directory gives the same top-k targets.
+run_np 1 export "${S[@]}" --checkpoint "$M/teacher/checkpoints" --out "$M/teacher-hf" > "$M/export.log" 2>&1 ||
+  { cat "$M/export.log"; fail "export of the masked LM"; }
+grep -q '"BertForMaskedLM"' "$M/teacher-hf/config.json" || fail "not exported as BertForMaskedLM"
+run_np 2 precompute "${S[@]}" --set teacher.path="$M/teacher-hf" --set store.path="$M/store-hf" > "$M/precompute-hf.log" 2>&1 ||
+  { cat "$M/precompute-hf.log"; fail "precompute from the HF directory"; }
+"$PY" - "$M/store" "$M/store-hf" <<'PY'
+import glob, sys, h5py, numpy as np
+for a in sorted(glob.glob(f"{sys.argv[1]}/shard-*.h5")):
+    b = a.replace(sys.argv[1], sys.argv[2])
+    with h5py.File(a) as x, h5py.File(b) as y:
+        for k in ("row_offsets", "topk_values", "topk_indices", "lse"):
+            assert np.array_equal(x[k][:], y[k][:]), (a, k)
+print("HF BertForMaskedLM teacher: identical top-k targets")
+PY
 echo "mlm ok"

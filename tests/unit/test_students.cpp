@@ -4,9 +4,12 @@
 #include <torch/torch.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "distill/data/prepare.h"
 #include "distill/kd/loss.h"
+#include "distill/model/hf.h"
+#include "distill/model/load.h"
 #include "distill/model/vector.h"
 #include "distill/teacher/precompute.h"
 #include "distill/train/optim.h"
@@ -99,6 +102,35 @@ TEST(MaskedLM, LogitsAtMaskedPositionsUseTheTiedEmbeddings) {
   // Tied decoder: the word embeddings get gradient from the output layer.
   masked.sum().backward();
   EXPECT_GT(names["bert.embeddings.word_embeddings.weight"].grad().abs().sum().item<double>(), 0);
+}
+
+TEST(MaskedLM, HuggingFaceDirectoryRoundTrip) {
+  torch::manual_seed(8);
+  BertConfig c;
+  c.kind = "bert_mlm";
+  c.vocab_size = 40;
+  c.hidden = 8;
+  c.heads = 2;
+  c.intermediate = 16;
+  c.layers = 1;
+  c.max_positions = 8;
+  auto m = make_network(c);
+  m->eval();
+  const auto dir = test::temp_dir("hfmlm") + "/mlm";
+  export_hf_dir(dir, *m, {}, "");
+  auto cfg = nlohmann::json::parse(std::ifstream(dir + "/config.json"));
+  EXPECT_EQ(cfg.at("architectures")[0], "BertForMaskedLM");
+  EXPECT_FALSE(cfg.contains("id2label"));
+  auto back = load_model(dir);  // a teacher: BertForMaskedLM layout -> masked LM
+  EXPECT_EQ(back.model->config().kind, "bert_mlm");
+  back.model->eval();
+  BertInputs in{torch::randint(0, 40, {2, 5}), torch::ones({2, 5}, torch::kInt64), torch::zeros({2, 5}, torch::kInt64)};
+  torch::NoGradGuard g;
+  EXPECT_TRUE(torch::equal(back.model->forward(in).logits, m->forward(in).logits));
+  // As a classifier student's init the same directory gives an encoder (head freshly initialised).
+  auto enc = load_model(dir, false, 3, "bert");
+  EXPECT_EQ(enc.model->config().kind, "bert");
+  EXPECT_EQ(enc.model->config().num_labels, 3);
 }
 
 TEST(Sgd, MatchesTheClosedFormWithMomentumAndDecay) {
