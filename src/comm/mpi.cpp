@@ -40,6 +40,48 @@ MPI_Op mpi_op(ReduceOp op) {
   return MPI_SUM;
 }
 
+// An MPI_Iallreduce in flight; kAverage divides after completion, as allreduce does.
+class MpiPending : public PendingReduce {
+ public:
+  MpiPending(void* data, std::size_t count, DType t, int divide) : data_(data), count_(count), t_(t), divide_(divide) {}
+  ~MpiPending() override {
+    if (!done_) MPI_Wait(&req, MPI_STATUS_IGNORE);  // never leave MPI writing into freed memory
+  }
+  void wait() override {
+    if (done_) return;
+    mpi_check(MPI_Wait(&req, MPI_STATUS_IGNORE), "MPI_Wait");
+    finish();
+  }
+  bool test() override {
+    if (done_) return true;
+    int flag = 0;
+    mpi_check(MPI_Test(&req, &flag, MPI_STATUS_IGNORE), "MPI_Test");
+    if (flag) finish();
+    return done_;
+  }
+  MPI_Request req = MPI_REQUEST_NULL;
+
+ private:
+  void finish() {
+    done_ = true;
+    if (divide_ <= 1) return;
+    if (t_ == DType::kFloat32) {
+      auto* p = static_cast<float*>(data_);
+      const float inv = 1.0f / static_cast<float>(divide_);
+      for (std::size_t i = 0; i < count_; ++i) p[i] *= inv;
+    } else {
+      auto* p = static_cast<double*>(data_);
+      const double inv = 1.0 / divide_;
+      for (std::size_t i = 0; i < count_; ++i) p[i] *= inv;
+    }
+  }
+  void* data_;
+  std::size_t count_;
+  DType t_;
+  int divide_;
+  bool done_ = false;
+};
+
 class MpiCommunicator final : public Communicator {
  public:
   // Takes ownership of `comm` unless it is MPI_COMM_WORLD.
@@ -77,6 +119,14 @@ class MpiCommunicator final : public Communicator {
         for (std::size_t i = 0; i < count; ++i) p[i] *= inv;
       }
     }
+  }
+  std::unique_ptr<PendingReduce> iallreduce(void* data, std::size_t count, DType t, ReduceOp op) override {
+    DISTILL_CHECK(op != ReduceOp::kAverage || t == DType::kFloat32 || t == DType::kFloat64, CommError,
+                  "allreduce average needs a floating dtype");
+    auto r = std::make_unique<MpiPending>(data, count, t, op == ReduceOp::kAverage ? size_ : 1);
+    mpi_check(MPI_Iallreduce(MPI_IN_PLACE, data, static_cast<int>(count), mpi_type(t), mpi_op(op), comm_, &r->req),
+              "MPI_Iallreduce");
+    return r;
   }
   void broadcast(void* data, std::size_t count, DType t, int root) override {
     DISTILL_CHECK(root >= 0 && root < size_, CommError, "broadcast root ", root, " out of range for ",

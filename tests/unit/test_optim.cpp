@@ -3,6 +3,7 @@
 
 #include "distill/model/weights.h"
 #include "distill/train/optim.h"
+#include "distill/train/reducer.h"
 #include "test_util.h"
 
 using namespace distill;
@@ -48,4 +49,14 @@ TEST(Clip, ScalesToMaxNorm) {
   EXPECT_NEAR(clip_grad_norm({a, b}, 1.0), 5.0, 1e-6);
   EXPECT_NEAR(a.grad()[0].item<float>(), 0.6f, 1e-5);
   EXPECT_NEAR(b.grad()[0].item<float>(), 0.8f, 1e-5);
+}
+
+TEST(Buckets, ReverseOrderSmallFirstThenBudget) {
+  // bytes of parameters 0..4; reverse order; first bucket closes at >= 8 bytes, later at >= 16.
+  auto b = assign_buckets({4, 4, 8, 100, 4}, BucketOptions{8, 16});
+  EXPECT_EQ(b, (std::vector<std::vector<std::size_t>>{{4, 3}, {2, 1, 0}}));
+  auto one = assign_buckets({4, 4, 4}, BucketOptions{1000, 1000});
+  EXPECT_EQ(one, (std::vector<std::vector<std::size_t>>{{2, 1, 0}}));
+  auto each = assign_buckets({4, 4, 4}, BucketOptions{1, 1});
+  EXPECT_EQ(each, (std::vector<std::vector<std::size_t>>{{2}, {1}, {0}}));
 }

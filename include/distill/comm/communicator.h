@@ -18,6 +18,15 @@ std::size_t dtype_size(DType t);
 
 enum class ReduceOp { kSum, kAverage, kMax, kMin };
 
+// A non-blocking collective in flight. wait() completes it (and applies kAverage's scaling);
+// test() lets it progress without blocking and says whether it is done.
+class PendingReduce {
+ public:
+  virtual ~PendingReduce() = default;
+  virtual void wait() = 0;
+  virtual bool test() = 0;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -28,6 +37,9 @@ class Communicator {
 
   // In place: data[i] = op over ranks of data[i]. kAverage is defined for floating types only.
   virtual void allreduce(void* data, std::size_t count, DType t, ReduceOp op) = 0;
+  // Non-blocking allreduce: `data` must stay alive and untouched until wait(). Collective in
+  // start order. The base version reduces at once and returns a completed request.
+  virtual std::unique_ptr<PendingReduce> iallreduce(void* data, std::size_t count, DType t, ReduceOp op);
   // data on `root` is copied to every rank.
   virtual void broadcast(void* data, std::size_t count, DType t, int root) = 0;
   // out (size() * count elements) receives every rank's `in` in rank order.

@@ -1,0 +1,59 @@
+// Bucketed gradient reduction, as PyTorch's DDP does it: parameters are grouped into buckets by
+// bytes in reverse order (the last layers' gradients are ready first in backward), a small first
+// bucket then about `bucket_bytes` each; a bucket's non-blocking allreduce starts as soon as all
+// of its gradients have arrived during backward (autograd hooks), in the same order on every rank;
+// finish() waits for the rest and writes the averages into .grad(). Micro-batches accumulate
+// locally and only the last one reduces.
+#pragma once
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "distill/comm/communicator.h"
+
+namespace distill {
+
+struct BucketOptions {
+  std::int64_t first_bucket_bytes = 1 << 20;   // 1 MiB: the first reduction starts early
+  std::int64_t bucket_bytes = 25 << 20;        // 25 MiB afterwards
+};
+
+// Buckets of parameter indices for parameters of `bytes[i]` bytes: indices from last to first;
+// a bucket closes once it holds at least its byte budget. Literal and deterministic.
+std::vector<std::vector<std::size_t>> assign_buckets(const std::vector<std::int64_t>& bytes, const BucketOptions& o);
+
+class GradReducer {
+ public:
+  // float32 parameters that take part in every step (unused ones reduce zeros).
+  GradReducer(Communicator& comm, std::vector<torch::Tensor> params, BucketOptions o = {});
+  GradReducer(const GradReducer&) = delete;
+  GradReducer& operator=(const GradReducer&) = delete;
+  ~GradReducer();
+  // Before each micro-batch's backward; `last` = this backward ends the step (then reduce).
+  void prepare(bool last = true);
+  // After the last backward: starts buckets that never filled (gradients that did not arrive count
+  // as zeros), waits for all, copies the averages into .grad(). Returns the seconds it waited.
+  double finish();
+  const std::vector<std::vector<std::size_t>>& buckets() const { return buckets_; }
+  // Gradients delivered to buckets during the last step, per parameter (tests: exactly once).
+  const std::vector<int>& arrivals() const { return arrivals_; }
+
+ private:
+  void on_grad(std::size_t param, const torch::Tensor& g);
+  void launch(std::size_t bucket);
+  Communicator& comm_;
+  std::vector<torch::Tensor> params_;
+  std::vector<std::vector<std::size_t>> buckets_;
+  std::vector<std::size_t> bucket_of_, offset_;  // per parameter: its bucket and offset there
+  std::vector<torch::Tensor> flat_;              // per bucket
+  std::vector<std::size_t> pending_;             // per bucket: gradients still to arrive
+  std::vector<std::unique_ptr<PendingReduce>> inflight_;
+  std::vector<int> arrivals_;
+  std::vector<bool> ready_;                      // per bucket: all gradients arrived
+  std::size_t next_launch_ = 0;                  // buckets start strictly in index order
+  bool last_ = true, first_micro_ = true;
+};
+
+}  // namespace distill

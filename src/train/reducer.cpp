@@ -1,0 +1,119 @@
+#include "distill/train/reducer.h"
+
+#include <chrono>
+
+#include "distill/util/error.h"
+
+namespace distill {
+
+std::vector<std::vector<std::size_t>> assign_buckets(const std::vector<std::int64_t>& bytes, const BucketOptions& o) {
+  DISTILL_CHECK(o.first_bucket_bytes > 0 && o.bucket_bytes > 0, ConfigError, "bucket sizes must be positive");
+  std::vector<std::vector<std::size_t>> out;
+  std::vector<std::size_t> cur;
+  std::int64_t filled = 0;
+  for (std::size_t k = bytes.size(); k-- > 0;) {
+    cur.push_back(k);
+    filled += bytes[k];
+    if (filled >= (out.empty() ? o.first_bucket_bytes : o.bucket_bytes)) {
+      out.push_back(std::move(cur));
+      cur.clear();
+      filled = 0;
+    }
+  }
+  if (!cur.empty()) out.push_back(std::move(cur));
+  return out;
+}
+
+GradReducer::GradReducer(Communicator& comm, std::vector<torch::Tensor> params, BucketOptions o)
+    : comm_(comm), params_(std::move(params)) {
+  std::vector<std::int64_t> bytes;
+  for (const auto& p : params_) {
+    DISTILL_CHECK(p.scalar_type() == torch::kFloat32, ConfigError, "the gradient reducer takes float32 parameters");
+    bytes.push_back(p.numel() * 4);
+  }
+  buckets_ = assign_buckets(bytes, o);
+  bucket_of_.resize(params_.size());
+  offset_.resize(params_.size());
+  for (std::size_t b = 0; b < buckets_.size(); ++b) {
+    std::int64_t n = 0;
+    for (auto i : buckets_[b]) {
+      bucket_of_[i] = b;
+      offset_[i] = static_cast<std::size_t>(n);
+      n += params_[i].numel();
+    }
+    flat_.push_back(torch::zeros({n}));
+  }
+  pending_.resize(buckets_.size());
+  ready_.assign(buckets_.size(), false);
+  inflight_.resize(buckets_.size());
+  arrivals_.assign(params_.size(), 0);
+  for (std::size_t i = 0; i < params_.size(); ++i)
+    params_[i].register_hook([this, i](torch::Tensor g) {
+      on_grad(i, g);
+      return torch::Tensor();  // the gradient itself is unchanged
+    });
+}
+
+GradReducer::~GradReducer() {
+  for (auto& r : inflight_)
+    if (r) r->wait();
+}
+
+void GradReducer::prepare(bool last) {
+  last_ = last;
+  for (std::size_t b = 0; b < buckets_.size(); ++b) {
+    DISTILL_CHECK(!inflight_[b], CommError, "prepare() while bucket ", b, " is still being reduced; call finish()");
+    pending_[b] = buckets_[b].size();
+    ready_[b] = false;
+  }
+  next_launch_ = 0;
+  if (first_micro_) {
+    for (auto& f : flat_) f.zero_();
+    std::fill(arrivals_.begin(), arrivals_.end(), 0);
+  }
+}
+
+void GradReducer::on_grad(std::size_t i, const torch::Tensor& g) {
+  const auto b = bucket_of_[i];
+  auto dst = flat_[b].narrow(0, static_cast<std::int64_t>(offset_[i]), params_[i].numel());
+  dst.add_(g.reshape(-1));  // accumulates over micro-batches; zeroed at the step's first
+  ++arrivals_[i];
+  if (--pending_[b] == 0 && last_) {
+    // Collectives must start in the same order everywhere: bucket order, not arrival order.
+    ready_[b] = true;
+    while (next_launch_ < buckets_.size() && ready_[next_launch_]) launch(next_launch_++);
+  }
+  // Let reductions already in flight progress while backward goes on.
+  for (auto& r : inflight_)
+    if (r) r->test();
+}
+
+void GradReducer::launch(std::size_t b) {
+  inflight_[b] = comm_.iallreduce(flat_[b].data_ptr<float>(), static_cast<std::size_t>(flat_[b].numel()),
+                                  DType::kFloat32, ReduceOp::kAverage);
+}
+
+double GradReducer::finish() {
+  if (!last_) {
+    first_micro_ = false;
+    return 0.0;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  // Same order on every rank: buckets that never filled start now, in bucket order.
+  while (next_launch_ < buckets_.size()) launch(next_launch_++);
+  torch::NoGradGuard g;
+  for (std::size_t b = 0; b < buckets_.size(); ++b) {
+    inflight_[b]->wait();
+    inflight_[b].reset();
+    for (auto i : buckets_[b]) {
+      auto& p = params_[i];
+      auto view = flat_[b].narrow(0, static_cast<std::int64_t>(offset_[i]), p.numel()).view(p.sizes());
+      if (p.grad().defined()) p.grad().copy_(view);
+      else p.mutable_grad() = view.clone();
+    }
+  }
+  first_micro_ = true;
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace distill
