@@ -1,6 +1,7 @@
 #include "distill/app/commands.h"
 
 #include <dlfcn.h>
+#include <sched.h>
 #include <torch/torch.h>
 
 #include <filesystem>
@@ -18,6 +19,7 @@
 #include "distill/model/weights.h"
 #include "distill/store/reader.h"
 #include "distill/train/eval.h"
+#include "distill/util/device.h"
 #include "distill/util/error.h"
 #include "distill/util/fs.h"
 #include "distill/util/log.h"
@@ -27,8 +29,33 @@ namespace distill {
 
 namespace fs = std::filesystem;
 
+int usable_cores() {
+  // The cores this process may run on (a batch system's cpuset), not every core of the node.
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+ThreadCheck check_threads(int local_ranks) {
+  ThreadCheck c;
+  c.cores = usable_cores();
+  c.ranks = std::max(1, local_ranks);
+  c.intra_op = at::get_num_threads();
+  using GetThreads = int (*)();
+  for (const char* sym : {"openblas_get_num_threads", "mkl_get_max_threads"})
+    if (auto f = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, sym))) {
+      c.blas = f();
+      break;
+    }
+  c.ok = c.ranks * std::max(c.intra_op, c.blas) <= c.cores;
+  c.summary = str(c.ranks, " ranks on this node x ", c.intra_op, " intra-op threads",
+                  c.blas >= 0 ? str(" (BLAS ", c.blas, ")") : std::string(" (BLAS pool unknown)"), " on ", c.cores,
+                  " cores: ", c.ok ? "ok" : "OVERSUBSCRIBED");
+  return c;
+}
+
 int size_threads(int requested, int local_ranks) {
-  const int cores = std::max(1u, std::thread::hardware_concurrency());
+  const int cores = usable_cores();
   const int n = requested > 0 ? requested : std::max(1, cores / std::max(1, local_ranks));
   torch::set_num_threads(n);
   // BLAS keeps its own pool: size it too when the library offers the call.
@@ -44,6 +71,8 @@ RunConfig resolve_config(Communicator& comm, const RunArgs& a) {
   for (const auto& o : a.overrides) apply_override(c, o);
   validate_config(c);
   const int threads = size_threads(static_cast<int>(c.train.threads), comm.local_size());
+  const auto tc = check_threads(comm.local_size());
+  if (comm.rank() == 0 && !tc.ok) spdlog::warn("threads: {}; lower train.threads", tc.summary);
   if (comm.rank() == 0)
     spdlog::info("resolved config (hash {}), {} threads per rank:\n{}", config_hash(c), threads, dump_config(c));
   comm.check_same(config_hash(c), "config hash");
@@ -132,10 +161,12 @@ void cmd_eval(Communicator& comm, const RunArgs& a, const std::string& checkpoin
   const std::string split = split_arg.empty() ? c.data.test_split : split_arg;
   const std::string ck = checkpoint.empty() ? (fs::path(c.train.out_dir) / "checkpoints").string() : checkpoint;
   auto student = load_model(ck);
+  const auto device = resolve_device(c.train.device, comm.local_rank(), "train.device");
+  student.model->to(device);
   std::unique_ptr<LoadedTeacher> teacher;
-  if (!c.teacher.path.empty()) teacher = std::make_unique<LoadedTeacher>(load_teacher(c.teacher.path));
+  if (!c.teacher.path.empty()) teacher = std::make_unique<LoadedTeacher>(load_teacher(c.teacher, comm));
   auto r = evaluate(comm, *student.model, teacher ? teacher->model.get() : nullptr, data.split(split),
-                    c.train.eval_batch_size);
+                    c.train.eval_batch_size, train_precision(c.train, device));
   if (comm.rank() != 0) return;
   auto j = to_json(r);
   j["split"] = split;

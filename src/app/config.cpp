@@ -8,6 +8,7 @@
 #include <map>
 #include <sstream>
 
+#include "distill/util/device.h"
 #include "distill/util/error.h"
 #include "distill/util/fs.h"
 #include "distill/util/hash.h"
@@ -73,6 +74,8 @@ std::vector<Field> fields(RunConfig& c) {
       make_field("teacher.online", c.teacher.online),
       make_field("teacher.ranks", c.teacher.ranks),
       make_field("teacher.stream_timeout", c.teacher.stream_timeout),
+      make_field("teacher.device", c.teacher.device),
+      make_field("teacher.precision", c.teacher.precision),
       make_field("student.init", c.student_init),
       make_field("student.init_layers", c.student_init_layers),
       make_field("student.kind", c.student.kind),
@@ -123,6 +126,11 @@ std::vector<Field> fields(RunConfig& c) {
       make_field("train.eval_batch_size", c.train.eval_batch_size),
       make_field("train.seed", c.train.seed),
       make_field("train.threads", c.train.threads),
+      make_field("train.device", c.train.device),
+      make_field("train.precision", c.train.precision),
+      make_field("train.bucket_mb", c.train.bucket_mb),
+      make_field("train.prefetch", c.train.prefetch),
+      make_field("train.comm_timeout", c.train.comm_timeout),
   };
 }
 
@@ -247,6 +255,7 @@ void validate_config(const RunConfig& c) {
   store_dtype(c.store.dtype);
   DISTILL_CHECK(c.store.shard_size > 0, ConfigError, "store.shard_size must be positive, got ", c.store.shard_size);
   DISTILL_CHECK(c.teacher.batch_size > 0, ConfigError, "teacher.batch_size must be positive");
+  parse_precision(c.teacher.precision, "teacher.precision");
   DISTILL_CHECK(!c.data.path.empty(), ConfigError, "data.path is empty; point it at a dataset.h5");
 }
 

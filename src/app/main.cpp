@@ -1,4 +1,4 @@
-// distill: prepare, precompute, train, eval, inspect. Launched directly or under mpirun.
+// distill: prepare, precompute, train, run, eval, export, bench, inspect. Launched directly or under mpirun.
 #include <CLI/CLI.hpp>
 
 #include <unistd.h>
@@ -117,6 +117,29 @@ int main(int argc, char** argv) {
   bench->add_option("--split", split, "split to measure on (default: data.eval_split)");
   bench->add_option("--k", ks, "values of k")->delimiter(',')->capture_default_str();
   bench->add_flag("--json", json, "print JSON");
+  BenchOptions bo;
+  auto* benchc = app.add_subcommand("bench", "throughput on synthetic data: train, precompute, allreduce or store");
+  benchc->add_option("what", bo.what, "train | precompute | allreduce | store")->required()
+      ->check(CLI::IsMember({"train", "precompute", "allreduce", "store"}));
+  benchc->add_option("--hidden", bo.model.hidden, "model width")->capture_default_str();
+  benchc->add_option("--layers", bo.model.layers, "encoder blocks")->capture_default_str();
+  benchc->add_option("--heads", bo.model.heads, "attention heads")->capture_default_str();
+  benchc->add_option("--intermediate", bo.model.intermediate, "feed-forward width")->capture_default_str();
+  benchc->add_option("--vocab-size", bo.model.vocab_size, "vocabulary")->capture_default_str();
+  benchc->add_option("--labels", bo.model.num_labels, "classes")->capture_default_str();
+  benchc->add_option("--seq", bo.seq, "sequence length")->capture_default_str();
+  benchc->add_option("--batch", bo.batch, "examples per rank and step")->capture_default_str();
+  benchc->add_option("--steps", bo.steps, "timed steps (train)")->capture_default_str();
+  benchc->add_option("--warmup", bo.warmup, "untimed first steps (train)")->capture_default_str();
+  benchc->add_option("--examples", bo.examples, "examples (precompute, store)")->capture_default_str();
+  benchc->add_option("--store-labels", bo.store_labels, "logits per row (store)")->capture_default_str();
+  benchc->add_option("--threads", bo.threads, "intra-op threads per rank (0 = cores / ranks)")->capture_default_str();
+  benchc->add_option("--prefetch", bo.prefetch, "batches made ahead by the loader thread")->capture_default_str();
+  benchc->add_option("--bucket-mb", bo.bucket_mb, "gradient bucket size")->capture_default_str();
+  benchc->add_option("--device", bo.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
+  benchc->add_option("--precision", bo.precision, "fp32 | bf16")->capture_default_str();
+  benchc->add_option("--work-dir", bo.work_dir, "scratch directory")->capture_default_str();
+  benchc->add_option("--json", bo.json_out, "write the figures to this JSON file");
   auto* insp = app.add_subcommand("inspect", "summarise a dataset file, a store, a shard or a checkpoint");
   insp->add_option("path", inspect_path, "path to inspect")->required();
   insp->add_flag("--json", json, "print JSON");
@@ -149,6 +172,7 @@ int main(int argc, char** argv) {
     else if (*insp) cmd_inspect(inspect_path, json);
     else if (*exp) cmd_export(*comm, run, checkpoint, out, vocab);
     else if (*bench) cmd_bench_topk(*comm, run, split, ks, json);
+    else if (*benchc) cmd_bench(*comm, bo);
     comm.reset();
   } catch (const std::exception& e) {
     // Note [collectives]: one failing rank ends the whole job, so no rank waits forever.

@@ -136,7 +136,7 @@ void train_students(Communicator& comm, const RunConfig& c, bool resume, int tea
   if (c.teacher.online) {
     DISTILL_CHECK(c.store.path.empty(), ConfigError, "teacher.online and store.path are both set: the online "
                   "teacher replaces the store; clear one of them");
-    online = std::make_unique<LoadedTeacher>(load_teacher(c.teacher.path));
+    online = std::make_unique<LoadedTeacher>(load_teacher(c.teacher, comm));
     comm.check_same(online->fingerprint, "teacher fingerprint");
     const long tl = online->model->num_labels();
     DISTILL_CHECK(data.task == "mlm" || tl == 0 || tl == data.num_labels(), DataError, "teacher ", online->file, " has ", tl,

@@ -92,6 +92,7 @@ class MpiCommunicator final : public Communicator {
     mpi_check(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node),
               "MPI_Comm_split_type");
     mpi_check(MPI_Comm_size(node, &local_size_), "MPI_Comm_size");
+    mpi_check(MPI_Comm_rank(node, &local_rank_), "MPI_Comm_rank");
     MPI_Comm_free(&node);
   }
   ~MpiCommunicator() override {
@@ -102,6 +103,7 @@ class MpiCommunicator final : public Communicator {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   int local_size() const override { return local_size_; }
+  int local_rank() const override { return local_rank_; }
 
   void allreduce(void* data, std::size_t count, DType t, ReduceOp op) override {
     DISTILL_CHECK(op != ReduceOp::kAverage || t == DType::kFloat32 || t == DType::kFloat64, CommError,
@@ -147,7 +149,7 @@ class MpiCommunicator final : public Communicator {
 
  private:
   MPI_Comm comm_;
-  int rank_ = 0, size_ = 1, local_size_ = 1;
+  int rank_ = 0, size_ = 1, local_size_ = 1, local_rank_ = 0;
 };
 
 }  // namespace

@@ -3,6 +3,8 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include "distill/train/batch.h"
+#include "distill/util/device.h"
 #include "distill/util/error.h"
 
 namespace distill {
@@ -12,7 +14,17 @@ namespace {
 class NetworkTeacher : public TeacherModel {
  public:
   explicit NetworkTeacher(Network m) : m_(std::move(m)) { m_->eval(); }
-  BertOutput forward(const BertInputs& in, bool h, bool a) override { return m_->forward(in, h, a); }
+  BertOutput forward(const BertInputs& in, bool h, bool a) override {
+    Autocast cast(device_, precision_);
+    auto out = m_->forward(to_device(in, device_), h, a);
+    out.logits = out.logits.to(torch::kFloat32);
+    return out;
+  }
+  void place(const c10::Device& d, c10::ScalarType precision) override {
+    m_->to(d);
+    device_ = d;
+    precision_ = precision;
+  }
   long num_labels() const override { return m_->config().num_labels; }
   std::string kind() const override { return m_->config().kind; }
   const BertConfig* config() const override { return &m_->config(); }
@@ -24,6 +36,8 @@ class NetworkTeacher : public TeacherModel {
 
  private:
   Network m_;
+  c10::Device device_{c10::kCPU};
+  c10::ScalarType precision_ = c10::ScalarType::Float;
 };
 
 std::vector<torch::Tensor> tensor_list(const c10::IValue& v, const std::string& what, const std::string& where) {
@@ -62,7 +76,9 @@ class TorchScriptTeacher : public TeacherModel {
   BertOutput forward(const BertInputs& in, bool want_hidden, bool want_attn) override {
     c10::IValue r;
     try {
-      r = m_.forward({in.input_ids, in.attention_mask, in.token_type_ids});
+      Autocast cast(device_, precision_);
+      auto x = to_device(in, device_);
+      r = m_.forward({x.input_ids, x.attention_mask, x.token_type_ids});
     } catch (const c10::Error& e) {
       throw DataError(distill::str("TorchScript teacher ", path_, " failed on a batch of shape ",
                                    in.input_ids.sizes(), " (forward(input_ids, attention_mask, token_type_ids)): ",
@@ -100,6 +116,11 @@ class TorchScriptTeacher : public TeacherModel {
   }
   long num_labels() const override { return labels_; }
   std::string kind() const override { return "torchscript"; }
+  void place(const c10::Device& d, c10::ScalarType precision) override {
+    m_.to(d);
+    device_ = d;
+    precision_ = precision;
+  }
   long parameters() const override {
     long n = 0;
     for (const auto& p : m_.parameters()) n += p.numel();
@@ -110,6 +131,8 @@ class TorchScriptTeacher : public TeacherModel {
   std::string path_;
   torch::jit::script::Module m_;
   long labels_ = 0;
+  c10::Device device_{c10::kCPU};
+  c10::ScalarType precision_ = c10::ScalarType::Float;
 };
 
 bool ends_with(const std::string& s, const std::string& e) {

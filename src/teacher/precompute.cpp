@@ -5,7 +5,9 @@
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <atomic>
 #include <filesystem>
+#include <future>
 #include <fstream>
 #include <map>
 #include <thread>
@@ -17,6 +19,7 @@
 #include "distill/store/shard.h"
 #include "distill/train/batch.h"
 #include "distill/util/error.h"
+#include "distill/util/device.h"
 #include "distill/util/hash.h"
 #include "distill/util/progress.h"
 
@@ -37,6 +40,22 @@ LoadedTeacher load_teacher(const std::string& path) {
     t.file = m.file;
     t.fingerprint = m.fingerprint;
   }
+  return t;
+}
+
+LoadedTeacher load_teacher(const TeacherOptions& o, const Communicator& comm) {
+  auto t = load_teacher(o.path);
+  const auto d = resolve_device(o.device, comm.local_rank(), "teacher.device");
+  auto precision = parse_precision(o.precision, "teacher.precision");
+  if (!d.is_cuda() && precision != c10::ScalarType::Float) {
+    DISTILL_CHECK(o.device == "auto", ConfigError, "teacher.precision: ", o.precision, " needs a GPU; teacher.device is ",
+                  o.device);
+    if (comm.rank() == 0) spdlog::warn("teacher.precision: {} applies on GPUs only; the CPU runs fp32", o.precision);
+    precision = c10::ScalarType::Float;
+  }
+  t.model->place(d, precision);
+  t.device = d;
+  if (comm.rank() == 0 && d.is_cuda()) spdlog::info("teacher on {} ({})", d.str(), precision_name(precision));
   return t;
 }
 
@@ -88,7 +107,7 @@ PrecomputeResult precompute(Communicator& comm, const Dataset& data, const std::
   DISTILL_CHECK(topt.batch_size > 0, ConfigError, "teacher.batch_size must be positive, got ", topt.batch_size);
   store_dtype(sopt.dtype);
   const TokenSplit& split = data.split(split_name);
-  auto teacher = load_teacher(topt.path);
+  auto teacher = load_teacher(topt, comm);
   comm.check_same(teacher.fingerprint, "teacher fingerprint");
   comm.check_same(data.content_hash, "dataset hash");
   const bool mlm = data.task == "mlm";
@@ -185,79 +204,112 @@ PrecomputeResult precompute(Communicator& comm, const Dataset& data, const std::
   PrecomputeResult res;
   std::int64_t done = 0, committed = 0;
   nlohmann::json entries = nlohmann::json::array();
+  // Which of this rank's shards are committed, read before the writer thread starts: from here on
+  // only the writer thread calls HDF5 (the library is not thread-safe).
+  std::vector<char> have;
+  for (std::size_t k = rank; k < ranges.size(); k += world)
+    have.push_back(shard_is_committed((fs::path(sopt.path) / shard_name(ranges[k])).string(), meta, ranges[k]));
+  // Store writes off the critical path: shard k is written by a thread while the teacher computes
+  // shard k + 1; at most one shard waits to be written.
+  std::future<nlohmann::json> writing;
+  std::int64_t writing_rows = 0;
+  std::atomic<double> write_seconds{0};
+  auto collect = [&] {
+    if (!writing.valid()) return;
+    const auto t0 = std::chrono::steady_clock::now();
+    entries.push_back(writing.get());
+    res.write_wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ++res.shards_written;
+    ++committed;
+    res.examples_computed += writing_rows;
+    done += writing_rows;
+    progress.update(done);
+  };
   torch::NoGradGuard no_grad;
-  for (std::size_t k = rank; k < ranges.size(); k += world) {
+  std::size_t mine_k = 0;
+  for (std::size_t k = rank; k < ranges.size(); k += world, ++mine_k) {
     const auto& r = ranges[k];
     const auto path = (fs::path(sopt.path) / shard_name(r)).string();
-    if (shard_is_committed(path, meta, r)) {
+    if (have[mine_k]) {
       ++res.shards_skipped;
-    } else {
-      maybe_fault(rank, committed, path + ".partial-" + std::to_string(rank));
-      // Test hook: DISTILL_FAULT_TEACHER_DELAY_MS slows every shard down (streaming tests).
-      if (const char* d = std::getenv("DISTILL_FAULT_TEACHER_DELAY_MS"))
-        std::this_thread::sleep_for(std::chrono::milliseconds(std::atol(d)));
-      std::vector<torch::Tensor> outs, offsets_parts, lses, idx_parts;
-      std::map<long, std::vector<torch::Tensor>> hidden, attention;
-      std::vector<std::int64_t> ids;
-      for (std::int64_t b = r.begin; b < r.end; b += topt.batch_size) {
-        std::vector<std::int64_t> rows;
-        for (std::int64_t i = b; i < std::min(r.end, b + topt.batch_size); ++i) rows.push_back(i);
-        auto batch = make_batch(split, rows, nullptr);
-        auto o = teacher.model->forward(batch.inputs, !hmap.empty(), !amap.empty());
-        const auto& z = o.logits;
-        for (auto i : rows) ids.push_back(split.example_id[i]);
-        if (mlm) {
-          DISTILL_CHECK(z.dim() == 2 && z.size(0) == batch.labels.size(0) && z.size(1) == meta.num_labels, DataError,
-                        "teacher ", teacher.file, " returned logits of shape ", z.sizes(), " for ",
-                        batch.labels.size(0), " masked tokens over a vocabulary of ", meta.num_labels);
-          auto top = z.topk(meta.topk, -1);
-          outs.push_back(std::get<0>(top));
-          idx_parts.push_back(std::get<1>(top));
-          lses.push_back((z / meta.temperature).logsumexp(-1));
-          offsets_parts.push_back(batch.inputs.predict_mask.sum(1));
-          continue;
-        }
-        DISTILL_CHECK(z.size(1) == data.num_labels(), DataError, "teacher ", teacher.file, " returned ", z.size(1),
-                      " logits per example, data set ", data.path, " has ", data.num_labels(), " labels");
-        outs.push_back(z);
-        for (long l : meta.hidden_layers) hidden[l].push_back(o.hidden.at(l));
-        for (long l : meta.attention_layers) attention[l].push_back(o.attentions.at(l - 1));
-      }
-      std::vector<torch::Tensor> keep;  // owns the buffers the arrays point into
-      std::vector<ShardArray> arrays;
-      auto add = [&](const std::string& name, h5::Type type, torch::Tensor t, hsize_t chunk_rows) {
-        keep.push_back(t.contiguous());
-        std::vector<hsize_t> shape(t.sizes().begin(), t.sizes().end());
-        arrays.push_back({name, type, shape, keep.back().data_ptr(), chunk_rows});
-      };
-      const auto vtype = half ? h5::Type::kFloat16 : h5::Type::kFloat32;
-      if (mlm) {
-        auto counts = torch::cat(offsets_parts);
-        add("row_offsets", h5::Type::kInt64, torch::cat({torch::zeros({1}, torch::kInt64), counts.cumsum(0)}), 256);
-        const bool short_idx = meta.index_dtype == "uint16";
-        auto idx = torch::cat(idx_parts);
-        // uint16 has no torch dtype here: store the low 16 bits of int32 ids < 65536 as raw uint16.
-        add("topk_values", vtype, to_store_dtype(torch::cat(outs), half), 1024);
-        add("topk_indices", short_idx ? h5::Type::kUInt16 : h5::Type::kInt32,
-            short_idx ? idx.to(torch::kInt32).to(torch::kInt16) : idx.to(torch::kInt32), 1024);
-        add("lse", h5::Type::kFloat32, torch::cat(lses).to(torch::kFloat32), 1024);
-      } else {
-        add("logits", vtype, to_store_dtype(torch::cat(outs), half), 256);
-        // Layers: float16 always, one chunk per example.
-        for (auto& [l, parts] : hidden) add("hidden/" + std::to_string(l), h5::Type::kFloat16, to_store_dtype(torch::cat(parts), true), 1);
-        for (auto& [l, parts] : attention)
-          add("attention/" + std::to_string(l), h5::Type::kFloat16, to_store_dtype(torch::cat(parts), true), 1);
-      }
-      write_shard(sopt.path, meta, r, arrays, ids, rank);
-      ++res.shards_written;
-      ++committed;
-      res.examples_computed += r.end - r.begin;
+      entries.push_back({{"file", shard_name(r)}, {"begin", r.begin}, {"end", r.end},
+                         {"bytes", static_cast<std::int64_t>(fs::file_size(path))}, {"digest", file_digest(path)}});
+      done += r.end - r.begin;
+      progress.update(done);
+      continue;
     }
-    entries.push_back({{"file", shard_name(r)}, {"begin", r.begin}, {"end", r.end},
-                       {"bytes", static_cast<std::int64_t>(fs::file_size(path))}, {"digest", file_digest(path)}});
-    done += r.end - r.begin;
-    progress.update(done);
+    if (std::getenv("DISTILL_FAULT_KILL_AFTER_SHARDS")) collect();  // the hook counts committed shards
+    maybe_fault(rank, committed, path + ".partial-" + std::to_string(rank));
+    // Test hook: DISTILL_FAULT_TEACHER_DELAY_MS slows every shard down (streaming tests).
+    if (const char* d = std::getenv("DISTILL_FAULT_TEACHER_DELAY_MS"))
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::atol(d)));
+    std::vector<torch::Tensor> outs, offsets_parts, lses, idx_parts;
+    std::map<long, std::vector<torch::Tensor>> hidden, attention;
+    std::vector<std::int64_t> ids;
+    for (std::int64_t b = r.begin; b < r.end; b += topt.batch_size) {
+      std::vector<std::int64_t> rows;
+      for (std::int64_t i = b; i < std::min(r.end, b + topt.batch_size); ++i) rows.push_back(i);
+      auto batch = make_batch(split, rows, nullptr);
+      auto o = teacher.model->forward(batch.inputs, !hmap.empty(), !amap.empty());
+      const auto& z = o.logits;
+      for (auto i : rows) ids.push_back(split.example_id[i]);
+      if (mlm) {
+        DISTILL_CHECK(z.dim() == 2 && z.size(0) == batch.labels.size(0) && z.size(1) == meta.num_labels, DataError,
+                      "teacher ", teacher.file, " returned logits of shape ", z.sizes(), " for ",
+                      batch.labels.size(0), " masked tokens over a vocabulary of ", meta.num_labels);
+        auto top = z.topk(meta.topk, -1);
+        outs.push_back(std::get<0>(top));
+        idx_parts.push_back(std::get<1>(top));
+        lses.push_back((z / meta.temperature).logsumexp(-1));
+        offsets_parts.push_back(batch.inputs.predict_mask.sum(1));
+        continue;
+      }
+      DISTILL_CHECK(z.size(1) == data.num_labels(), DataError, "teacher ", teacher.file, " returned ", z.size(1),
+                    " logits per example, data set ", data.path, " has ", data.num_labels(), " labels");
+      outs.push_back(z);
+      for (long l : meta.hidden_layers) hidden[l].push_back(o.hidden.at(l));
+      for (long l : meta.attention_layers) attention[l].push_back(o.attentions.at(l - 1));
+    }
+    auto keep = std::make_shared<std::vector<torch::Tensor>>();  // owns the buffers the arrays point into
+    std::vector<ShardArray> arrays;
+    auto add = [&](const std::string& name, h5::Type type, const torch::Tensor& t, hsize_t chunk_rows) {
+      keep->push_back(t.to(torch::kCPU).contiguous());
+      std::vector<hsize_t> shape(t.sizes().begin(), t.sizes().end());
+      arrays.push_back({name, type, shape, keep->back().data_ptr(), chunk_rows});
+    };
+    const auto vtype = half ? h5::Type::kFloat16 : h5::Type::kFloat32;
+    if (mlm) {
+      auto counts = torch::cat(offsets_parts).to(torch::kCPU);
+      add("row_offsets", h5::Type::kInt64, torch::cat({torch::zeros({1}, torch::kInt64), counts.cumsum(0)}), 256);
+      const bool short_idx = meta.index_dtype == "uint16";
+      auto idx = torch::cat(idx_parts);
+      // uint16 has no torch dtype here: store the low 16 bits of int32 ids < 65536 as raw uint16.
+      add("topk_values", vtype, to_store_dtype(torch::cat(outs), half), 1024);
+      add("topk_indices", short_idx ? h5::Type::kUInt16 : h5::Type::kInt32,
+          short_idx ? idx.to(torch::kInt32).to(torch::kInt16) : idx.to(torch::kInt32), 1024);
+      add("lse", h5::Type::kFloat32, torch::cat(lses).to(torch::kFloat32), 1024);
+    } else {
+      add("logits", vtype, to_store_dtype(torch::cat(outs), half), 256);
+      // Layers: float16 always, one chunk per example.
+      for (auto& [l, parts] : hidden) add("hidden/" + std::to_string(l), h5::Type::kFloat16, to_store_dtype(torch::cat(parts), true), 1);
+      for (auto& [l, parts] : attention)
+        add("attention/" + std::to_string(l), h5::Type::kFloat16, to_store_dtype(torch::cat(parts), true), 1);
+    }
+    collect();  // the previous shard
+    writing_rows = r.end - r.begin;
+    writing = std::async(std::launch::async, [&sopt, &meta, &write_seconds, r, path, rank, keep,
+                                              arrays = std::move(arrays), ids = std::move(ids)]() -> nlohmann::json {
+      const auto t0 = std::chrono::steady_clock::now();
+      write_shard(sopt.path, meta, r, arrays, ids, rank);
+      nlohmann::json e = {{"file", shard_name(r)}, {"begin", r.begin}, {"end", r.end},
+                          {"bytes", static_cast<std::int64_t>(fs::file_size(path))}, {"digest", file_digest(path)}};
+      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      write_seconds.store(write_seconds.load() + dt);
+      return e;
+    });
   }
+  collect();
+  res.write_seconds = write_seconds.load();
   res.seconds = progress.elapsed_s();
 
   // Rank 0 writes the manifest from every rank's entries.

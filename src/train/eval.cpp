@@ -6,13 +6,16 @@
 
 #include "distill/kd/loss.h"
 #include "distill/train/batch.h"
+#include "distill/util/device.h"
 #include "distill/util/error.h"
 
 namespace distill {
 
-EvalResult evaluate(Communicator& comm, NetworkImpl& student, TeacherModel* teacher, const TokenSplit& split, std::int64_t batch) {
+EvalResult evaluate(Communicator& comm, NetworkImpl& student, TeacherModel* teacher, const TokenSplit& split,
+                    std::int64_t batch, c10::ScalarType precision) {
   torch::NoGradGuard g;
   student.eval();
+  const auto device = student.parameters().front().device();
   // sums: examples, student correct, teacher correct, agreements, kl sum
   double sums[5] = {0, 0, 0, 0, 0};
   std::vector<std::int64_t> rows;
@@ -20,12 +23,17 @@ EvalResult evaluate(Communicator& comm, NetworkImpl& student, TeacherModel* teac
   for (std::size_t b = 0; b < rows.size(); b += static_cast<std::size_t>(batch)) {
     std::vector<std::int64_t> part(rows.begin() + b, rows.begin() + std::min(rows.size(), b + batch));
     auto bt = make_batch(split, part, nullptr);
-    auto zs = student.forward(bt.inputs).logits;
+    to_device(bt, device);
+    torch::Tensor zs;
+    {
+      Autocast cast(device, precision);
+      zs = student.forward(bt.inputs).logits.to(torch::kFloat32);
+    }
     auto ps = zs.argmax(-1);
     sums[0] += static_cast<double>(zs.size(0));  // examples, or masked tokens for a masked LM
     sums[1] += ps.eq(bt.labels).sum().item<double>();
     if (teacher) {
-      auto zt = teacher->forward(bt.inputs).logits;
+      auto zt = teacher->forward(bt.inputs).logits.to(device);
       DISTILL_CHECK(zt.sizes() == zs.sizes(), DataError, "the teacher's logits have shape ", zt.sizes(),
                     ", the student's ", zs.sizes());
       auto pt = zt.argmax(-1);

@@ -22,6 +22,29 @@ void AdamW::step(double lr) {
   ++steps_;
   const double bc1 = 1.0 - std::pow(o_.beta1, static_cast<double>(steps_));
   const double bc2 = 1.0 - std::pow(o_.beta2, static_cast<double>(steps_));
+  if (!slots_.empty() && slots_[0].param.is_cuda()) {
+    // GPUs: the same update over all tensors at once (multi-tensor kernels, few launches).
+    std::vector<torch::Tensor> ps, gs, ms, vs, decayed;
+    for (auto& s : slots_) {
+      if (!s.param.grad().defined()) continue;
+      ps.push_back(s.param);
+      gs.push_back(s.param.grad());
+      ms.push_back(s.m);
+      vs.push_back(s.v);
+      if (s.decay) decayed.push_back(s.param);
+    }
+    if (ps.empty()) return;
+    if (o_.weight_decay != 0 && !decayed.empty()) at::_foreach_mul_(decayed, 1.0 - lr * o_.weight_decay);
+    at::_foreach_mul_(ms, o_.beta1);
+    at::_foreach_add_(ms, gs, 1.0 - o_.beta1);
+    at::_foreach_mul_(vs, o_.beta2);
+    at::_foreach_addcmul_(vs, gs, gs, 1.0 - o_.beta2);
+    auto denom = at::_foreach_div(vs, bc2);
+    at::_foreach_sqrt_(denom);
+    at::_foreach_add_(denom, o_.eps);
+    at::_foreach_addcdiv_(ps, ms, denom, -lr / bc1);
+    return;
+  }
   for (auto& s : slots_) {
     const auto& grad = s.param.grad();
     if (!grad.defined()) continue;
@@ -120,14 +143,26 @@ double linear_schedule(double base, std::int64_t step, std::int64_t total, std::
 
 double clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
   torch::NoGradGuard g;
-  double sq = 0;
+  // Per-tensor float32 sums of squares, added in float64 on the host in parameter order; one
+  // transfer from the device.
+  std::vector<torch::Tensor> grads, sums;
   for (const auto& p : params)
-    if (p.grad().defined()) sq += p.grad().pow(2).sum().item<double>();
+    if (p.grad().defined()) {
+      grads.push_back(p.grad());
+      sums.push_back(p.grad().pow(2).sum());
+    }
+  if (grads.empty()) return 0.0;
+  auto host = torch::stack(sums).to(torch::kCPU, torch::kFloat64);
+  double sq = 0;
+  for (std::int64_t i = 0; i < host.size(0); ++i) sq += host.data_ptr<double>()[i];
   const double norm = std::sqrt(sq);
   if (max_norm > 0 && norm > max_norm) {
     const double scale = max_norm / (norm + 1e-6);
-    for (const auto& p : params)
-      if (p.grad().defined()) p.grad().mul_(scale);
+    if (grads[0].is_cuda()) {
+      at::_foreach_mul_(grads, scale);
+    } else {
+      for (auto& gr : grads) gr.mul_(scale);
+    }
   }
   return norm;
 }

@@ -29,6 +29,7 @@ GradReducer::GradReducer(Communicator& comm, std::vector<torch::Tensor> params, 
   std::vector<std::int64_t> bytes;
   for (const auto& p : params_) {
     DISTILL_CHECK(p.scalar_type() == torch::kFloat32, ConfigError, "the gradient reducer takes float32 parameters");
+    DISTILL_CHECK(p.device() == params_[0].device(), ConfigError, "the gradient reducer takes parameters on one device");
     bytes.push_back(p.numel() * 4);
   }
   buckets_ = assign_buckets(bytes, o);
@@ -41,7 +42,10 @@ GradReducer::GradReducer(Communicator& comm, std::vector<torch::Tensor> params, 
       offset_[i] = static_cast<std::size_t>(n);
       n += params_[i].numel();
     }
-    flat_.push_back(torch::zeros({n}));
+    flat_.push_back(torch::zeros({n}, params_.empty() ? torch::TensorOptions() : params_[0].options()));
+    // Note [device collectives]: a communicator without device memory reduces a host copy.
+    if (flat_.back().is_cuda() && !comm_.device_memory())
+      staged_.push_back(torch::empty({n}, torch::TensorOptions().pinned_memory(true)));
   }
   pending_.resize(buckets_.size());
   ready_.assign(buckets_.size(), false);
@@ -89,8 +93,10 @@ void GradReducer::on_grad(std::size_t i, const torch::Tensor& g) {
 }
 
 void GradReducer::launch(std::size_t b) {
-  inflight_[b] = comm_.iallreduce(flat_[b].data_ptr<float>(), static_cast<std::size_t>(flat_[b].numel()),
-                                  DType::kFloat32, ReduceOp::kAverage);
+  auto& buf = staged_.empty() ? flat_[b] : staged_[b];
+  if (!staged_.empty()) buf.copy_(flat_[b]);  // synchronous device-to-host copy
+  inflight_[b] = comm_.iallreduce(buf.data_ptr<float>(), static_cast<std::size_t>(buf.numel()), DType::kFloat32,
+                                  ReduceOp::kAverage);
 }
 
 double GradReducer::finish() {
@@ -105,6 +111,7 @@ double GradReducer::finish() {
   for (std::size_t b = 0; b < buckets_.size(); ++b) {
     inflight_[b]->wait();
     inflight_[b].reset();
+    if (!staged_.empty()) flat_[b].copy_(staged_[b]);
     for (auto i : buckets_[b]) {
       auto& p = params_[i];
       auto view = flat_[b].narrow(0, static_cast<std::int64_t>(offset_[i]), p.numel()).view(p.sizes());

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -17,6 +18,8 @@
 #include "distill/train/batch.h"
 #include "distill/train/checkpoint.h"
 #include "distill/train/eval.h"
+#include "distill/train/prefetch.h"
+#include "distill/util/device.h"
 #include "distill/util/error.h"
 #include "distill/util/fs.h"
 
@@ -39,44 +42,32 @@ void TrainOptions::validate() const {
   DISTILL_CHECK(momentum == 0 || optimizer == "sgd", ConfigError, "train.momentum applies to train.optimizer: sgd");
   DISTILL_CHECK(schedule == "linear" || schedule == "constant", ConfigError, "train.schedule = '", schedule,
                 "', expected linear or constant");
+  DISTILL_CHECK(precision == "fp32" || precision == "bf16", ConfigError, "train.precision = '", precision,
+                "', expected fp32 or bf16 (fp16 training would need loss scaling, which distill does not do)");
+  DISTILL_CHECK(bucket_mb > 0 && comm_timeout > 0 && prefetch >= 0, ConfigError,
+                "train.bucket_mb and train.comm_timeout must be positive, train.prefetch >= 0");
+}
+
+BucketOptions TrainOptions::buckets() const {
+  BucketOptions b;
+  b.bucket_bytes = static_cast<std::int64_t>(bucket_mb * (1 << 20));
+  return b;
+}
+
+c10::ScalarType train_precision(const TrainOptions& o, const c10::Device& d) {
+  auto p = parse_precision(o.precision, "train.precision");
+  if (d.is_cuda() || p == c10::ScalarType::Float) return p;
+  DISTILL_CHECK(o.device == "auto", ConfigError, "train.precision: ", o.precision, " needs a GPU; train.device is ",
+                o.device);
+  spdlog::warn("train.precision: {} applies on GPUs only; the CPU trains in fp32", o.precision);
+  return c10::ScalarType::Float;
 }
 
 namespace {
 
-// Flattens every gradient plus `extra` scalars into one buffer, averages it over the ranks, and
-// copies it back (Note [collectives]).
-void allreduce_grads(Communicator& comm, const std::vector<torch::Tensor>& params, std::vector<double>& extra) {
-  std::vector<torch::Tensor> parts;
-  for (const auto& p : params) parts.push_back(p.grad().defined() ? p.grad().reshape(-1) : torch::zeros({p.numel()}));
-  parts.push_back(torch::tensor(std::vector<float>(extra.begin(), extra.end())));
-  auto flat = torch::cat(parts).contiguous();
-  comm.allreduce(flat.data_ptr<float>(), static_cast<std::size_t>(flat.numel()), DType::kFloat32, ReduceOp::kAverage);
-  std::int64_t off = 0;
-  torch::NoGradGuard g;
-  for (const auto& p : params) {
-    auto view = flat.narrow(0, off, p.numel()).view(p.sizes());
-    if (p.grad().defined()) p.grad().copy_(view);
-    else p.mutable_grad() = view.clone();
-    off += p.numel();
-  }
-  for (std::size_t i = 0; i < extra.size(); ++i) extra[i] = flat[off + static_cast<std::int64_t>(i)].item<float>();
-}
-
 void broadcast_params(Communicator& comm, torch::nn::Module& m) {
   torch::NoGradGuard g;
   for (auto& p : m.parameters()) comm.broadcast(p.data_ptr<float>(), p.numel(), DType::kFloat32, 0);
-}
-
-std::string rng_state_bytes() {
-  auto s = at::detail::getDefaultCPUGenerator().get_state();
-  return std::string(static_cast<const char*>(s.data_ptr()), s.numel());
-}
-
-void set_rng_state_bytes(const std::string& b) {
-  auto t = torch::empty({static_cast<std::int64_t>(b.size())}, torch::kUInt8);
-  std::memcpy(t.data_ptr(), b.data(), b.size());
-  at::Generator gen = at::detail::getDefaultCPUGenerator();
-  gen.set_state(t);
 }
 
 // Keeps only metrics lines with step <= `step` (a resumed run rewrites what follows).
@@ -107,6 +98,8 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
   const TokenSplit& split = job.data->split(job.train_split);
   const int rank = comm.rank(), world = comm.size();
 
+  const auto device = resolve_device(o.device, comm.local_rank(), "train.device");
+  const auto precision = train_precision(o, device);
   torch::manual_seed(static_cast<std::uint64_t>(o.seed));
   Network model = make_network(job.model);
   if (job.init) job.init(*model);
@@ -144,6 +137,11 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
     broadcast_params(comm, *layer_loss);
   }
   torch::manual_seed(mix_seed(static_cast<std::uint64_t>(o.seed), 0x5eed, static_cast<std::uint64_t>(rank)));
+  // Note [devices]: weights are made and broadcast on the host, then moved.
+  model->to(device);
+  if (layer_loss) layer_loss->to(device);
+  auto device_comm = make_device_communicator(comm, device, o.comm_timeout);
+  Communicator& grad_comm = device_comm ? *device_comm : comm;
 
   std::vector<std::pair<std::string, torch::Tensor>> named;
   std::vector<torch::Tensor> params;
@@ -197,7 +195,9 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
       opt->load_state(ck->optimizer.tensors, ck->dir + "/optimizer.safetensors");
       auto it = ck->rng.tensors.find("rank" + std::to_string(rank));
       DISTILL_CHECK(it != ck->rng.tensors.end(), DataError, ck->dir, "/rng.safetensors lacks rank", rank);
-      set_rng_state_bytes(it->second.bytes);
+      set_generator_state(c10::Device(c10::kCPU), it->second.bytes);
+      auto cuda = ck->rng.tensors.find("rank" + std::to_string(rank) + ".cuda");
+      if (device.is_cuda() && cuda != ck->rng.tensors.end()) set_generator_state(device, cuda->second.bytes);
       step = s.step;
       cursor = {s.epoch, s.epoch_step};
       best = s.best_metric;
@@ -215,7 +215,8 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
   const TokenSplit* dev = job.data->splits.count(job.eval_split) ? &job.data->split(job.eval_split) : nullptr;
   auto save = [&](double dev_acc) {
     // Every rank contributes its generator state (collective), rank 0 writes.
-    auto states = comm.allgather_string(rng_state_bytes());
+    auto states = comm.allgather_string(generator_state(c10::Device(c10::kCPU)));
+    auto cuda_states = comm.allgather_string(device.is_cuda() ? generator_state(device) : std::string());
     if (rank != 0) return;
     Checkpoint c;
     c.state = {step, cursor.epoch, cursor.step, std::max(best, dev_acc), world,
@@ -224,53 +225,104 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
     c.model.metadata = {{"format", "pt"}, {"distill.model_config", to_json(job.model).dump()}};
     c.optimizer.tensors = opt->state();
     if (layer_loss) c.projections.tensors = module_blobs(*layer_loss);
-    for (int r = 0; r < world; ++r) c.rng.tensors["rank" + std::to_string(r)] = {"U8", {static_cast<std::int64_t>(states[r].size())}, states[r]};
+    for (int r = 0; r < world; ++r) {
+      c.rng.tensors["rank" + std::to_string(r)] = {"U8", {static_cast<std::int64_t>(states[r].size())}, states[r]};
+      if (!cuda_states[r].empty())
+        c.rng.tensors["rank" + std::to_string(r) + ".cuda"] = {"U8", {static_cast<std::int64_t>(cuda_states[r].size())},
+                                                               cuda_states[r]};
+    }
     save_checkpoint(ckpt_root, c, static_cast<int>(o.keep_checkpoints));
   };
 
   TrainResult res;
   res.parameters = parameter_count(*model);
+  res.device = device.str();
+  // One rank has nothing to average: its gradients are used as backward leaves them.
+  std::unique_ptr<GradReducer> reducer;
+  if (world > 1) reducer = std::make_unique<GradReducer>(grad_comm, params, o.buckets());
   if (rank == 0)
-    spdlog::info("training {} parameters on {} ranks with {}: {} steps of {} examples{}, {} steps per epoch",
-                 res.parameters, world, o.optimizer, total, global_batch, full_batch ? " (full batch)" : "", per_epoch);
+    spdlog::info("training {} parameters on {} ranks ({}, {}) with {}: {} steps of {} examples{}, {} steps per epoch, "
+                 "{} gradient buckets",
+                 res.parameters, world, device.str(), precision_name(precision), o.optimizer, total, global_batch,
+                 full_batch ? " (full batch)" : "", per_epoch, reducer ? reducer->buckets().size() : 0);
+  // The loader thread walks the same cursor sequence as the step loop (Note [exact resume]).
+  const bool want_h = layer_loss && layer_loss->wants_hidden(), want_a = layer_loss && layer_loss->wants_attentions();
+  const bool store_layers = layer_loss && !job.online_teacher;
+  std::atomic<double> stream_wait{0};
+  Cursor load_cursor = cursor;
+  auto produce = [&, load_cursor](std::int64_t) mutable {
+    auto rows = full_batch ? block : sampler.indices(load_cursor);
+    if (job.wait_for_rows) stream_wait.store(stream_wait.load() + job.wait_for_rows(load_cursor.epoch, rows));
+    auto b = make_batch(split, rows, job.store, store_layers);
+    load_cursor = full_batch ? Cursor{load_cursor.epoch + 1, 0} : sampler.advance(load_cursor);
+    return b;
+  };
+  std::unique_ptr<Prefetcher> loader;
+  if (o.prefetch > 0) loader = std::make_unique<Prefetcher>(produce, step, total, static_cast<int>(o.prefetch));
   auto t0 = std::chrono::steady_clock::now();
   auto window_start = t0;
   const std::int64_t first_step = step;
   std::int64_t window_steps = 0;
   double last_loss = 0;
   while (step < total) {
+    const auto step_start = std::chrono::steady_clock::now();
     model->train();
-    auto rows = full_batch ? block : sampler.indices(cursor);
-    if (job.wait_for_rows) res.wait_seconds += job.wait_for_rows(cursor.epoch, rows);
-    auto batch = make_batch(split, rows, job.store, layer_loss && !job.online_teacher);
-    const bool want_h = layer_loss && layer_loss->wants_hidden(), want_a = layer_loss && layer_loss->wants_attentions();
-    auto out = model->forward(batch.inputs, want_h, want_a);
+    double input_wait = 0;
+    auto batch = loader ? loader->next(&input_wait) : produce(step);
+    res.input_wait_seconds += input_wait;
+    to_device(batch, device);
+    BertOutput out;
     BertOutput tout = std::move(batch.teacher_layers);
-    if (job.online_teacher) {
-      torch::NoGradGuard g;
-      tout = job.online_teacher->forward(batch.inputs, want_h, want_a);
-      batch.teacher_logits = tout.logits;
-    }
-    auto terms = batch.topk_values.defined()
-                     ? topk_kd_loss(out.logits, batch.topk_values, batch.topk_indices, batch.topk_lse, batch.labels, job.kd)
-                     : kd_loss(out.logits, batch.teacher_logits, batch.labels, job.kd);
+    LossTerms terms;
     LayerLossTerms lt;
-    if (layer_loss) {
-      lt = layer_loss->forward(out, tout, batch.inputs.attention_mask);
-      if (lt.hidden.defined()) terms.total = terms.total + job.layers.hidden_weight * lt.hidden;
-      if (lt.attention.defined()) terms.total = terms.total + job.layers.attention_weight * lt.attention;
+    {
+      Autocast cast(device, precision);
+      out = model->forward(batch.inputs, want_h, want_a);
+      if (job.online_teacher) {
+        torch::NoGradGuard g;
+        tout = job.online_teacher->forward(batch.inputs, want_h, want_a);
+        batch.teacher_logits = tout.logits;
+      }
+      out.logits = out.logits.to(torch::kFloat32);
+      terms = batch.topk_values.defined()
+                  ? topk_kd_loss(out.logits, batch.topk_values, batch.topk_indices, batch.topk_lse, batch.labels, job.kd)
+                  : kd_loss(out.logits, batch.teacher_logits, batch.labels, job.kd);
+      if (layer_loss) {
+        lt = layer_loss->forward(out, tout, batch.inputs.attention_mask);
+        if (lt.hidden.defined()) terms.total = terms.total + job.layers.hidden_weight * lt.hidden;
+        if (lt.attention.defined()) terms.total = terms.total + job.layers.attention_weight * lt.attention;
+      }
     }
     for (auto& p : params) p.mutable_grad() = torch::Tensor();
+    if (reducer) reducer->prepare(true);
     (share == 1.0 ? terms.total : terms.total * share).backward();
-    std::vector<double> scalars = {terms.total.item<double>(), terms.hard_ce.item<double>(),
-                                   terms.soft_kl.defined() ? terms.soft_kl.item<double>() : 0.0,
-                                   lt.hidden.defined() ? lt.hidden.item<double>() : 0.0,
-                                   lt.attention.defined() ? lt.attention.item<double>() : 0.0};
-    for (auto& v : scalars) v *= share;
-    allreduce_grads(comm, params, scalars);
+    // The step's scalars, averaged as float32 like the gradients.
+    float sc[5] = {0, 0, 0, 0, 0};
+    {
+      auto zero = torch::zeros({}, terms.total.options());
+      auto parts = torch::stack({terms.total.detach(), terms.hard_ce.detach(),
+                                 terms.soft_kl.defined() ? terms.soft_kl.detach() : zero,
+                                 lt.hidden.defined() ? lt.hidden.detach() : zero,
+                                 lt.attention.defined() ? lt.attention.detach() : zero})
+                       .to(torch::kCPU, torch::kFloat32);
+      std::memcpy(sc, parts.data_ptr<float>(), sizeof(sc));
+    }
+    if (share != 1.0)
+      for (auto& v : sc) v = static_cast<float>(v * share);
+    comm.allreduce(sc, 5, DType::kFloat32, ReduceOp::kAverage);
+    std::vector<double> scalars(sc, sc + 5);
+    const double comm_wait = reducer ? reducer->finish() : 0.0;
+    res.comm_wait_seconds += comm_wait;
     const double gnorm = clip_grad_norm(params, o.max_grad_norm);
     const double lr = o.schedule == "constant" ? o.lr : linear_schedule(o.lr, step, total, warmup);
     opt->step(lr);
+    if (step - first_step >= job.untimed_steps) {
+      synchronize(device);
+      ++res.timed_steps;
+      res.step_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
+      res.timed_input_wait += input_wait;
+      res.timed_comm_wait += comm_wait;
+    }
     ++step;
     ++window_steps;
     cursor = full_batch ? Cursor{cursor.epoch + 1, 0} : sampler.advance(cursor);
@@ -296,7 +348,7 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
     if (last || (o.checkpoint_every > 0 && step % o.checkpoint_every == 0)) {
       double dev_acc = -1;
       if (last && dev) {
-        dev_acc = evaluate(comm, *model, nullptr, *dev, o.eval_batch_size).accuracy;
+        dev_acc = evaluate(comm, *model, nullptr, *dev, o.eval_batch_size, precision).accuracy;
         res.dev_accuracy = dev_acc;
         if (rank == 0) spdlog::info("dev accuracy at step {}: {:.4f}", step, dev_acc);
       }
@@ -309,6 +361,11 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
   res.seconds = el;
   res.final_loss = last_loss;
   res.samples_per_s = el > 0 ? (step - first_step) * global_batch / el : 0;
+  res.wait_seconds = stream_wait.load();
+  if (rank == 0 && step > first_step)
+    spdlog::info("step time {:.1f} ms: waiting for input {:.1f}%, for gradient reduction after backward {:.1f}%",
+                 1e3 * el / static_cast<double>(step - first_step), 100 * res.input_wait_seconds / el,
+                 100 * res.comm_wait_seconds / el);
   res.checkpoint = (fs::path(ckpt_root) / step_dir_name(step)).string();
   return res;
 }

@@ -43,7 +43,45 @@ void cmd_export(Communicator& comm, const RunArgs& a, const std::string& checkpo
 void cmd_bench_topk(Communicator& comm, const RunArgs& a, const std::string& split, const std::vector<long>& ks,
                     bool json);
 
-// Intra-op and BLAS threads per rank: `requested` if > 0, else cores of the node / ranks on it.
+// Intra-op and BLAS threads per rank: `requested` if > 0, else usable cores / ranks on the node.
 int size_threads(int requested, int local_ranks);
+
+// Whether the ranks on this node stay within its cores, counting LibTorch's intra-op pool and the
+// BLAS pool (read back from the library when it tells).
+struct ThreadCheck {
+  int cores = 0, ranks = 1, intra_op = 0, blas = -1;  // blas -1 = the library does not say
+  bool ok = true;
+  std::string summary;
+};
+ThreadCheck check_threads(int local_ranks);
+
+// distill bench: synthetic data through the real code paths (see docs in the README).
+struct BenchOptions {
+  std::string what;                  // train | precompute | allreduce | store
+  BertConfig model = bench_model();  // the student (train) or teacher (precompute)
+  long seq = 128, batch = 16;        // sequence length; examples per rank and step
+  long steps = 30, warmup = 5;       // timed steps after warm-up steps (train)
+  long examples = 4096;              // precompute: examples; store: rows of the store
+  long store_labels = 1000;          // store: logits per row
+  long threads = 0;                  // per rank; 0 = usable cores / ranks on the node
+  long prefetch = 2;
+  double bucket_mb = 25;
+  std::string device = "auto", precision = "fp32";
+  std::string work_dir = ".runs/bench", json_out;
+  // The issue-6 bench student: BERT hidden 256, 4 layers, 4 heads, intermediate 1024, BERT's
+  // vocabulary, 2 labels, dropout 0.1.
+  static BertConfig bench_model() {
+    BertConfig c;
+    c.vocab_size = 30522;
+    c.hidden = 256;
+    c.layers = 4;
+    c.heads = 4;
+    c.intermediate = 1024;
+    c.max_positions = 512;
+    c.num_labels = 2;
+    return c;
+  }
+};
+void cmd_bench(Communicator& comm, const BenchOptions& o);
 
 }  // namespace distill

@@ -34,6 +34,10 @@ class Communicator {
   virtual int size() const = 0;
   // Ranks of this group that share this node; used to size threads.
   virtual int local_size() const = 0;
+  // This rank's index among them (picks its GPU).
+  virtual int local_rank() const { return 0; }
+  // Whether collectives accept buffers in GPU memory (NCCL); host memory is always accepted.
+  virtual bool device_memory() const { return false; }
 
   // In place: data[i] = op over ranks of data[i]. kAverage is defined for floating types only.
   virtual void allreduce(void* data, std::size_t count, DType t, ReduceOp op) = 0;

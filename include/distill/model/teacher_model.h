@@ -2,6 +2,9 @@
 // logits, and to hidden states and attention maps when it can. Our BERT, Hugging Face BERT
 // directories and TorchScript modules all load behind this interface.
 #pragma once
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+
 #include <memory>
 #include <string>
 
@@ -12,14 +15,17 @@ namespace distill {
 class TeacherModel {
  public:
   virtual ~TeacherModel() = default;
-  // Called under no-grad. `out.logits` is [batch, labels]; hidden/attentions are filled when asked
-  // and the model provides them.
+  // Called under no-grad. Inputs may live on any device; outputs live on the teacher's device,
+  // logits as float32 [batch, labels]; hidden/attentions are filled when asked and the model
+  // provides them.
   virtual BertOutput forward(const BertInputs& in, bool want_hidden = false, bool want_attentions = false) = 0;
   // Label count when known before running (0 = learnt from the first batch).
   virtual long num_labels() const = 0;
   virtual std::string kind() const = 0;  // the model kind (bert, bert_mlm, mlp, ...) or "torchscript"
   virtual long parameters() const = 0;    // elements over all parameters
   virtual const BertConfig* config() const { return nullptr; }  // known for distill and HF models
+  // Moves the teacher to `d`; inference runs under autocast to `precision` there (Note [devices]).
+  virtual void place(const c10::Device& d, c10::ScalarType precision) = 0;
 };
 
 // Wraps a model distill trained or imported (put in eval mode).

@@ -18,6 +18,8 @@ struct TeacherOptions {
   // directory (config.json + model.safetensors), or a TorchScript file (.pt).
   std::string path;
   long batch_size = 64;   // inference batch; memory grows linearly
+  std::string device = "auto";     // Note [devices]: auto | cpu | cuda | cuda:N
+  std::string precision = "fp32";  // inference precision on a GPU: fp32 | bf16 | fp16
   // Run the teacher inside every student rank instead of reading the store: costs a teacher
   // forward per step, stores nothing; needed for hidden-state and attention losses.
   bool online = false;
@@ -29,10 +31,13 @@ struct LoadedTeacher {
   std::unique_ptr<TeacherModel> model;
   std::string fingerprint;  // model_fingerprint(path)
   std::string file;
+  c10::Device device{c10::kCPU};  // where it runs (load_teacher with options)
 };
 
-// Loads a teacher in eval mode; errors name the path.
+// Loads a teacher in eval mode; errors name the path. With `comm`, places it on the device and
+// precision of `o` for this rank (Note [devices]).
 LoadedTeacher load_teacher(const std::string& path);
+LoadedTeacher load_teacher(const TeacherOptions& o, const Communicator& comm);
 // The fingerprint load_teacher() would report, without loading the weights.
 std::string teacher_fingerprint(const std::string& path);
 
@@ -41,6 +46,8 @@ struct PrecomputeResult {
   std::int64_t examples_computed = 0;
   std::int64_t store_bytes = 0;
   double seconds = 0;
+  double write_seconds = 0;  // of rank 0: time spent writing shards (in the writer thread)
+  double write_wait_seconds = 0;  // of rank 0: time the teacher waited for the writer
 };
 
 // What to store beyond the logits.

@@ -21,6 +21,12 @@ struct Batch {
   BertOutput teacher_layers;
 };
 
+// The inputs on `d` (defined tensors only; copies from the CPU go through pinned memory without
+// blocking the host).
+BertInputs to_device(const BertInputs& in, const c10::Device& d);
+// Every tensor of the batch on `d`.
+void to_device(Batch& b, const c10::Device& d);
+
 // `want_layers`: also read the store's hidden states and attention maps.
 Batch make_batch(const TokenSplit& split, const std::vector<std::int64_t>& rows, const StoreReader* store,
                  bool want_layers = false);

@@ -26,7 +26,9 @@ std::vector<std::vector<std::size_t>> assign_buckets(const std::vector<std::int6
 
 class GradReducer {
  public:
-  // float32 parameters that take part in every step (unused ones reduce zeros).
+  // float32 parameters on one device that take part in every step (unused ones reduce zeros). GPU
+  // parameters are reduced in place by a communicator with device_memory(), else through pinned
+  // host copies of the buckets.
   GradReducer(Communicator& comm, std::vector<torch::Tensor> params, BucketOptions o = {});
   GradReducer(const GradReducer&) = delete;
   GradReducer& operator=(const GradReducer&) = delete;
@@ -47,7 +49,8 @@ class GradReducer {
   std::vector<torch::Tensor> params_;
   std::vector<std::vector<std::size_t>> buckets_;
   std::vector<std::size_t> bucket_of_, offset_;  // per parameter: its bucket and offset there
-  std::vector<torch::Tensor> flat_;              // per bucket
+  std::vector<torch::Tensor> flat_;              // per bucket, on the parameters' device
+  std::vector<torch::Tensor> staged_;            // per bucket: pinned host copies (GPU tensors, host comm)
   std::vector<std::size_t> pending_;             // per bucket: gradients still to arrive
   std::vector<std::unique_ptr<PendingReduce>> inflight_;
   std::vector<int> arrivals_;

@@ -1,5 +1,5 @@
 // The student training loop: data-parallel over the ranks of a communicator, gradients averaged
-// with one flat allreduce per step, AdamW with warmup + linear decay, clipping, checkpoints for an
+// in buckets overlapping backward (train/reducer.h), input made ahead by a loader thread, AdamW with warmup + linear decay, clipping, checkpoints for an
 // exact resume, and metrics as JSON lines. Without a store it is plain supervised training.
 //
 // Note [exact resume]: the model is initialised from train.seed on every rank (and broadcast
@@ -19,6 +19,7 @@
 #include "distill/model/bert.h"
 #include "distill/store/reader.h"
 #include "distill/train/optim.h"
+#include "distill/train/reducer.h"
 
 namespace distill {
 
@@ -42,8 +43,14 @@ struct TrainOptions {
   long eval_batch_size = 128;
   long seed = 1234;             // model init, sampling order and dropout streams derive from it
   long threads = 0;             // intra-op threads per rank; 0 = cores of the node / ranks on it
+  std::string device = "auto";     // Note [devices]: auto | cpu | cuda | cuda:N
+  std::string precision = "fp32";  // fp32 | bf16 (autocast on GPUs, float32 master weights)
+  double bucket_mb = 25;           // gradient buckets after a first one of 1 MiB (train/reducer.h)
+  long prefetch = 2;               // batches the loader thread makes ahead; 0 = none (synchronous)
+  double comm_timeout = 600;       // NCCL watchdog: seconds one collective may take
 
   void validate() const;  // throws ConfigError naming train.* fields
+  BucketOptions buckets() const;
   double effective_weight_decay() const { return weight_decay >= 0 ? weight_decay : optimizer == "sgd" ? 0.0 : 0.01; }
 };
 
@@ -64,6 +71,7 @@ struct TrainJob {
   std::vector<std::int64_t> first_epoch_order;
   std::function<double(std::int64_t epoch, const std::vector<std::int64_t>& rows)> wait_for_rows;
   bool resume = false;
+  std::int64_t untimed_steps = 0;  // warm-up steps left out of TrainResult's step timings (bench)
   std::string config_yaml, config_hash, teacher_fingerprint;
 };
 
@@ -74,11 +82,22 @@ struct TrainResult {
   double dev_accuracy = 0;
   std::int64_t parameters = 0;
   double seconds = 0;          // wall time of the steps this process ran
-  double wait_seconds = 0;     // of which waiting for the store (streaming)
+  double wait_seconds = 0;     // of which waiting for the store (streaming; in the loader thread)
+  double input_wait_seconds = 0;  // rank 0: the step waiting for the loader thread
+  double comm_wait_seconds = 0;   // rank 0: the step waiting on gradient reduction after backward
+  std::string device;             // where the student trained
+  // Over the steps after job.untimed_steps, measured on rank 0 from the batch to the optimizer
+  // step (checkpoints and evaluation excluded): their count, seconds, and of those the waits.
+  std::int64_t timed_steps = 0;
+  double step_seconds = 0, timed_input_wait = 0, timed_comm_wait = 0;
   std::string checkpoint;      // the final checkpoint directory
 };
 
 // Collective over `comm`.
 TrainResult train(Communicator& comm, const TrainJob& job);
+
+// train.precision resolved for `d`: bf16 on a GPU; with train.device auto the CPU falls back to
+// fp32 (with a warning), an explicit cpu device with bf16 is a ConfigError.
+c10::ScalarType train_precision(const TrainOptions& o, const c10::Device& d);
 
 }  // namespace distill

@@ -1,0 +1,123 @@
+#include "distill/util/device.h"
+
+#include <ATen/Context.h>
+#include <ATen/autocast_mode.h>
+#include <torch/cuda.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include <cstring>
+
+#include "distill/util/error.h"
+
+#ifdef DISTILL_WITH_CUDA
+#include <c10/core/impl/VirtualGuardImpl.h>
+
+#include "distill/comm/nccl.h"
+#endif
+
+// The per-device autocast API replaced the CUDA-only one in LibTorch 2.4.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define DISTILL_AUTOCAST_PER_DEVICE 1
+#endif
+
+namespace distill {
+
+bool cuda_available() { return torch::cuda::is_available(); }
+
+c10::Device resolve_device(const std::string& spec, int local_rank, const std::string& what) {
+  if (spec == "cpu") return c10::Device(c10::kCPU);
+  if (spec == "auto" && !cuda_available()) return c10::Device(c10::kCPU);
+  if (spec == "auto" || spec == "cuda" || spec.rfind("cuda:", 0) == 0) {
+    DISTILL_CHECK(cuda_available(), ConfigError, what, ": ", spec, " asks for a GPU, but ",
+                  at::hasCUDA() ? "no GPU is visible" : "this LibTorch was built without CUDA", "; use cpu");
+    const int n = static_cast<int>(torch::cuda::device_count());
+    int index = local_rank % n;
+    if (spec.rfind("cuda:", 0) == 0) {
+      try {
+        index = std::stoi(spec.substr(5));
+      } catch (const std::exception&) {
+        throw ConfigError(str(what, ": '", spec, "' is not cuda:N"));
+      }
+      DISTILL_CHECK(index >= 0 && index < n, ConfigError, what, ": ", spec, " but ", n, " GPUs are visible");
+    }
+    return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
+  }
+  throw ConfigError(str(what, " = '", spec, "', expected auto, cpu, cuda or cuda:N"));
+}
+
+c10::ScalarType parse_precision(const std::string& v, const std::string& what) {
+  if (v == "fp32") return c10::ScalarType::Float;
+  if (v == "bf16") return c10::ScalarType::BFloat16;
+  if (v == "fp16") return c10::ScalarType::Half;
+  throw ConfigError(str(what, " = '", v, "', expected fp32, bf16 or fp16"));
+}
+
+const char* precision_name(c10::ScalarType t) {
+  return t == c10::ScalarType::BFloat16 ? "bf16" : t == c10::ScalarType::Half ? "fp16" : "fp32";
+}
+
+void synchronize(const c10::Device& d) {
+  if (d.is_cuda()) torch::cuda::synchronize(d.index());
+}
+
+Autocast::Autocast(const c10::Device& d, c10::ScalarType dtype) : on_(d.is_cuda() && dtype != c10::ScalarType::Float) {
+  if (!on_) return;
+#ifdef DISTILL_AUTOCAST_PER_DEVICE
+  prev_enabled_ = at::autocast::is_autocast_enabled(c10::kCUDA);
+  prev_dtype_ = at::autocast::get_autocast_dtype(c10::kCUDA);
+  at::autocast::set_autocast_dtype(c10::kCUDA, dtype);
+  at::autocast::set_autocast_enabled(c10::kCUDA, true);
+#else
+  prev_enabled_ = at::autocast::is_enabled();
+  prev_dtype_ = at::autocast::get_autocast_gpu_dtype();
+  at::autocast::set_autocast_gpu_dtype(dtype);
+  at::autocast::set_enabled(true);
+#endif
+  at::autocast::increment_nesting();
+}
+
+Autocast::~Autocast() {
+  if (!on_) return;
+  // As torch.autocast's exit: the cast weights cached for this region are dropped with it.
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+#ifdef DISTILL_AUTOCAST_PER_DEVICE
+  at::autocast::set_autocast_enabled(c10::kCUDA, prev_enabled_);
+  at::autocast::set_autocast_dtype(c10::kCUDA, prev_dtype_);
+#else
+  at::autocast::set_enabled(prev_enabled_);
+  at::autocast::set_autocast_gpu_dtype(prev_dtype_);
+#endif
+}
+
+std::unique_ptr<Communicator> make_device_communicator(Communicator& host, const c10::Device& d, double timeout_s) {
+  if (!d.is_cuda()) return nullptr;
+#ifdef DISTILL_WITH_CUDA
+  NcclOptions o;
+  o.device = d.index();
+  o.timeout_s = timeout_s;
+  const auto index = d.index();
+  // The current CUDA stream through c10's device-generic interface (LibTorch 2.1 and later).
+  o.current_stream = [index]() -> void* {
+    return c10::impl::VirtualGuardImpl(c10::kCUDA).getStream(c10::Device(c10::kCUDA, index)).native_handle();
+  };
+  return make_nccl_communicator(host, o);
+#else
+  throw ConfigError("this distill was built without CUDA; rebuild against a CUDA LibTorch");
+#endif
+}
+
+std::string generator_state(const c10::Device& d) {
+  auto gen = at::globalContext().defaultGenerator(d);
+  auto s = gen.get_state();
+  return std::string(static_cast<const char*>(s.data_ptr()), static_cast<std::size_t>(s.numel()));
+}
+
+void set_generator_state(const c10::Device& d, const std::string& bytes) {
+  auto t = torch::empty({static_cast<std::int64_t>(bytes.size())}, torch::kUInt8);
+  std::memcpy(t.data_ptr(), bytes.data(), bytes.size());
+  auto gen = at::globalContext().defaultGenerator(d);
+  gen.set_state(t);
+}
+
+}  // namespace distill

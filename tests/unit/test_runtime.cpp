@@ -1,0 +1,81 @@
+// Devices, precision and the loader thread, as seen without a GPU.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <stdexcept>
+
+#include "distill/train/prefetch.h"
+#include "distill/util/device.h"
+#include "distill/util/error.h"
+
+namespace distill {
+namespace {
+
+TEST(Device, ResolvesSpecsAndNamesTheKeyInErrors) {
+  EXPECT_TRUE(resolve_device("cpu", 3, "train.device").is_cpu());
+  if (!cuda_available()) {
+    EXPECT_TRUE(resolve_device("auto", 0, "train.device").is_cpu());
+    try {
+      resolve_device("cuda", 0, "teacher.device");
+      FAIL();
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find("teacher.device: cuda asks for a GPU"), std::string::npos) << e.what();
+    }
+  }
+  try {
+    resolve_device("tpu", 0, "train.device");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("train.device = 'tpu', expected auto, cpu, cuda or cuda:N"), std::string::npos);
+  }
+  EXPECT_EQ(parse_precision("bf16", "x"), c10::ScalarType::BFloat16);
+  EXPECT_EQ(parse_precision("fp16", "x"), c10::ScalarType::Half);
+  EXPECT_THROW(parse_precision("fp8", "train.precision"), ConfigError);
+}
+
+TEST(Device, AutocastOnTheCpuChangesNothing) {
+  auto x = torch::randn({4, 4});
+  Autocast cast(c10::Device(c10::kCPU), c10::ScalarType::BFloat16);
+  EXPECT_EQ(torch::matmul(x, x).scalar_type(), torch::kFloat32);
+}
+
+Batch numbered(std::int64_t i) {
+  Batch b;
+  b.labels = torch::full({2}, i, torch::kInt64);
+  return b;
+}
+
+TEST(Prefetcher, DeliversEveryStepInOrder) {
+  for (int depth : {1, 2, 5}) {
+    Prefetcher p(numbered, 3, 40, depth);
+    for (std::int64_t i = 3; i < 40; ++i) {
+      double waited = -1;
+      auto b = p.next(&waited);
+      EXPECT_GE(waited, 0.0);
+      EXPECT_EQ(b.labels[0].item<std::int64_t>(), i);
+    }
+    EXPECT_THROW(p.next(), Error);  // past the last step
+  }
+}
+
+TEST(Prefetcher, RethrowsTheProducersErrorAtItsStep) {
+  Prefetcher p([](std::int64_t i) -> Batch {
+    if (i == 2) throw StoreError("shard 2 is gone");
+    return numbered(i);
+  }, 0, 10);
+  EXPECT_EQ(p.next().labels[0].item<std::int64_t>(), 0);
+  EXPECT_EQ(p.next().labels[0].item<std::int64_t>(), 1);
+  EXPECT_THROW(p.next(), StoreError);
+}
+
+TEST(Prefetcher, StopsCleanlyWithBatchesLeft) {
+  std::atomic<int> made{0};
+  {
+    Prefetcher p([&](std::int64_t i) { ++made; return numbered(i); }, 0, 1000, 2);
+    p.next();
+  }
+  EXPECT_LE(made.load(), 4);  // bounded: never more than depth ahead
+}
+
+}  // namespace
+}  // namespace distill
