@@ -5,7 +5,8 @@ in PyTorch itself, timed the same way (median-free mean over the timed steps aft
   --model plain  a BERT classifier in plain PyTorch with distill's architecture (post-LN, GELU,
                  explicit attention), for CPU runs with Debian's python3-torch;
   --model hf     transformers' BertForSequenceClassification (--attention eager | sdpa).
-Several ranks: run under torchrun / `python3 -m torch.distributed.run`; gradients are averaged by
+Several ranks: run under mpirun (as distill is; Open MPI's rank variables are read, the process group
+meets over TCP at DIST_INIT, default tcp://127.0.0.1:29555) or torchrun; gradients are averaged by
 DistributedDataParallel (gloo on the CPU, NCCL on GPUs).
 Loss: alpha * CE(labels) + beta * T^2 * KL(softmax(t / T) || softmax(s / T)) with alpha = beta = 0.5,
 T = 2 and random teacher logits, AdamW (lr 1e-4, weight decay 0.01), gradient clipping at 1.0, as in
@@ -72,16 +73,23 @@ def main():
     ap.add_argument("--json", default="")
     a = ap.parse_args()
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
+    env = lambda torchrun, ompi, default: int(os.environ.get(torchrun, os.environ.get(ompi, default)))
+    world = env("WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "1")
+    rank = env("RANK", "OMPI_COMM_WORLD_RANK", "0")
+    local = env("LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "0")
+    local_world = env("LOCAL_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE", str(world))
     cores = len(os.sched_getaffinity(0))
-    torch.set_num_threads(a.threads or max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", world))))
+    torch.set_num_threads(a.threads or max(1, cores // local_world))
     dev = torch.device(f"cuda:{local}" if a.device == "cuda" else "cpu")
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     if world > 1:
-        torch.distributed.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+        backend = "nccl" if dev.type == "cuda" else "gloo"
+        if "MASTER_ADDR" in os.environ:
+            torch.distributed.init_process_group(backend)
+        else:
+            torch.distributed.init_process_group(backend, init_method=os.environ.get("DIST_INIT", "tcp://127.0.0.1:29555"),
+                                                 rank=rank, world_size=world)
     torch.manual_seed(1)
     if a.model == "hf":
         from transformers import BertConfig, BertForSequenceClassification

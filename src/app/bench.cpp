@@ -175,6 +175,7 @@ nlohmann::json bench_train(Communicator& comm, const BenchOptions& o, Table& t) 
   job.opt.device = o.device;
   job.opt.precision = o.precision;
   job.opt.bucket_mb = o.bucket_mb;
+  job.opt.reduce = o.reduce;
   job.opt.prefetch = o.prefetch;
   job.untimed_steps = o.warmup;
   job.config_hash = "bench";
@@ -218,6 +219,12 @@ nlohmann::json bench_train(Communicator& comm, const BenchOptions& o, Table& t) 
             {"model FLOP/s / peak", fmt_num(100 * flops / world / per_rank_peak) + "%"},
             {"exposed communication", fmt_num(100 * r.timed_comm_wait / r.step_seconds) + "%"},
             {"input wait", fmt_num(100 * r.timed_input_wait / r.step_seconds, 2) + "%"}};
+  const char* phases[5] = {"input", "forward", "backward", "reduce", "optimizer"};
+  for (int k = 0; k < 5; ++k) {
+    const double ms = 1e3 * r.phase_seconds[k] / std::max<std::int64_t>(1, r.timed_steps);
+    j["phase_ms"][phases[k]] = ms;
+    t.rows.push_back({std::string("  ") + phases[k] + " (ms)", fmt_num(ms)});
+  }
   return j;
 }
 
@@ -263,7 +270,7 @@ nlohmann::json bench_allreduce(Communicator& comm, const BenchOptions& o, Table&
   const int n = comm.size();
   nlohmann::json rows = nlohmann::json::array();
   t.rows = {{"bytes", "time (us)", "algbw (GB/s)", "busbw (GB/s)"}};
-  for (std::int64_t bytes = 4 << 10; bytes <= (std::int64_t{64} << 20); bytes *= 4) {
+  for (std::int64_t bytes = 4 << 10; bytes <= (std::int64_t{64} << 20); bytes *= 2) {
     auto buf = torch::randn({bytes / 4}, torch::TensorOptions().device(device));
     const int iters = static_cast<int>(std::clamp<std::int64_t>((std::int64_t{256} << 20) / bytes, 5, 200));
     std::vector<double> times;

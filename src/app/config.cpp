@@ -129,6 +129,7 @@ std::vector<Field> fields(RunConfig& c) {
       make_field("train.device", c.train.device),
       make_field("train.precision", c.train.precision),
       make_field("train.bucket_mb", c.train.bucket_mb),
+      make_field("train.reduce", c.train.reduce),
       make_field("train.prefetch", c.train.prefetch),
       make_field("train.comm_timeout", c.train.comm_timeout),
   };

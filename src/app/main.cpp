@@ -1,6 +1,7 @@
 // distill: prepare, precompute, train, run, eval, export, bench, inspect. Launched directly or under mpirun.
 #include <CLI/CLI.hpp>
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -32,10 +33,22 @@ void ensure_passive_openmp(char** argv) {
   execv("/proc/self/exe", argv);  // returns only on failure: then go on as we are
 }
 
+// Blocks of 32 MiB and more (gradient buckets, the embedding gradient, MPI's reduction buffers) would
+// otherwise be mmapped and unmapped on every use, page-faulting each time: glibc's adaptive mmap
+// threshold stops growing at 32 MiB. Measured with `distill bench allreduce` on 2 ranks: 32 MiB
+// took 65 ms (0.5 GB/s) against 5.8 ms with large blocks kept in the heap. An explicit
+// MALLOC_MMAP_THRESHOLD_ in the environment wins.
+void keep_large_blocks() {
+  if (std::getenv("MALLOC_MMAP_THRESHOLD_")) return;
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   ensure_passive_openmp(argv);
+  keep_large_blocks();
   using namespace distill;
   CLI::App app{"distill: knowledge distillation from BERT-style teachers into small students"};
   app.require_subcommand(1);
@@ -136,6 +149,7 @@ int main(int argc, char** argv) {
   benchc->add_option("--threads", bo.threads, "intra-op threads per rank (0 = cores / ranks)")->capture_default_str();
   benchc->add_option("--prefetch", bo.prefetch, "batches made ahead by the loader thread")->capture_default_str();
   benchc->add_option("--bucket-mb", bo.bucket_mb, "gradient bucket size")->capture_default_str();
+  benchc->add_option("--reduce", bo.reduce, "nonblocking | blocking (train.reduce)")->capture_default_str();
   benchc->add_option("--device", bo.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
   benchc->add_option("--precision", bo.precision, "fp32 | bf16")->capture_default_str();
   benchc->add_option("--work-dir", bo.work_dir, "scratch directory")->capture_default_str();

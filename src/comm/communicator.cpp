@@ -25,6 +25,8 @@ class DoneReduce : public PendingReduce {
 };
 }  // namespace
 
+std::unique_ptr<PendingReduce> Communicator::completed() { return std::make_unique<DoneReduce>(); }
+
 std::unique_ptr<PendingReduce> Communicator::iallreduce(void* data, std::size_t count, DType t, ReduceOp op) {
   allreduce(data, count, t, op);
   return std::make_unique<DoneReduce>();

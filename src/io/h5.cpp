@@ -1,5 +1,7 @@
 #include "distill/io/h5.h"
 
+#include <cstring>
+
 #include "distill/util/error.h"
 
 namespace distill::h5 {
@@ -206,10 +208,59 @@ DatasetInfo File::info(const std::string& name) const {
   return out;
 }
 
+namespace {
+
+// IEEE binary16 -> binary32, exact (subnormals, infinities and NaN included).
+float half_to_float(std::uint16_t h) {
+  const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
+  std::uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, bits;
+  if (exp == 0x1f) {
+    bits = sign | 0x7f800000u | (man << 13);
+  } else if (exp != 0) {
+    bits = sign | ((exp + 112) << 23) | (man << 13);
+  } else if (man == 0) {
+    bits = sign;
+  } else {  // subnormal: normalise
+    exp = 113;
+    while (!(man & 0x400u)) {
+      man <<= 1;
+      --exp;
+    }
+    bits = sign | (exp << 23) | ((man & 0x3ffu) << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, sizeof(f));
+  return f;
+}
+
+bool is_float16(hid_t ds) {
+  Handle t(H5Dget_type(ds), H5Tclose);
+  return H5Tget_class(t.get()) == H5T_FLOAT && H5Tget_size(t.get()) == 2;
+}
+
+// Reads `mspace`/`fspace` of `ds` as float32. HDF5's own float16 -> float32 conversion (a soft
+// conversion for a user-defined type) runs at tens of MB/s; reading the raw bits and converting
+// them here is ~100 times faster, with identical results.
+herr_t read_float32(hid_t ds, hid_t mspace, hid_t fspace, void* out, std::size_t n) {
+  if (!is_float16(ds)) return H5Dread(ds, H5T_NATIVE_FLOAT, mspace, fspace, H5P_DEFAULT, out);
+  std::vector<std::uint16_t> bits(n);
+  Handle t(H5Dget_type(ds), H5Tclose);
+  const herr_t e = H5Dread(ds, t.get(), mspace, fspace, H5P_DEFAULT, bits.data());
+  if (e < 0) return e;
+  auto* f = static_cast<float*>(out);
+  for (std::size_t i = 0; i < n; ++i) f[i] = half_to_float(bits[i]);
+  return e;
+}
+
+}  // namespace
+
 void File::read(const std::string& name, Type as, void* out) const {
   Handle ds = open_dataset(name);
-  DISTILL_CHECK(H5Dread(ds.get(), mem_type(as), H5S_ALL, H5S_ALL, H5P_DEFAULT, out) >= 0, Error, path_,
-                ": cannot read dataset '", name, "' (corrupt or truncated: checksum or I/O error)");
+  const herr_t e = as == Type::kFloat32
+                       ? read_float32(ds.get(), H5S_ALL, H5S_ALL, out, static_cast<std::size_t>(numel(info(name).shape)))
+                       : H5Dread(ds.get(), mem_type(as), H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
+  DISTILL_CHECK(e >= 0, Error, path_, ": cannot read dataset '", name,
+                "' (corrupt or truncated: checksum or I/O error)");
 }
 
 void File::read_rows(const std::string& name, Type as, hsize_t begin, hsize_t end, void* out) const {
@@ -226,7 +277,9 @@ void File::read_rows(const std::string& name, Type as, hsize_t begin, hsize_t en
   check(H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr),
         "H5Sselect_hyperslab");
   Handle mspace(check(H5Screate_simple(rank, count.data(), nullptr), "H5Screate_simple"), H5Sclose);
-  DISTILL_CHECK(H5Dread(ds.get(), mem_type(as), mspace.get(), space.get(), H5P_DEFAULT, out) >= 0, Error,
+  const herr_t e = as == Type::kFloat32 ? read_float32(ds.get(), mspace.get(), space.get(), out, numel(count))
+                                        : H5Dread(ds.get(), mem_type(as), mspace.get(), space.get(), H5P_DEFAULT, out);
+  DISTILL_CHECK(e >= 0, Error,
                 path_, ": cannot read rows of '", name, "' (corrupt or truncated: checksum or I/O error)");
 }
 

@@ -25,7 +25,7 @@ std::vector<std::vector<std::size_t>> assign_buckets(const std::vector<std::int6
 }
 
 GradReducer::GradReducer(Communicator& comm, std::vector<torch::Tensor> params, BucketOptions o)
-    : comm_(comm), params_(std::move(params)) {
+    : comm_(comm), params_(std::move(params)), blocking_(o.blocking) {
   std::vector<std::int64_t> bytes;
   for (const auto& p : params_) {
     DISTILL_CHECK(p.scalar_type() == torch::kFloat32, ConfigError, "the gradient reducer takes float32 parameters");
@@ -95,6 +95,11 @@ void GradReducer::on_grad(std::size_t i, const torch::Tensor& g) {
 void GradReducer::launch(std::size_t b) {
   auto& buf = staged_.empty() ? flat_[b] : staged_[b];
   if (!staged_.empty()) buf.copy_(flat_[b]);  // synchronous device-to-host copy
+  if (blocking_) {
+    comm_.allreduce(buf.data_ptr<float>(), static_cast<std::size_t>(buf.numel()), DType::kFloat32, ReduceOp::kAverage);
+    inflight_[b] = Communicator::completed();
+    return;
+  }
   inflight_[b] = comm_.iallreduce(buf.data_ptr<float>(), static_cast<std::size_t>(buf.numel()), DType::kFloat32,
                                   ReduceOp::kAverage);
 }

@@ -44,6 +44,8 @@ void TrainOptions::validate() const {
                 "', expected linear or constant");
   DISTILL_CHECK(precision == "fp32" || precision == "bf16", ConfigError, "train.precision = '", precision,
                 "', expected fp32 or bf16 (fp16 training would need loss scaling, which distill does not do)");
+  DISTILL_CHECK(reduce == "nonblocking" || reduce == "blocking", ConfigError, "train.reduce = '", reduce,
+                "', expected nonblocking or blocking");
   DISTILL_CHECK(bucket_mb > 0 && comm_timeout > 0 && prefetch >= 0, ConfigError,
                 "train.bucket_mb and train.comm_timeout must be positive, train.prefetch >= 0");
 }
@@ -239,7 +241,11 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
   res.device = device.str();
   // One rank has nothing to average: its gradients are used as backward leaves them.
   std::unique_ptr<GradReducer> reducer;
-  if (world > 1) reducer = std::make_unique<GradReducer>(grad_comm, params, o.buckets());
+  if (world > 1) {
+    auto b = o.buckets();
+    b.blocking = o.reduce == "blocking";
+    reducer = std::make_unique<GradReducer>(grad_comm, params, b);
+  }
   if (rank == 0)
     spdlog::info("training {} parameters on {} ranks ({}, {}) with {}: {} steps of {} examples{}, {} steps per epoch, "
                  "{} gradient buckets",
@@ -266,11 +272,21 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
   double last_loss = 0;
   while (step < total) {
     const auto step_start = std::chrono::steady_clock::now();
+    // Profile of the step (timed steps only): seconds since the last lap.
+    auto mark = step_start;
+    double laps[5] = {0, 0, 0, 0, 0};  // input, forward, backward, reduce, optimizer
+    auto lap = [&](int k) {
+      synchronize(device);
+      const auto now = std::chrono::steady_clock::now();
+      laps[k] = std::chrono::duration<double>(now - mark).count();
+      mark = now;
+    };
     model->train();
     double input_wait = 0;
     auto batch = loader ? loader->next(&input_wait) : produce(step);
     res.input_wait_seconds += input_wait;
     to_device(batch, device);
+    lap(0);
     BertOutput out;
     BertOutput tout = std::move(batch.teacher_layers);
     LossTerms terms;
@@ -293,9 +309,11 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
         if (lt.attention.defined()) terms.total = terms.total + job.layers.attention_weight * lt.attention;
       }
     }
+    lap(1);
     for (auto& p : params) p.mutable_grad() = torch::Tensor();
     if (reducer) reducer->prepare(true);
     (share == 1.0 ? terms.total : terms.total * share).backward();
+    lap(2);
     // The step's scalars, averaged as float32 like the gradients.
     float sc[5] = {0, 0, 0, 0, 0};
     {
@@ -313,11 +331,13 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
     std::vector<double> scalars(sc, sc + 5);
     const double comm_wait = reducer ? reducer->finish() : 0.0;
     res.comm_wait_seconds += comm_wait;
+    lap(3);
     const double gnorm = clip_grad_norm(params, o.max_grad_norm);
     const double lr = o.schedule == "constant" ? o.lr : linear_schedule(o.lr, step, total, warmup);
     opt->step(lr);
+    lap(4);
     if (step - first_step >= job.untimed_steps) {
-      synchronize(device);
+      for (int k = 0; k < 5; ++k) res.phase_seconds[k] += laps[k];
       ++res.timed_steps;
       res.step_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
       res.timed_input_wait += input_wait;

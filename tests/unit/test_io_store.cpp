@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "distill/data/synthetic.h"
+#include "distill/io/h5.h"
 #include "distill/io/safetensors.h"
 #include "distill/store/manifest.h"
 #include "distill/store/reader.h"
@@ -141,4 +142,28 @@ TEST(Dataset, SyntheticRoundTripAndHash) {
   EXPECT_NE(msg.find("nope.h5 does not exist"), std::string::npos) << msg;
   msg = error_of([&] { back.split("validation"); });
   EXPECT_NE(msg.find("no split 'validation'"), std::string::npos) << msg;
+}
+
+// Every float16 bit pattern (normals, subnormals, zeros, infinities, NaNs) reads back as the float
+// torch's conversion gives, through the fast raw-bits path of h5::File::read and read_rows.
+TEST(Store, Float16ReadsMatchTorchForEveryBitPattern) {
+  const auto dir = test::temp_dir("f16");
+  const std::int64_t n = 65536 / 8;
+  StoreMeta meta = make_meta("t1", "d1", "float16", 8, n, n);
+  auto bits = torch::arange(0, 65536, torch::kInt32).to(torch::kInt16).view({n, 8}).contiguous();
+  std::vector<std::int64_t> ids(n);
+  for (std::int64_t i = 0; i < n; ++i) ids[i] = i;
+  auto path = write_shard(dir, meta, {0, n}, bits.data_ptr(), ids, 0);
+  auto s = read_shard(path, meta, {0, n});
+  auto got = torch::from_blob(s.logits.data(), {n, 8}, torch::kFloat32);
+  auto want = bits.view(torch::kHalf).to(torch::kFloat32);
+  auto nan = want.isnan();
+  EXPECT_TRUE(torch::equal(got.isnan(), nan));
+  EXPECT_TRUE(torch::equal(got.masked_fill(nan, 0), want.masked_fill(nan, 0)));
+  EXPECT_TRUE(torch::equal(got.signbit(), want.signbit()));  // -0 stays -0
+  auto f = h5::File::open(path);
+  std::vector<float> rows(3 * 8);
+  f.read_rows("/logits", h5::Type::kFloat32, 100, 103, rows.data());
+  EXPECT_TRUE(torch::equal(torch::from_blob(rows.data(), {3, 8}).masked_fill(nan.narrow(0, 100, 3), 0),
+                           want.narrow(0, 100, 3).masked_fill(nan.narrow(0, 100, 3), 0)));
 }

@@ -66,6 +66,7 @@ struct BenchOptions {
   long threads = 0;                  // per rank; 0 = usable cores / ranks on the node
   long prefetch = 2;
   double bucket_mb = 25;
+  std::string reduce = "nonblocking";  // train.reduce
   std::string device = "auto", precision = "fp32";
   std::string work_dir = ".runs/bench", json_out;
   // The issue-6 bench student: BERT hidden 256, 4 layers, 4 heads, intermediate 1024, BERT's

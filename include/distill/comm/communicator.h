@@ -49,6 +49,8 @@ class Communicator {
   // out (size() * count elements) receives every rank's `in` in rank order.
   virtual void allgather(const void* in, void* out, std::size_t count, DType t) = 0;
   virtual void barrier() = 0;
+  // A request that is already complete.
+  static std::unique_ptr<PendingReduce> completed();
   // Splits the group by `color` (ranks keep their relative order by `key`).
   virtual std::unique_ptr<Communicator> split(int color, int key) = 0;
 

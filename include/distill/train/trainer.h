@@ -46,6 +46,9 @@ struct TrainOptions {
   std::string device = "auto";     // Note [devices]: auto | cpu | cuda | cuda:N
   std::string precision = "fp32";  // fp32 | bf16 (autocast on GPUs, float32 master weights)
   double bucket_mb = 25;           // gradient buckets after a first one of 1 MiB (train/reducer.h)
+  // How a ready bucket is reduced: nonblocking (completes in finish(), overlapping backward) or
+  // blocking (at once, in the hook); the same sums either way.
+  std::string reduce = "nonblocking";
   long prefetch = 2;               // batches the loader thread makes ahead; 0 = none (synchronous)
   double comm_timeout = 600;       // NCCL watchdog: seconds one collective may take
 
@@ -90,6 +93,10 @@ struct TrainResult {
   // step (checkpoints and evaluation excluded): their count, seconds, and of those the waits.
   std::int64_t timed_steps = 0;
   double step_seconds = 0, timed_input_wait = 0, timed_comm_wait = 0;
+  // The same steps by phase: input (loader and copy to the device), forward (with the loss),
+  // backward (with the gradient hooks), reduce (metrics allreduce and waiting for the buckets),
+  // optimizer (clipping and the update).
+  double phase_seconds[5] = {0, 0, 0, 0, 0};
   std::string checkpoint;      // the final checkpoint directory
 };
 
