@@ -4,6 +4,7 @@
 
 #include <stdexcept>
 
+#include "distill/app/commands.h"
 #include "distill/train/prefetch.h"
 #include "distill/util/device.h"
 #include "distill/util/error.h"
@@ -75,6 +76,31 @@ TEST(Prefetcher, StopsCleanlyWithBatchesLeft) {
     p.next();
   }
   EXPECT_LE(made.load(), 4);  // bounded: never more than depth ahead
+}
+
+}  // namespace
+}  // namespace distill
+
+namespace distill {
+namespace {
+
+// Thread sizing: the pools are sized per rank and read back; a node whose ranks would use more
+// threads than its cores is reported.
+TEST(Threads, SizedPerRankAndCheckedAgainstTheCores) {
+  const int before = at::get_num_threads();
+  EXPECT_EQ(size_threads(1, 1), 1);
+  auto c = check_threads(1);
+  EXPECT_EQ(c.intra_op, 1);
+  EXPECT_GE(c.cores, 1);
+  if (c.blas >= 0) {
+    EXPECT_EQ(c.blas, 1);  // the BLAS pool follows
+  }
+  EXPECT_TRUE(c.ok) << c.summary;
+  auto over = check_threads(c.cores + 1);  // one thread per rank, more ranks than cores
+  EXPECT_FALSE(over.ok);
+  EXPECT_NE(over.summary.find("OVERSUBSCRIBED"), std::string::npos) << over.summary;
+  EXPECT_EQ(size_threads(0, c.cores), 1);  // default: usable cores / ranks on the node
+  size_threads(before, 1);
 }
 
 }  // namespace
