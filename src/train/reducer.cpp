@@ -72,15 +72,18 @@ void GradReducer::prepare(bool last) {
   }
   next_launch_ = 0;
   if (first_micro_) {
-    for (auto& f : flat_) f.zero_();
     std::fill(arrivals_.begin(), arrivals_.end(), 0);
+    // The last step left views of the buckets in .grad(): autograd must not accumulate into them.
+    for (auto& p : params_) p.mutable_grad() = torch::Tensor();
   }
 }
 
 void GradReducer::on_grad(std::size_t i, const torch::Tensor& g) {
   const auto b = bucket_of_[i];
   auto dst = flat_[b].narrow(0, static_cast<std::int64_t>(offset_[i]), params_[i].numel());
-  dst.add_(g.reshape(-1));  // accumulates over micro-batches; zeroed at the step's first
+  // The step's first gradient of a parameter is copied, later ones (micro-batches) added.
+  if (arrivals_[i] == 0) dst.copy_(g.reshape(-1));
+  else dst.add_(g.reshape(-1));
   ++arrivals_[i];
   if (--pending_[b] == 0 && last_) {
     // Collectives must start in the same order everywhere: bucket order, not arrival order.
@@ -93,6 +96,9 @@ void GradReducer::on_grad(std::size_t i, const torch::Tensor& g) {
 }
 
 void GradReducer::launch(std::size_t b) {
+  // Parameters whose gradient never arrived this step (unused) contribute zeros.
+  for (auto i : buckets_[b])
+    if (arrivals_[i] == 0) flat_[b].narrow(0, static_cast<std::int64_t>(offset_[i]), params_[i].numel()).zero_();
   auto& buf = staged_.empty() ? flat_[b] : staged_[b];
   if (!staged_.empty()) buf.copy_(flat_[b]);  // synchronous device-to-host copy
   if (blocking_) {
@@ -120,8 +126,9 @@ double GradReducer::finish() {
     for (auto i : buckets_[b]) {
       auto& p = params_[i];
       auto view = flat_[b].narrow(0, static_cast<std::int64_t>(offset_[i]), p.numel()).view(p.sizes());
-      if (p.grad().defined()) p.grad().copy_(view);
-      else p.mutable_grad() = view.clone();
+      // The gradient becomes a view of its bucket (no copy); the bucket is next written in the
+      // following step's backward, after the optimizer has used it.
+      p.mutable_grad() = view;
     }
   }
   first_micro_ = true;

@@ -37,10 +37,12 @@ class GradReducer {
   GradReducer(const GradReducer&) = delete;
   GradReducer& operator=(const GradReducer&) = delete;
   ~GradReducer();
-  // Before each micro-batch's backward; `last` = this backward ends the step (then reduce).
+  // Before each micro-batch's backward; `last` = this backward ends the step (then reduce). At a
+  // step's first micro-batch it clears .grad() of every parameter.
   void prepare(bool last = true);
   // After the last backward: starts buckets that never filled (gradients that did not arrive count
-  // as zeros), waits for all, copies the averages into .grad(). Returns the seconds it waited.
+  // as zeros), waits for all, and makes each .grad() a view of its average in the bucket (valid
+  // until the next step's backward). Returns the seconds it waited.
   double finish();
   const std::vector<std::vector<std::size_t>>& buckets() const { return buckets_; }
   // Gradients delivered to buckets during the last step, per parameter (tests: exactly once).
