@@ -61,18 +61,20 @@ void synchronize(const c10::Device& d) {
   if (d.is_cuda()) torch::cuda::synchronize(d.index());
 }
 
-Autocast::Autocast(const c10::Device& d, c10::ScalarType dtype) : on_(d.is_cuda() && dtype != c10::ScalarType::Float) {
+Autocast::Autocast(const c10::Device& d, c10::ScalarType dtype) : on_(d.is_cuda()) {
   if (!on_) return;
+  // float32 turns autocast off inside the guard (an fp32 teacher within a bf16 student's step).
+  const bool enable = dtype != c10::ScalarType::Float;
 #ifdef DISTILL_AUTOCAST_PER_DEVICE
   prev_enabled_ = at::autocast::is_autocast_enabled(c10::kCUDA);
   prev_dtype_ = at::autocast::get_autocast_dtype(c10::kCUDA);
-  at::autocast::set_autocast_dtype(c10::kCUDA, dtype);
-  at::autocast::set_autocast_enabled(c10::kCUDA, true);
+  if (enable) at::autocast::set_autocast_dtype(c10::kCUDA, dtype);
+  at::autocast::set_autocast_enabled(c10::kCUDA, enable);
 #else
   prev_enabled_ = at::autocast::is_enabled();
   prev_dtype_ = at::autocast::get_autocast_gpu_dtype();
-  at::autocast::set_autocast_gpu_dtype(dtype);
-  at::autocast::set_enabled(true);
+  if (enable) at::autocast::set_autocast_gpu_dtype(dtype);
+  at::autocast::set_enabled(enable);
 #endif
   at::autocast::increment_nesting();
 }

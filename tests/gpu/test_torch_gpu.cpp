@@ -75,6 +75,11 @@ TEST(TorchGpu, AutocastRunsMatrixProductsInBf16) {
   {
     Autocast cast(d, c10::ScalarType::BFloat16);
     EXPECT_EQ(torch::matmul(x, w).scalar_type(), torch::kBFloat16);
+    {
+      Autocast fp32(d, c10::ScalarType::Float);  // an fp32 teacher inside a bf16 step
+      EXPECT_EQ(torch::matmul(x, w).scalar_type(), torch::kFloat32);
+    }
+    EXPECT_EQ(torch::matmul(x, w).scalar_type(), torch::kBFloat16);
   }
   EXPECT_EQ(torch::matmul(x, w).scalar_type(), torch::kFloat32);
   torch::manual_seed(5);

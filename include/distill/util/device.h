@@ -27,7 +27,8 @@ bool cuda_available();
 // Waits for the device's queued work (a no-op on the CPU); for timing.
 void synchronize(const c10::Device& d);
 
-// Autocast to `dtype` on CUDA for the guard's lifetime; does nothing on the CPU or for float32.
+// Autocast to `dtype` on CUDA for the guard's lifetime (float32: autocast off, also inside an
+// enclosing guard); does nothing on the CPU. Guards nest.
 class Autocast {
  public:
   Autocast(const c10::Device& d, c10::ScalarType dtype);
