@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU validation on a machine with an NVIDIA GPU, PyTorch with CUDA, and no network:
-#   1. unpacks the offline bundle (launch/bundle-deps.sh pack .bundle, made where apt works) and
+#   1. unpacks the offline bundle (launch/bundle-deps.sh pack .runs/bundle, made where apt works) and
 #      builds distill against it and PyTorch's LibTorch (torch.utils.cmake_prefix_path);
 #   2. runs the unit tests, the GPU tests (NCCL communicator, watchdog, buckets over NCCL,
 #      autocast) and the multi-rank CPU tests;
@@ -12,7 +12,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
-BUNDLE=${BUNDLE:-.bundle}
+BUNDLE=${BUNDLE:-.runs/bundle}
 OUT_DIR=${OUT_DIR:-.runs/gpu}
 PREFIX=${DEPS_PREFIX:-/tmp/distill-deps}
 BUILD=${BUILD_DIR:-.build-gpu}

@@ -178,18 +178,18 @@ nlohmann::json bench_train(Communicator& comm, const BenchOptions& o, Table& t) 
   job.opt.reduce = o.reduce;
   job.opt.prefetch = o.prefetch;
   job.untimed_steps = o.warmup;
+  job.profile = true;
   job.config_hash = "bench";
   if (comm.rank() == 0) fs::remove_all(job.opt.out_dir);
   comm.barrier();
   auto r = train(comm, job);
   const double peak = matmul_peak(comm, device, parse_precision(o.precision, "--precision"));
-  // Rank 0's step time stands for the job: ranks step together.
-  double figs[2] = {r.step_seconds / std::max<std::int64_t>(1, r.timed_steps), peak};
-  comm.allreduce(figs, 2, DType::kFloat64, ReduceOp::kAverage);
+  // Rank 0's step time stands for the job (ranks step together); the peak is the ranks' mean.
+  double per_rank_peak = peak;
+  comm.allreduce(&per_rank_peak, 1, DType::kFloat64, ReduceOp::kAverage);
   const double step_s = r.step_seconds / std::max<std::int64_t>(1, r.timed_steps);
   const double samples = static_cast<double>(o.batch * world) / step_s;
   const double flops = bert_train_flops(c, o.seq) * samples;
-  const double per_rank_peak = figs[1];
   nlohmann::json j = {{"ranks", world},
                       {"device", r.device},
                       {"precision", o.precision},
@@ -312,7 +312,6 @@ std::pair<double, double> plain_file_rates(const std::string& path, std::int64_t
 
 nlohmann::json bench_store(Communicator& comm, const BenchOptions& o, Table& t) {
   const std::string dir = (fs::path(o.work_dir) / "store").string();
-  BertConfig c = o.model;
   auto data = random_dataset(o.examples, 8, 2000, o.store_labels, 4);
   auto t0 = Clock::now();
   const auto bytes = write_random_store(comm, dir + "/store", data, 1024);

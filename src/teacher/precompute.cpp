@@ -5,7 +5,6 @@
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
-#include <atomic>
 #include <filesystem>
 #include <future>
 #include <fstream>
@@ -82,6 +81,12 @@ bool shard_is_committed(const std::string& path, const StoreMeta& meta, const Sh
     spdlog::warn("redoing {}: {}", path, e.what());
     return false;
   }
+}
+
+// The manifest entry of a committed shard.
+nlohmann::json shard_entry(const ShardRange& r, const std::string& path) {
+  return {{"file", shard_name(r)}, {"begin", r.begin}, {"end", r.end},
+          {"bytes", static_cast<std::int64_t>(fs::file_size(path))}, {"digest", file_digest(path)}};
 }
 
 // float16 bits of a float32 tensor, as a contiguous half tensor.
@@ -211,13 +216,15 @@ PrecomputeResult precompute(Communicator& comm, const Dataset& data, const std::
     have.push_back(shard_is_committed((fs::path(sopt.path) / shard_name(ranges[k])).string(), meta, ranges[k]));
   // Store writes off the critical path: shard k is written by a thread while the teacher computes
   // shard k + 1; at most one shard waits to be written.
-  std::future<nlohmann::json> writing;
+  // The writer returns the shard's manifest entry and the seconds it took.
+  std::future<std::pair<nlohmann::json, double>> writing;
   std::int64_t writing_rows = 0;
-  std::atomic<double> write_seconds{0};
   auto collect = [&] {
     if (!writing.valid()) return;
     const auto t0 = std::chrono::steady_clock::now();
-    entries.push_back(writing.get());
+    auto [entry, seconds] = writing.get();
+    entries.push_back(std::move(entry));
+    res.write_seconds += seconds;
     res.write_wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     ++res.shards_written;
     ++committed;
@@ -232,8 +239,7 @@ PrecomputeResult precompute(Communicator& comm, const Dataset& data, const std::
     const auto path = (fs::path(sopt.path) / shard_name(r)).string();
     if (have[mine_k]) {
       ++res.shards_skipped;
-      entries.push_back({{"file", shard_name(r)}, {"begin", r.begin}, {"end", r.end},
-                         {"bytes", static_cast<std::int64_t>(fs::file_size(path))}, {"digest", file_digest(path)}});
+      entries.push_back(shard_entry(r, path));
       done += r.end - r.begin;
       progress.update(done);
       continue;
@@ -297,19 +303,15 @@ PrecomputeResult precompute(Communicator& comm, const Dataset& data, const std::
     }
     collect();  // the previous shard
     writing_rows = r.end - r.begin;
-    writing = std::async(std::launch::async, [&sopt, &meta, &write_seconds, r, path, rank, keep,
-                                              arrays = std::move(arrays), ids = std::move(ids)]() -> nlohmann::json {
+    writing = std::async(std::launch::async, [&sopt, &meta, r, path, rank, keep, arrays = std::move(arrays),
+                                              ids = std::move(ids)]() {
       const auto t0 = std::chrono::steady_clock::now();
       write_shard(sopt.path, meta, r, arrays, ids, rank);
-      nlohmann::json e = {{"file", shard_name(r)}, {"begin", r.begin}, {"end", r.end},
-                          {"bytes", static_cast<std::int64_t>(fs::file_size(path))}, {"digest", file_digest(path)}};
-      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      write_seconds.store(write_seconds.load() + dt);
-      return e;
+      auto e = shard_entry(r, path);
+      return std::make_pair(std::move(e), std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     });
   }
   collect();
-  res.write_seconds = write_seconds.load();
   res.seconds = progress.elapsed_s();
 
   // Rank 0 writes the manifest from every rank's entries.

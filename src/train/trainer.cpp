@@ -142,7 +142,8 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
   // Note [devices]: weights are made and broadcast on the host, then moved.
   model->to(device);
   if (layer_loss) layer_loss->to(device);
-  auto device_comm = make_device_communicator(comm, device, o.comm_timeout);
+  // Gradients need a device communicator only when there are ranks to average over.
+  auto device_comm = world > 1 ? make_device_communicator(comm, device, o.comm_timeout) : nullptr;
   Communicator& grad_comm = device_comm ? *device_comm : comm;
 
   std::vector<std::pair<std::string, torch::Tensor>> named;
@@ -272,10 +273,11 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
   double last_loss = 0;
   while (step < total) {
     const auto step_start = std::chrono::steady_clock::now();
-    // Profile of the step (timed steps only): seconds since the last lap.
+    // Profile of the step (with job.profile): seconds since the last lap.
     auto mark = step_start;
     double laps[5] = {0, 0, 0, 0, 0};  // input, forward, backward, reduce, optimizer
     auto lap = [&](int k) {
+      if (!job.profile) return;
       synchronize(device);
       const auto now = std::chrono::steady_clock::now();
       laps[k] = std::chrono::duration<double>(now - mark).count();
@@ -337,6 +339,7 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
     opt->step(lr);
     lap(4);
     if (step - first_step >= job.untimed_steps) {
+      synchronize(device);
       for (int k = 0; k < 5; ++k) res.phase_seconds[k] += laps[k];
       ++res.timed_steps;
       res.step_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();

@@ -75,6 +75,7 @@ struct TrainJob {
   std::function<double(std::int64_t epoch, const std::vector<std::int64_t>& rows)> wait_for_rows;
   bool resume = false;
   std::int64_t untimed_steps = 0;  // warm-up steps left out of TrainResult's step timings (bench)
+  bool profile = false;            // time each step's phases (synchronizes the device between them)
   std::string config_yaml, config_hash, teacher_fingerprint;
 };
 
@@ -93,7 +94,7 @@ struct TrainResult {
   // step (checkpoints and evaluation excluded): their count, seconds, and of those the waits.
   std::int64_t timed_steps = 0;
   double step_seconds = 0, timed_input_wait = 0, timed_comm_wait = 0;
-  // The same steps by phase: input (loader and copy to the device), forward (with the loss),
+  // With job.profile, the same steps by phase: input (loader and copy to the device), forward (with the loss),
   // backward (with the gradient hooks), reduce (metrics allreduce and waiting for the buckets),
   // optimizer (clipping and the update).
   double phase_seconds[5] = {0, 0, 0, 0, 0};
