@@ -20,6 +20,7 @@
 #include "distill/store/reader.h"
 #include "distill/train/eval.h"
 #include "distill/util/device.h"
+#include "distill/comm/mpi.h"
 #include "distill/util/error.h"
 #include "distill/util/fs.h"
 #include "distill/util/log.h"
@@ -70,6 +71,7 @@ RunConfig resolve_config(Communicator& comm, const RunArgs& a) {
   if (!a.config_path.empty()) load_config_file(c, a.config_path);
   for (const auto& o : a.overrides) apply_override(c, o);
   validate_config(c);
+  mpi_set_timeout(c.train.comm_timeout);  // Note [MPI watchdog]: no collective waits past it
   const int threads = size_threads(static_cast<int>(c.train.threads), comm.local_size());
   const auto tc = check_threads(comm.local_size());
   if (comm.rank() == 0 && !tc.ok) spdlog::warn("threads: {}; lower train.threads", tc.summary);
@@ -77,6 +79,23 @@ RunConfig resolve_config(Communicator& comm, const RunArgs& a) {
     spdlog::info("resolved config (hash {}), {} threads per rank:\n{}", config_hash(c), threads, dump_config(c));
   comm.check_same(config_hash(c), "config hash");
   return c;
+}
+
+std::unique_ptr<DirLock> lock_job_dir(Communicator& comm, const std::string& dir, const std::string& job) {
+  std::unique_ptr<DirLock> lock;
+  std::string error;
+  if (comm.rank() == 0) {
+    try {
+      lock = std::make_unique<DirLock>(dir, job);
+      const int n = remove_stale_temporaries(dir) + remove_stale_temporaries((fs::path(dir) / "checkpoints").string());
+      if (n > 0) spdlog::warn("{}: removed {} leftovers of interrupted writes (*.tmp-*)", dir, n);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }
+  comm.broadcast_string(error, 0);
+  if (!error.empty()) throw ConfigError(error);
+  return lock;
 }
 
 void cmd_prepare_synthetic(Communicator& comm, const SyntheticOptions& o, const std::string& out) {
@@ -125,6 +144,8 @@ void cmd_prepare_text(Communicator& comm, const PrepareOptions& o, const std::st
 
 void cmd_precompute(Communicator& comm, const RunArgs& a) {
   auto c = resolve_config(comm, a);
+  DISTILL_CHECK(!c.store.path.empty(), ConfigError, "distill precompute writes the store: set store.path");
+  auto lock = lock_job_dir(comm, c.store.path, "distill precompute -c " + a.config_path);
   auto data = read_dataset(c.data.path);
   TargetSpec spec;
   spec.hidden_map = c.layers.hidden_map;

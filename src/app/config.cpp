@@ -132,6 +132,8 @@ std::vector<Field> fields(RunConfig& c) {
       make_field("train.reduce", c.train.reduce),
       make_field("train.prefetch", c.train.prefetch),
       make_field("train.comm_timeout", c.train.comm_timeout),
+      make_field("train.nonfinite", c.train.nonfinite),
+      make_field("train.max_skipped_steps", c.train.max_skipped_steps),
   };
 }
 

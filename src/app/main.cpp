@@ -10,6 +10,7 @@
 #include "distill/app/commands.h"
 #include "distill/comm/mpi.h"
 #include "distill/util/error.h"
+#include "distill/util/lock.h"
 #include "distill/util/log.h"
 
 namespace {
@@ -169,6 +170,7 @@ int main(int argc, char** argv) {
   try {
     std::unique_ptr<Communicator> comm;
     if (use_mpi) {
+      record_launcher();  // Note [orphaned ranks]: nothing is committed once mpirun is gone
       mpi_init(&argc, &argv);
       comm = make_world_communicator();
     } else {

@@ -59,7 +59,8 @@ namespace {
 
 // The student side of `train` and `run`. With `teachers` > 0 the store is being written by that
 // many teacher ranks (streaming): shards are loaded as they are committed.
-void train_students(Communicator& comm, const RunConfig& c, bool resume, int teachers) {
+void train_students(Communicator& comm, const RunConfig& c, bool resume, int teachers, const std::string& job_name) {
+  auto lock = lock_job_dir(comm, c.train.out_dir, job_name);
   auto data = read_dataset(c.data.path);
   comm.check_same(data.content_hash, "dataset hash");
   TrainJob job;
@@ -246,7 +247,7 @@ void train_students(Communicator& comm, const RunConfig& c, bool resume, int tea
 
 void cmd_train(Communicator& comm, const RunArgs& a, bool resume) {
   auto c = resolve_config(comm, a);
-  train_students(comm, c, resume, 0);
+  train_students(comm, c, resume, 0, "distill train -c " + a.config_path);
 }
 
 void cmd_run(Communicator& comm, const RunArgs& a, long teacher_ranks) {
@@ -263,9 +264,10 @@ void cmd_run(Communicator& comm, const RunArgs& a, long teacher_ranks) {
   if (!teacher) {
     if (group->rank() == 0)
       spdlog::info("streaming: {} student ranks train while {} teacher ranks write {}", group->size(), n, c.store.path);
-    train_students(*group, c, /*resume=*/true, static_cast<int>(n));
+    train_students(*group, c, /*resume=*/true, static_cast<int>(n), "distill run (students) -c " + a.config_path);
     return;
   }
+  auto lock = lock_job_dir(*group, c.store.path, "distill run (teachers) -c " + a.config_path);
   auto data = read_dataset(c.data.path);
   if (group->rank() == 0 && path_exists((fs::path(c.store.path) / "teachers.json").string()))
     fs::remove(fs::path(c.store.path) / "teachers.json");

@@ -14,9 +14,36 @@ struct QuietHdf5 {
 };
 const QuietHdf5 quiet;
 
+// The cause recorded on HDF5's error stack (innermost entry first), then the stack is cleared. A
+// system error (e.g. "No space left on device") is quoted as the OS gave it.
+std::string hdf5_cause() {
+  std::string out;
+  H5Ewalk2(
+      H5E_DEFAULT, H5E_WALK_UPWARD,
+      [](unsigned n, const H5E_error2_t* e, void* data) -> herr_t {
+        auto& o = *static_cast<std::string*>(data);
+        const std::string desc = e->desc ? e->desc : "";
+        const auto at = desc.find("error message = '");
+        if (at != std::string::npos) {
+          const auto from = at + std::strlen("error message = '");
+          const auto to = desc.find('\'', from);
+          o = desc.substr(from, to == std::string::npos ? std::string::npos : to - from);
+          return 1;  // the OS's word is the cause
+        }
+        if (n == 0) o = desc;
+        return 0;
+      },
+      &out);
+  H5Eclear2(H5E_DEFAULT);
+  return out;
+}
+
 template <typename R>
 R check(R rc, const std::string& what) {
-  if (rc < 0) throw Error(what);
+  if (rc < 0) {
+    const auto cause = hdf5_cause();
+    throw Error(cause.empty() ? what : what + ": " + cause);
+  }
   return rc;
 }
 

@@ -40,19 +40,26 @@ void save_checkpoint(const std::string& root, const Checkpoint& c, int keep) {
   const auto tmp_dir = fs::path(root) / (name + ".tmp-" + std::to_string(::getpid()));
   fs::remove_all(tmp_dir);
   fs::create_directories(tmp_dir);
-  save_safetensors((tmp_dir / "model.safetensors").string(), c.model);
-  save_safetensors((tmp_dir / "optimizer.safetensors").string(), c.optimizer);
-  save_safetensors((tmp_dir / "rng.safetensors").string(), c.rng);
-  if (!c.projections.tensors.empty())
-    save_safetensors((tmp_dir / "projections.safetensors").string(), c.projections);
-  const auto& s = c.state;
-  json j = {{"schema_version", 1},          {"step", s.step},
-            {"epoch", s.epoch},             {"epoch_step", s.epoch_step},
-            {"best_metric", s.best_metric}, {"world_size", s.world_size},
-            {"config_hash", s.config_hash}, {"dataset_hash", s.dataset_hash},
-            {"teacher_fingerprint", s.teacher_fingerprint}, {"config", s.config_yaml}};
-  write_file_atomic((tmp_dir / "state.json").string(), j.dump(2) + "\n");
-  fsync_path(tmp_dir.string());
+  try {
+    save_safetensors((tmp_dir / "model.safetensors").string(), c.model);
+    save_safetensors((tmp_dir / "optimizer.safetensors").string(), c.optimizer);
+    save_safetensors((tmp_dir / "rng.safetensors").string(), c.rng);
+    if (!c.projections.tensors.empty())
+      save_safetensors((tmp_dir / "projections.safetensors").string(), c.projections);
+    const auto& s = c.state;
+    json j = {{"schema_version", 1},          {"step", s.step},
+              {"epoch", s.epoch},             {"epoch_step", s.epoch_step},
+              {"best_metric", s.best_metric}, {"world_size", s.world_size},
+              {"config_hash", s.config_hash}, {"dataset_hash", s.dataset_hash},
+              {"teacher_fingerprint", s.teacher_fingerprint}, {"config", s.config_yaml},
+              {"skipped_steps", s.skipped_steps}};
+    write_file_atomic((tmp_dir / "state.json").string(), j.dump(2) + "\n");
+    fsync_path(tmp_dir.string());
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(tmp_dir, ec);  // a failed save (e.g. a full disk) leaves no partial directory
+    throw;
+  }
   if (fs::exists(final_dir)) fs::remove_all(final_dir);  // a rerun of the same step replaces it
   rename_durable(tmp_dir.string(), final_dir.string());
   write_file_atomic((fs::path(root) / "latest").string(), name + "\n");
@@ -85,6 +92,7 @@ std::optional<Checkpoint> load_latest_checkpoint(const std::string& root) {
     s.dataset_hash = j.at("dataset_hash").get<std::string>();
     s.teacher_fingerprint = j.at("teacher_fingerprint").get<std::string>();
     s.config_yaml = j.at("config").get<std::string>();
+    s.skipped_steps = j.value("skipped_steps", std::int64_t{0});
   } catch (const json::exception& e) {
     throw DataError(str(c.dir, "/state.json is malformed: ", e.what()));
   }

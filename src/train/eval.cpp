@@ -11,6 +11,32 @@
 
 namespace distill {
 
+namespace {
+
+// Refuses non-finite outputs: argmax over NaN would count as agreement and accuracy.
+void check_finite(const torch::Tensor& z, const char* who, const TokenSplit& split,
+                  const std::vector<std::int64_t>& rows) {
+  auto bad = (~torch::isfinite(z)).flatten(1).any(1).to(torch::kCPU);
+  if (!bad.any().item<bool>()) return;
+  std::string ids;
+  int shown = 0;
+  std::int64_t count = 0;
+  const auto* b = bad.data_ptr<bool>();
+  for (std::int64_t i = 0; i < bad.size(0); ++i) {
+    if (!b[i]) continue;
+    ++count;
+    if (shown++ < 8 && i < static_cast<std::int64_t>(rows.size())) {
+      const auto r = rows[i];
+      ids += str(shown > 1 ? "," : "", r < static_cast<std::int64_t>(split.example_id.size()) ? split.example_id[r] : r);
+    }
+  }
+  throw DataError(str("the ", who, "'s outputs are not finite (NaN or Inf) for ", count, " of ", bad.size(0),
+                      " rows of this batch (example ids ", ids, "): its weights are broken; evaluate another "
+                      "checkpoint"));
+}
+
+}  // namespace
+
 EvalResult evaluate(Communicator& comm, NetworkImpl& student, TeacherModel* teacher, const TokenSplit& split,
                     std::int64_t batch, c10::ScalarType precision) {
   torch::NoGradGuard g;
@@ -29,11 +55,15 @@ EvalResult evaluate(Communicator& comm, NetworkImpl& student, TeacherModel* teac
       Autocast cast(device, precision);
       zs = student.forward(bt.inputs).logits.to(torch::kFloat32);
     }
+    if (zs.dim() == 2 && zs.size(0) == static_cast<std::int64_t>(part.size())) check_finite(zs, "student", split, part);
+    else check_finite(zs.reshape({1, -1}), "student", split, part);
     auto ps = zs.argmax(-1);
     sums[0] += static_cast<double>(zs.size(0));  // examples, or masked tokens for a masked LM
     sums[1] += ps.eq(bt.labels).sum().item<double>();
     if (teacher) {
       auto zt = teacher->forward(bt.inputs).logits.to(device);
+      if (zt.dim() == 2 && zt.size(0) == static_cast<std::int64_t>(part.size())) check_finite(zt, "teacher", split, part);
+      else check_finite(zt.reshape({1, -1}), "teacher", split, part);
       DISTILL_CHECK(zt.sizes() == zs.sizes(), DataError, "the teacher's logits have shape ", zt.sizes(),
                     ", the student's ", zs.sizes());
       auto pt = zt.argmax(-1);

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
+#include <cstring>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -48,6 +50,10 @@ void TrainOptions::validate() const {
                 "', expected nonblocking or blocking");
   DISTILL_CHECK(bucket_mb > 0 && comm_timeout > 0 && prefetch >= 0, ConfigError,
                 "train.bucket_mb and train.comm_timeout must be positive, train.prefetch >= 0");
+  DISTILL_CHECK(nonfinite == "stop" || nonfinite == "skip", ConfigError, "train.nonfinite = '", nonfinite,
+                "', expected stop or skip");
+  DISTILL_CHECK(max_skipped_steps >= 0, ConfigError, "train.max_skipped_steps must be >= 0, got ",
+                max_skipped_steps);
 }
 
 BucketOptions TrainOptions::buckets() const {
@@ -85,6 +91,26 @@ void truncate_metrics(const std::string& path, std::int64_t step) {
     }
   }
   write_file_atomic(path, kept);
+}
+
+constexpr const char* kScalarNames[5] = {"loss", "hard_ce", "soft_kl", "hidden", "attention"};
+
+// One rank's account of a non-finite step (Note [non-finite steps]): its local terms, gradient norm
+// and the example ids of its batch.
+std::string nonfinite_report(int rank, const float* local, double gnorm, const TokenSplit& split,
+                             const std::vector<std::int64_t>& rows) {
+  std::string terms;
+  for (int k = 0; k < 5; ++k)
+    if (!std::isfinite(local[k])) terms += str(terms.empty() ? "" : ", ", kScalarNames[k], " = ", local[k]);
+  if (!std::isfinite(gnorm)) terms += str(terms.empty() ? "" : ", ", "grad_norm = ", gnorm);
+  if (terms.empty()) return "";
+  std::string ids;
+  for (std::size_t i = 0; i < rows.size() && i < 8; ++i) {
+    const auto r = rows[i];
+    ids += str(i ? "," : "", r < static_cast<std::int64_t>(split.example_id.size()) ? split.example_id[r] : r);
+  }
+  if (rows.size() > 8) ids += str(",... (", rows.size(), " examples)");
+  return str("rank ", rank, ": ", terms, " (batch example ids ", ids, ")");
 }
 
 // Test hook: DISTILL_FAULT_KILL_AT_STEP=k ends rank 0 with SIGKILL right after step k's checkpoint.
@@ -177,6 +203,7 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
   const std::string ckpt_root = (fs::path(o.out_dir) / "checkpoints").string();
   const std::string metrics_path = (fs::path(o.out_dir) / "metrics.jsonl").string();
 
+  TrainResult res;
   Cursor cursor;
   std::int64_t step = 0;
   double best = -1;
@@ -204,6 +231,7 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
       step = s.step;
       cursor = {s.epoch, s.epoch_step};
       best = s.best_metric;
+      res.skipped_steps = s.skipped_steps;
       if (rank == 0) spdlog::info("resumed from {} at step {} (epoch {}, position {})", ck->dir, step, cursor.epoch, cursor.step);
     }
   }
@@ -212,11 +240,21 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
     if (step == 0 && path_exists(metrics_path)) fs::remove(metrics_path);
     truncate_metrics(metrics_path, step);
   }
-  std::ofstream metrics;
-  if (rank == 0) metrics.open(metrics_path, std::ios::app);
 
   const TokenSplit* dev = job.data->splits.count(job.eval_split) ? &job.data->split(job.eval_split) : nullptr;
   auto save = [&](double dev_acc) {
+    // Note [non-finite steps]: a checkpoint holds finite weights only, so rotation never replaces
+    // the last finite one with a broken one.
+    std::string bad;
+    {
+      torch::NoGradGuard g;
+      for (const auto& [name, p] : named)
+        if (bad.empty() && !torch::isfinite(p).all().item<bool>()) bad = name;
+    }
+    DISTILL_CHECK(!comm.any(!bad.empty()), DataError, "non-finite weights after step ", step,
+                  bad.empty() ? std::string() : str(" (", bad, " on rank ", rank, ")"),
+                  "; the checkpoint is not written, the last one under ", ckpt_root,
+                  " is kept; lower train.lr or set train.max_grad_norm");
     // Every rank contributes its generator state (collective), rank 0 writes.
     auto states = comm.allgather_string(generator_state(c10::Device(c10::kCPU)));
     auto cuda_states = comm.allgather_string(device.is_cuda() ? generator_state(device) : std::string());
@@ -224,6 +262,7 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
     Checkpoint c;
     c.state = {step, cursor.epoch, cursor.step, std::max(best, dev_acc), world,
                job.config_yaml, job.config_hash, job.data->content_hash, job.teacher_fingerprint};
+    c.state.skipped_steps = res.skipped_steps;
     c.model.tensors = module_blobs(*model);
     c.model.metadata = {{"format", "pt"}, {"distill.model_config", to_json(job.model).dump()}};
     c.optimizer.tensors = opt->state();
@@ -237,7 +276,6 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
     save_checkpoint(ckpt_root, c, static_cast<int>(o.keep_checkpoints));
   };
 
-  TrainResult res;
   res.parameters = parameter_count(*model);
   res.device = device.str();
   // One rank has nothing to average: its gradients are used as backward leaves them.
@@ -316,8 +354,13 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
     if (reducer) reducer->prepare(true);
     (share == 1.0 ? terms.total : terms.total * share).backward();
     lap(2);
-    // The step's scalars, averaged as float32 like the gradients.
-    float sc[5] = {0, 0, 0, 0, 0};
+    const double comm_wait = reducer ? reducer->finish() : 0.0;
+    res.comm_wait_seconds += comm_wait;
+    // The gradients are averaged: every rank computes the same norm.
+    const double gnorm = clip_grad_norm(params, o.max_grad_norm);
+    // The step's scalars, averaged as float32 like the gradients, and a non-finite flag
+    // (Note [non-finite steps]): every rank takes the same decision.
+    float sc[6] = {0, 0, 0, 0, 0, 0};
     {
       auto zero = torch::zeros({}, terms.total.options());
       auto parts = torch::stack({terms.total.detach(), terms.hard_ce.detach(),
@@ -325,18 +368,42 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
                                  lt.hidden.defined() ? lt.hidden.detach() : zero,
                                  lt.attention.defined() ? lt.attention.detach() : zero})
                        .to(torch::kCPU, torch::kFloat32);
-      std::memcpy(sc, parts.data_ptr<float>(), sizeof(sc));
+      std::memcpy(sc, parts.data_ptr<float>(), 5 * sizeof(float));
     }
     if (share != 1.0)
-      for (auto& v : sc) v = static_cast<float>(v * share);
-    comm.allreduce(sc, 5, DType::kFloat32, ReduceOp::kAverage);
+      for (int k = 0; k < 5; ++k) sc[k] = static_cast<float>(sc[k] * share);
+    float local[5];
+    std::memcpy(local, sc, sizeof(local));
+    bool finite = std::isfinite(gnorm);
+    for (int k = 0; k < 5; ++k) finite = finite && std::isfinite(sc[k]);
+    sc[5] = finite ? 0.0f : 1.0f;
+    comm.allreduce(sc, 6, DType::kFloat32, ReduceOp::kAverage);
     std::vector<double> scalars(sc, sc + 5);
-    const double comm_wait = reducer ? reducer->finish() : 0.0;
-    res.comm_wait_seconds += comm_wait;
+    bool apply = true;
+    if (sc[5] != 0.0f || !std::isfinite(sc[0])) {
+      const auto reports = comm.allgather_string(
+          nonfinite_report(rank, local, gnorm, split, full_batch ? block : sampler.indices(cursor)));
+      std::string who;
+      for (const auto& r : reports)
+        if (!r.empty()) who += str(who.empty() ? "" : "; ", r);
+      const std::string what = str("non-finite values at step ", step + 1, ": ", who);
+      if (o.nonfinite == "skip" && res.skipped_steps < o.max_skipped_steps) {
+        ++res.skipped_steps;
+        apply = false;
+        if (rank == 0)
+          spdlog::warn("{}; update skipped ({} of at most {}, train.max_skipped_steps)", what, res.skipped_steps,
+                       o.max_skipped_steps);
+      } else {
+        throw DataError(str(what, o.nonfinite == "skip" ? str("; more than train.max_skipped_steps = ",
+                                                               o.max_skipped_steps, " steps skipped")
+                                                         : std::string(),
+                            ". No checkpoint was written after step ", step,
+                            "; lower train.lr, check the store and data, or set train.nonfinite: skip"));
+      }
+    }
     lap(3);
-    const double gnorm = clip_grad_norm(params, o.max_grad_norm);
     const double lr = o.schedule == "constant" ? o.lr : linear_schedule(o.lr, step, total, warmup);
-    opt->step(lr);
+    if (apply) opt->step(lr);
     lap(4);
     if (step - first_step >= job.untimed_steps) {
       synchronize(device);
@@ -356,10 +423,11 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
       const double sps = dt > 0 ? window_steps * global_batch / dt : 0;
       nlohmann::json line = {{"step", step}, {"epoch", cursor.epoch}, {"loss", scalars[0]}, {"hard_ce", scalars[1]},
                              {"lr", lr}, {"grad_norm", gnorm}, {"samples_per_s", sps}};
+      if (res.skipped_steps > 0) line["skipped_steps"] = res.skipped_steps;
       if (terms.soft_kl.defined()) line["soft_kl"] = scalars[2];
       if (lt.hidden.defined()) line["hidden"] = scalars[3];
       if (lt.attention.defined()) line["attention"] = scalars[4];
-      metrics << line.dump() << "\n" << std::flush;
+      append_line(metrics_path, line.dump() + "\n");
       spdlog::info("step {}/{} loss {:.4f} ce {:.4f}{}{}{} lr {:.2e} {:.0f} samples/s", step, total, scalars[0],
                    scalars[1], terms.soft_kl.defined() ? fmt::format(" kd {:.4f}", scalars[2]) : "",
                    lt.hidden.defined() ? fmt::format(" hidden {:.4f}", scalars[3]) : "",

@@ -9,6 +9,8 @@
 #include "distill/data/prepare.h"
 #include "distill/data/synthetic.h"
 
+#include "distill/util/lock.h"
+
 namespace distill {
 
 struct RunArgs {
@@ -18,6 +20,11 @@ struct RunArgs {
 
 // Loads, overrides and validates the config; rank 0 prints it; every rank checks the same hash.
 RunConfig resolve_config(Communicator& comm, const RunArgs& a);
+
+// One job per directory (util/lock.h): rank 0 of `comm` takes the lock of `dir` and removes stale
+// temporaries of interrupted writes there and in `dir`/checkpoints; a refusal is thrown on every
+// rank. Collective. Other ranks get null.
+std::unique_ptr<DirLock> lock_job_dir(Communicator& comm, const std::string& dir, const std::string& job);
 
 void cmd_prepare_synthetic(Communicator& comm, const SyntheticOptions& o, const std::string& out);
 // Rank 0 tokenizes the table and writes `out`; prints the split sizes and bad-row count.

@@ -10,6 +10,10 @@ namespace distill {
 void mpi_init(int* argc, char*** argv);
 void mpi_finalize();
 bool mpi_initialized();
+// From now on a blocking collective of the MPI backend that has not completed after `seconds` ends
+// the whole job with MPI_Abort, naming the call, rank and host (Note [MPI watchdog] in mpi.cpp).
+// Call again to change the timeout. Without MPI it does nothing.
+void mpi_set_timeout(double seconds);
 // Ends every process of the job with `code`. Never returns.
 [[noreturn]] void mpi_abort(int code);
 

@@ -50,7 +50,13 @@ struct TrainOptions {
   // blocking (at once, in the hook); the same sums either way.
   std::string reduce = "nonblocking";
   long prefetch = 2;               // batches the loader thread makes ahead; 0 = none (synchronous)
-  double comm_timeout = 600;       // NCCL watchdog: seconds one collective may take
+  double comm_timeout = 600;       // watchdog (MPI and NCCL): seconds one collective may take
+  // Note [non-finite steps]: a step whose loss or gradient norm is not finite on any rank is
+  // "stop" (default): the job ends naming the step, ranks, terms and example ids, and no checkpoint
+  // is written after it; "skip": the update is skipped and counted, and more than
+  // max_skipped_steps skips end the job.
+  std::string nonfinite = "stop";
+  long max_skipped_steps = 10;
 
   void validate() const;  // throws ConfigError naming train.* fields
   BucketOptions buckets() const;
@@ -85,6 +91,7 @@ struct TrainResult {
   double samples_per_s = 0;    // global, over the steps this process ran
   double dev_accuracy = 0;
   std::int64_t parameters = 0;
+  std::int64_t skipped_steps = 0;  // updates skipped for non-finite values (train.nonfinite: skip)
   double seconds = 0;          // wall time of the steps this process ran
   double wait_seconds = 0;     // of which waiting for the store (streaming; in the loader thread)
   double input_wait_seconds = 0;  // rank 0: the step waiting for the loader thread
