@@ -3,9 +3,11 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <iomanip>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "distill/util/device.h"
@@ -52,7 +54,7 @@ Field make_field(const std::string& key, double& v) {
           [&v](const std::string& s) {
             std::size_t pos = 0;
             double x = std::stod(s, &pos);
-            if (pos != s.size()) throw std::invalid_argument(s);
+            if (pos != s.size() || !std::isfinite(x)) throw std::invalid_argument(s);
             v = x;
           },
           [&v] {
@@ -60,7 +62,7 @@ Field make_field(const std::string& key, double& v) {
             os << std::setprecision(17) << v;
             return os.str();
           },
-          "a number"};
+          "a finite number"};
 }
 
 std::vector<Field> fields(RunConfig& c) {
@@ -215,8 +217,11 @@ void load_config_file(RunConfig& c, const std::string& path) {
   }
   if (root.IsNull()) return;
   DISTILL_CHECK(root.IsMap(), ConfigError, path, ": expected a mapping of sections at the top level");
+  std::set<std::string> sections;
   for (const auto& sec : root) {
     const auto section = sec.first.as<std::string>();
+    DISTILL_CHECK(sections.insert(section).second, ConfigError, path, ": section '", section,
+                  "' appears twice; merge its keys into one block");
     if (sec.second.IsNull()) continue;
     if (!sec.second.IsMap()) {
       auto keys = config_keys();
@@ -224,8 +229,10 @@ void load_config_file(RunConfig& c, const std::string& path) {
       DISTILL_CHECK(!is_section, ConfigError, path, ": section '", section, "' must be a mapping of keys");
       throw ConfigError(str(path, ": unknown config key '", section, "'; did you mean '", nearest_key(section, keys), "'?"));
     }
+    std::set<std::string> keys;
     for (const auto& kv : sec.second) {
       const auto key = section + "." + kv.first.as<std::string>();
+      DISTILL_CHECK(keys.insert(key).second, ConfigError, path, ": ", key, " is given twice; keep one");
       DISTILL_CHECK(kv.second.IsScalar(), ConfigError, path, ": ", key, " must be a single value");
       set_field(c, key, kv.second.as<std::string>(), path);
     }
@@ -253,6 +260,8 @@ void validate_config(const RunConfig& c) {
                 "teacher.ranks must be >= 0 and teacher.stream_timeout positive");
   DISTILL_CHECK(!c.teacher.online || !c.teacher.path.empty(), ConfigError, "teacher.online needs teacher.path");
   c.train.validate();
+  DISTILL_CHECK(c.train.threads <= kMaxThreads, ConfigError, "train.threads = ", c.train.threads, " exceeds ",
+                kMaxThreads, " threads per rank; 0 sizes the pools from the cores of the node");
   store_dtype(c.store.dtype);
   DISTILL_CHECK(c.store.shard_size > 0, ConfigError, "store.shard_size must be positive, got ", c.store.shard_size);
   DISTILL_CHECK(c.teacher.batch_size > 0, ConfigError, "teacher.batch_size must be positive");

@@ -216,6 +216,10 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
   if (rank == 0) metrics.open(metrics_path, std::ios::app);
 
   const TokenSplit* dev = job.data->splits.count(job.eval_split) ? &job.data->split(job.eval_split) : nullptr;
+  if (dev && dev->n == 0) {
+    if (rank == 0) spdlog::warn("{}: split '{}' is empty: nothing to evaluate, no dev accuracy", job.data->path, job.eval_split);
+    dev = nullptr;
+  }
   auto save = [&](double dev_acc) {
     // Every rank contributes its generator state (collective), rank 0 writes.
     auto states = comm.allgather_string(generator_state(c10::Device(c10::kCPU)));

@@ -83,7 +83,7 @@ struct TrainResult {
   std::int64_t steps = 0;
   double final_loss = 0;
   double samples_per_s = 0;    // global, over the steps this process ran
-  double dev_accuracy = 0;
+  double dev_accuracy = -1;    // -1: not evaluated (no eval split, or an empty one)
   std::int64_t parameters = 0;
   double seconds = 0;          // wall time of the steps this process ran
   double wait_seconds = 0;     // of which waiting for the store (streaming; in the loader thread)
