@@ -54,7 +54,8 @@ Field make_field(const std::string& key, double& v) {
           [&v](const std::string& s) {
             std::size_t pos = 0;
             double x = std::stod(s, &pos);
-            if (pos != s.size() || !std::isfinite(x)) throw std::invalid_argument(s);
+            if (pos != s.size()) throw std::invalid_argument(s);
+            if (!std::isfinite(x)) throw std::domain_error(s);
             v = x;
           },
           [&v] {
@@ -62,7 +63,7 @@ Field make_field(const std::string& key, double& v) {
             os << std::setprecision(17) << v;
             return os.str();
           },
-          "a finite number"};
+          "a number"};
 }
 
 std::vector<Field> fields(RunConfig& c) {
@@ -177,6 +178,8 @@ void set_field(RunConfig& c, const std::string& key, const std::string& value, c
     if (f.key != key) continue;
     try {
       f.parse(value);
+    } catch (const std::domain_error&) {
+      throw ConfigError(str(where, ": ", key, " = '", value, "' is not a finite number"));
     } catch (const std::exception&) {
       throw ConfigError(str(where, ": ", key, " = '", value, "' is not ", f.type));
     }
