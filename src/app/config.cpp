@@ -220,25 +220,29 @@ void load_config_file(RunConfig& c, const std::string& path) {
   }
   if (root.IsNull()) return;
   DISTILL_CHECK(root.IsMap(), ConfigError, path, ": expected a mapping of sections at the top level");
-  std::set<std::string> sections;
-  for (const auto& sec : root) {
-    const auto section = sec.first.as<std::string>();
-    DISTILL_CHECK(sections.insert(section).second, ConfigError, path, ": section '", section,
-                  "' appears twice; merge its keys into one block");
-    if (sec.second.IsNull()) continue;
-    if (!sec.second.IsMap()) {
-      auto keys = config_keys();
-      bool is_section = std::any_of(keys.begin(), keys.end(), [&](const std::string& k) { return k.rfind(section + ".", 0) == 0; });
-      DISTILL_CHECK(!is_section, ConfigError, path, ": section '", section, "' must be a mapping of keys");
-      throw ConfigError(str(path, ": unknown config key '", section, "'; did you mean '", nearest_key(section, keys), "'?"));
+  try {
+    std::set<std::string> sections;
+    for (const auto& sec : root) {
+      const auto section = sec.first.as<std::string>();
+      DISTILL_CHECK(sections.insert(section).second, ConfigError, path, ": section '", section,
+                    "' appears twice; merge its keys into one block");
+      if (sec.second.IsNull()) continue;
+      if (!sec.second.IsMap()) {
+        auto keys = config_keys();
+        bool is_section = std::any_of(keys.begin(), keys.end(), [&](const std::string& k) { return k.rfind(section + ".", 0) == 0; });
+        DISTILL_CHECK(!is_section, ConfigError, path, ": section '", section, "' must be a mapping of keys");
+        throw ConfigError(str(path, ": unknown config key '", section, "'; did you mean '", nearest_key(section, keys), "'?"));
+      }
+      std::set<std::string> keys;
+      for (const auto& kv : sec.second) {
+        const auto key = section + "." + kv.first.as<std::string>();
+        DISTILL_CHECK(keys.insert(key).second, ConfigError, path, ": ", key, " is given twice; keep one");
+        DISTILL_CHECK(kv.second.IsScalar(), ConfigError, path, ": ", key, " must be a single value");
+        set_field(c, key, kv.second.as<std::string>(), path);
+      }
     }
-    std::set<std::string> keys;
-    for (const auto& kv : sec.second) {
-      const auto key = section + "." + kv.first.as<std::string>();
-      DISTILL_CHECK(keys.insert(key).second, ConfigError, path, ": ", key, " is given twice; keep one");
-      DISTILL_CHECK(kv.second.IsScalar(), ConfigError, path, ": ", key, " must be a single value");
-      set_field(c, key, kv.second.as<std::string>(), path);
-    }
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(str(path, ": ", e.what(), " (keys must be plain names, values single values)"));
   }
 }
 
