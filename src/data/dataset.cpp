@@ -188,7 +188,8 @@ void check_fits_model(const Dataset& d, const std::string& split, std::int64_t v
   }
 }
 
-Dataset read_dataset(const std::string& path) {
+namespace {
+Dataset read_dataset_file(const std::string& path) {
   DISTILL_CHECK(path_exists(path), DataError, "data set ", path,
                 " does not exist (make one with 'distill prepare')");
   auto f = h5::File::open(path);
@@ -253,6 +254,20 @@ Dataset read_dataset(const std::string& path) {
   DISTILL_CHECK(h == d.content_hash, DataError, path, " content hash is ", h, " but its attribute says ",
                 d.content_hash, " (file altered after prepare?)");
   return d;
+}
+}
+}  // namespace
+
+Dataset read_dataset(const std::string& path) {
+  try {
+    return read_dataset_file(path);
+  } catch (const DataError&) {
+    throw;
+  } catch (const Error& e) {
+    // HDF5 failures on a damaged file: named as the data set's.
+    const std::string m = e.what();
+    throw DataError(m.find(path) == std::string::npos ? str(path, ": ", m) : m);
+  }
 }
 
 }  // namespace distill
