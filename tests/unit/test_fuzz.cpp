@@ -412,6 +412,28 @@ void replace_dataset(const std::string& path, const std::string& name, hid_t typ
   H5Fclose(f);
 }
 
+// Byte ranges [offset, offset + size) of the stored chunks of every array of `path`.
+std::vector<std::pair<haddr_t, hsize_t>> chunk_regions(const std::string& path) {
+  std::vector<std::pair<haddr_t, hsize_t>> out;
+  hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  for (const char* g : {"/train", "/dev", "/test"})
+    for (const char* a : {"input_ids", "attention_mask", "token_type_ids", "labels", "example_id"}) {
+      hid_t ds = H5Dopen2(f, (std::string(g) + "/" + a).c_str(), H5P_DEFAULT);
+      hid_t space = H5Dget_space(ds);
+      hsize_t n = 0;
+      H5Dget_num_chunks(ds, space, &n);
+      for (hsize_t k = 0; k < n; ++k) {
+        haddr_t addr = 0;
+        hsize_t size = 0;
+        if (H5Dget_chunk_info(ds, space, k, nullptr, nullptr, &addr, &size) >= 0) out.push_back({addr, size});
+      }
+      H5Sclose(space);
+      H5Dclose(ds);
+    }
+  H5Fclose(f);
+  return out;
+}
+
 TEST(Fuzz, DatasetReader) {
   std::mt19937 rng(99);
   SyntheticOptions so;
@@ -425,6 +447,8 @@ TEST(Fuzz, DatasetReader) {
   const auto base_path = dir + "/base.h5";
   write_dataset(base_path, make_synthetic(so));
   const auto base = file_text(base_path);
+  const auto regions = chunk_regions(base_path);
+  ASSERT_FALSE(regions.empty());
   const auto path = dir + "/data.h5";
   static const char* kArrays[] = {"input_ids", "attention_mask", "token_type_ids", "labels", "example_id"};
   static const char* kSplits[] = {"train", "dev", "test"};
@@ -432,8 +456,15 @@ TEST(Fuzz, DatasetReader) {
   for (int i = 0; i < kCases; ++i) {
     std::string what;
     bool must_refuse = false;
-    if (i % 2 == 0) {
+    if (i % 4 == 0) {
       put_file(path, mutate_bytes(base, rng, &what));
+    } else if (i % 4 == 2) {  // a flip inside the stored array data: Fletcher32 refuses it
+      auto bytes = base;
+      const auto& [addr, size] = regions[rng() % regions.size()];
+      bytes[addr + rng() % size] ^= static_cast<char>(1 << (rng() % 8));
+      put_file(path, bytes);
+      what = "a bit flip in array data";
+      must_refuse = true;
     } else {
       put_file(path, base);
       const std::string g = std::string("/") + kSplits[rng() % 3];
