@@ -300,7 +300,9 @@ TEST(Fuzz, SafetensorsReader) {
       return std::string();
     });
     record(t, i, o, !valid, what);
-    if (o.verdict == Verdict::kRefused) EXPECT_NE(o.message.find("fuzz.safetensors"), std::string::npos) << o.message;
+    if (o.verdict == Verdict::kRefused) {
+      EXPECT_NE(o.message.find("fuzz.safetensors"), std::string::npos) << o.message;
+    }
   }
 }
 
@@ -545,7 +547,9 @@ TEST(Fuzz, DatasetReader) {
       return std::string();
     });
     record(t, i, o, must_refuse, what);
-    if (o.verdict == Verdict::kRefused) EXPECT_NE(o.message.find(path), std::string::npos) << what << ": " << o.message;
+    if (o.verdict == Verdict::kRefused) {
+      EXPECT_NE(o.message.find(path), std::string::npos) << what << ": " << o.message;
+    }
   }
 }
 
