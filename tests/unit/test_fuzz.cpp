@@ -587,8 +587,9 @@ TEST(Fuzz, ManifestReader) {
       return std::string();
     });
     record(t, i, o, false, what);
-    if (o.verdict == Verdict::kRefused)
+    if (o.verdict == Verdict::kRefused) {
       EXPECT_NE(o.message.find("manifest.json"), std::string::npos) << what << ": " << o.message;
+    }
   }
 }
 
