@@ -255,7 +255,6 @@ Dataset read_dataset_file(const std::string& path) {
                 d.content_hash, " (file altered after prepare?)");
   return d;
 }
-}
 }  // namespace
 
 Dataset read_dataset(const std::string& path) {
