@@ -342,8 +342,9 @@ nlohmann::json bench_store(Communicator& comm, const BenchOptions& o, Table& t) 
 }  // namespace
 
 void cmd_bench(Communicator& comm, const BenchOptions& o) {
-  const int threads = size_threads(static_cast<int>(o.threads), comm.local_size());
-  const auto check = check_threads(comm.local_size());
+  const auto cpus = gather_rank_cpus(comm);
+  const int threads = size_threads(static_cast<int>(o.threads), ranks_sharing_cpus(cpus, comm.rank()), "--threads");
+  const auto check = check_threads(cpus, comm.rank());
   if (comm.rank() == 0) spdlog::info("bench {}: {}", o.what, check.summary);
   fs::create_directories(o.work_dir);
   Table table;

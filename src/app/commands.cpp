@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <chrono>
 #include <cmath>
+#include <set>
 #include <thread>
 
 #include "distill/data/sampler.h"
@@ -30,33 +31,115 @@ namespace distill {
 
 namespace fs = std::filesystem;
 
-int usable_cores() {
-  // The cores this process may run on (a batch system's cpuset), not every core of the node.
+RankCpus this_rank_cpus() {
+  // The cores this process may run on (a batch system's cpuset, mpirun's binding), not every core
+  // of the node.
+  RankCpus r;
+  r.host = host_name();
   cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
-  return std::max(1u, std::thread::hardware_concurrency());
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    for (int i = 0; i < CPU_SETSIZE; ++i)
+      if (CPU_ISSET(i, &set)) r.cpus.push_back(i);
+  }
+  if (r.cpus.empty())
+    for (int i = 0; i < static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); ++i) r.cpus.push_back(i);
+  return r;
 }
 
-ThreadCheck check_threads(int local_ranks) {
+namespace {
+
+int usable_cores() { return static_cast<int>(this_rank_cpus().cpus.size()); }
+
+bool overlap(const std::vector<int>& a, const std::vector<int>& b) {
+  std::size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    if (a[i] == b[j]) return true;
+    if (a[i] < b[j]) ++i;
+    else ++j;
+  }
+  return false;
+}
+
+std::string cpu_list(const std::vector<int>& cpus) {
+  std::string out;
+  for (int c : cpus) out += (out.empty() ? "" : ",") + std::to_string(c);
+  return out;
+}
+
+}  // namespace
+
+std::vector<RankCpus> gather_rank_cpus(Communicator& comm) {
+  const auto me = this_rank_cpus();
+  std::vector<RankCpus> out;
+  for (const auto& s : comm.allgather_string(me.host + "\n" + cpu_list(me.cpus))) {
+    RankCpus r;
+    const auto nl = s.find('\n');
+    r.host = s.substr(0, nl);
+    for (const auto& c : split(s.substr(nl + 1), ','))
+      if (!c.empty()) r.cpus.push_back(std::stoi(c));
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+int ranks_sharing_cpus(const std::vector<RankCpus>& ranks, int self) {
+  const auto& me = ranks.at(static_cast<std::size_t>(self));
+  int n = 0;
+  for (const auto& r : ranks) n += r.host == me.host && overlap(r.cpus, me.cpus);
+  return std::max(1, n);
+}
+
+ThreadCheck assess_threads(const std::vector<RankCpus>& ranks, int self, int threads) {
+  const auto& me = ranks.at(static_cast<std::size_t>(self));
   ThreadCheck c;
-  c.cores = usable_cores();
-  c.ranks = std::max(1, local_ranks);
-  c.intra_op = at::get_num_threads();
-  using GetThreads = int (*)();
-  for (const char* sym : {"openblas_get_num_threads", "mkl_get_max_threads"})
-    if (auto f = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, sym))) {
-      c.blas = f();
-      break;
-    }
-  c.ok = c.ranks * std::max(c.intra_op, c.blas) <= c.cores;
-  c.summary = str(c.ranks, " ranks on this node x ", c.intra_op, " intra-op threads",
-                  c.blas >= 0 ? str(" (BLAS ", c.blas, ")") : std::string(" (BLAS pool unknown)"), " on ", c.cores,
-                  " cores: ", c.ok ? "ok" : "OVERSUBSCRIBED");
+  c.cores = static_cast<int>(me.cpus.size());
+  c.ranks = 0;
+  std::set<int> node;
+  bool shared = false;
+  for (std::size_t i = 0; i < ranks.size(); ++i) {
+    if (ranks[i].host != me.host) continue;
+    ++c.ranks;
+    node.insert(ranks[i].cpus.begin(), ranks[i].cpus.end());
+    for (std::size_t k = 0; k < i; ++k)
+      if (ranks[k].host == me.host && overlap(ranks[k].cpus, ranks[i].cpus)) shared = true;
+  }
+  c.node_cores = static_cast<int>(node.size());
+  const bool rank_ok = threads <= c.cores;
+  const bool node_ok = static_cast<long>(c.ranks) * threads <= c.node_cores;
+  c.ok = rank_ok && node_ok;
+  c.summary = str(c.ranks, " ranks on this node x ", threads, " threads; this rank may use ", c.cores, " cores, the ",
+                  c.ranks, " ranks ", c.node_cores, " cores", shared ? " (shared between ranks)" : " (one set per rank)",
+                  ": ", c.ok ? "ok" : !rank_ok ? "OVERSUBSCRIBED (more threads than this rank's cores)"
+                                                : "OVERSUBSCRIBED (ranks x threads exceed the node's cores)");
   return c;
 }
 
-int size_threads(int requested, int local_ranks) {
+ThreadCheck check_threads(const std::vector<RankCpus>& ranks, int self) {
+  const int intra_op = at::get_num_threads();
+  int blas = -1;
+  using GetThreads = int (*)();
+  for (const char* sym : {"openblas_get_num_threads", "mkl_get_max_threads"})
+    if (auto f = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, sym))) {
+      blas = f();
+      break;
+    }
+  auto c = assess_threads(ranks, self, std::max(intra_op, blas));
+  c.intra_op = intra_op;
+  c.blas = blas;
+  c.summary += str(" [intra-op ", intra_op, blas >= 0 ? str(", BLAS ", blas) : std::string(", BLAS pool unknown"), "]");
+  return c;
+}
+
+ThreadCheck check_threads(int local_ranks) {
+  std::vector<RankCpus> ranks(static_cast<std::size_t>(std::max(1, local_ranks)), this_rank_cpus());
+  return check_threads(ranks, 0);
+}
+
+int size_threads(int requested, int local_ranks, const std::string& what) {
   const int cores = usable_cores();
+  DISTILL_CHECK(requested <= kThreadsPerCore * cores, ConfigError, what, " = ", requested, " exceeds ",
+                kThreadsPerCore, " threads per core of the ", cores, " cores this rank may use; 0 sizes the pools "
+                "from the cores");
   const int n = requested > 0 ? requested : std::max(1, cores / std::max(1, local_ranks));
   torch::set_num_threads(n);
   // BLAS keeps its own pool: size it too when the library offers the call.
@@ -72,8 +155,9 @@ RunConfig resolve_config(Communicator& comm, const RunArgs& a) {
   for (const auto& o : a.overrides) apply_override(c, o);
   validate_config(c);
   mpi_set_timeout(c.train.comm_timeout);  // Note [MPI watchdog]: no collective waits past it
-  const int threads = size_threads(static_cast<int>(c.train.threads), comm.local_size());
-  const auto tc = check_threads(comm.local_size());
+  const auto cpus = gather_rank_cpus(comm);
+  const int threads = size_threads(static_cast<int>(c.train.threads), ranks_sharing_cpus(cpus, comm.rank()));
+  const auto tc = check_threads(cpus, comm.rank());
   if (comm.rank() == 0 && !tc.ok) spdlog::warn("threads: {}; lower train.threads", tc.summary);
   if (comm.rank() == 0)
     spdlog::info("resolved config (hash {}), {} threads per rank:\n{}", config_hash(c), threads, dump_config(c));
@@ -181,11 +265,17 @@ void cmd_eval(Communicator& comm, const RunArgs& a, const std::string& checkpoin
   auto data = read_dataset(c.data.path);
   const std::string split = split_arg.empty() ? c.data.test_split : split_arg;
   const std::string ck = checkpoint.empty() ? (fs::path(c.train.out_dir) / "checkpoints").string() : checkpoint;
+  DISTILL_CHECK(data.split(split).n > 0, DataError, c.data.path, ": split '", split,
+                "' is empty: nothing to evaluate");
   auto student = load_model(ck);
+  if (const auto& sc = student.model->config(); sc.is_bert())
+    check_fits_model(data, split, sc.vocab_size, sc.type_vocab, sc.max_positions, "student " + student.file);
   const auto device = resolve_device(c.train.device, comm.local_rank(), "train.device");
   student.model->to(device);
   std::unique_ptr<LoadedTeacher> teacher;
   if (!c.teacher.path.empty()) teacher = std::make_unique<LoadedTeacher>(load_teacher(c.teacher, comm));
+  if (const auto* tc = teacher ? teacher->model->config() : nullptr; tc && tc->is_bert())
+    check_fits_model(data, split, tc->vocab_size, tc->type_vocab, tc->max_positions, "teacher " + teacher->file);
   auto r = evaluate(comm, *student.model, teacher ? teacher->model.get() : nullptr, data.split(split),
                     c.train.eval_batch_size, train_precision(c.train, device));
   if (comm.rank() != 0) return;

@@ -3,9 +3,11 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <iomanip>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "distill/util/device.h"
@@ -53,6 +55,7 @@ Field make_field(const std::string& key, double& v) {
             std::size_t pos = 0;
             double x = std::stod(s, &pos);
             if (pos != s.size()) throw std::invalid_argument(s);
+            if (!std::isfinite(x)) throw std::domain_error(s);
             v = x;
           },
           [&v] {
@@ -177,6 +180,8 @@ void set_field(RunConfig& c, const std::string& key, const std::string& value, c
     if (f.key != key) continue;
     try {
       f.parse(value);
+    } catch (const std::domain_error&) {
+      throw ConfigError(str(where, ": ", key, " = '", value, "' is not a finite number"));
     } catch (const std::exception&) {
       throw ConfigError(str(where, ": ", key, " = '", value, "' is not ", f.type));
     }
@@ -217,20 +222,29 @@ void load_config_file(RunConfig& c, const std::string& path) {
   }
   if (root.IsNull()) return;
   DISTILL_CHECK(root.IsMap(), ConfigError, path, ": expected a mapping of sections at the top level");
-  for (const auto& sec : root) {
-    const auto section = sec.first.as<std::string>();
-    if (sec.second.IsNull()) continue;
-    if (!sec.second.IsMap()) {
-      auto keys = config_keys();
-      bool is_section = std::any_of(keys.begin(), keys.end(), [&](const std::string& k) { return k.rfind(section + ".", 0) == 0; });
-      DISTILL_CHECK(!is_section, ConfigError, path, ": section '", section, "' must be a mapping of keys");
-      throw ConfigError(str(path, ": unknown config key '", section, "'; did you mean '", nearest_key(section, keys), "'?"));
+  try {
+    std::set<std::string> sections;
+    for (const auto& sec : root) {
+      const auto section = sec.first.as<std::string>();
+      DISTILL_CHECK(sections.insert(section).second, ConfigError, path, ": section '", section,
+                    "' appears twice; merge its keys into one block");
+      if (sec.second.IsNull()) continue;
+      if (!sec.second.IsMap()) {
+        auto keys = config_keys();
+        bool is_section = std::any_of(keys.begin(), keys.end(), [&](const std::string& k) { return k.rfind(section + ".", 0) == 0; });
+        DISTILL_CHECK(!is_section, ConfigError, path, ": section '", section, "' must be a mapping of keys");
+        throw ConfigError(str(path, ": unknown config key '", section, "'; did you mean '", nearest_key(section, keys), "'?"));
+      }
+      std::set<std::string> keys;
+      for (const auto& kv : sec.second) {
+        const auto key = section + "." + kv.first.as<std::string>();
+        DISTILL_CHECK(keys.insert(key).second, ConfigError, path, ": ", key, " is given twice; keep one");
+        DISTILL_CHECK(kv.second.IsScalar(), ConfigError, path, ": ", key, " must be a single value");
+        set_field(c, key, kv.second.as<std::string>(), path);
+      }
     }
-    for (const auto& kv : sec.second) {
-      const auto key = section + "." + kv.first.as<std::string>();
-      DISTILL_CHECK(kv.second.IsScalar(), ConfigError, path, ": ", key, " must be a single value");
-      set_field(c, key, kv.second.as<std::string>(), path);
-    }
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(str(path, ": ", e.what(), " (keys must be plain names, values single values)"));
   }
 }
 
@@ -255,6 +269,8 @@ void validate_config(const RunConfig& c) {
                 "teacher.ranks must be >= 0 and teacher.stream_timeout positive");
   DISTILL_CHECK(!c.teacher.online || !c.teacher.path.empty(), ConfigError, "teacher.online needs teacher.path");
   c.train.validate();
+  DISTILL_CHECK(c.train.threads <= kMaxThreads, ConfigError, "train.threads = ", c.train.threads, " exceeds ",
+                kMaxThreads, " threads per rank; 0 sizes the pools from the cores of the node");
   store_dtype(c.store.dtype);
   DISTILL_CHECK(c.store.shard_size > 0, ConfigError, "store.shard_size must be positive, got ", c.store.shard_size);
   DISTILL_CHECK(c.teacher.batch_size > 0, ConfigError, "teacher.batch_size must be positive");

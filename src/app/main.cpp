@@ -1,6 +1,7 @@
 // distill: prepare, precompute, train, run, eval, export, bench, inspect. Launched directly or under mpirun.
 #include <CLI/CLI.hpp>
 
+#include <c10/util/Exception.h>
 #include <malloc.h>
 #include <unistd.h>
 
@@ -165,8 +166,11 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  std::string command = "distill";
+  for (int i = 1; i < argc; ++i) command += std::string(" ") + argv[i];
   const bool use_mpi = launched_by_mpi();
   int rank = 0, world = 1;
+  std::string error;
   try {
     std::unique_ptr<Communicator> comm;
     if (use_mpi) {
@@ -190,11 +194,24 @@ int main(int argc, char** argv) {
     else if (*bench) cmd_bench_topk(*comm, run, split, ks, json);
     else if (*benchc) cmd_bench(*comm, bo);
     comm.reset();
+  } catch (const std::bad_alloc&) {
+    error = "out of memory (std::bad_alloc) in '" + command +
+            "': a size in the config, data set, store or weights is larger than this host's memory";
+  } catch (const c10::Error& e) {
+    // LibTorch's own message, first line only (without its C++ backtrace).
+    std::string m = e.what_without_backtrace();
+    m = m.substr(0, m.find('\n'));
+    error = m.find("can't allocate memory") != std::string::npos
+                ? "out of memory in '" + command + "': " + m
+                : "LibTorch error in '" + command + "': " + m;
   } catch (const std::exception& e) {
+    error = e.what();
+  }
+  if (!error.empty()) {
     // Note [collectives]: one failing rank ends the whole job, so no rank waits forever.
     // One write per line, so lines from several ranks do not interleave.
     const std::string line = "distill: error on rank " + std::to_string(rank) + "/" + std::to_string(world) + " (" +
-                             host_name() + "): " + e.what() + "\n";
+                             host_name() + "): " + error + "\n";
     if (::write(2, line.data(), line.size()) < 0) std::cerr << line;
     if (use_mpi && world > 1) mpi_abort(1);
     if (use_mpi) mpi_finalize();

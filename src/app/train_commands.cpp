@@ -127,6 +127,10 @@ void train_students(Communicator& comm, const RunConfig& c, bool resume, int tea
       for (auto& p : m.named_parameters()) p.value().copy_(src[p.key()]);
     };
   }
+  if (job.model.is_bert())
+    for (const auto& name : {c.data.train_split, c.data.eval_split})
+      if (data.splits.count(name))
+        check_fits_model(data, name, job.model.vocab_size, job.model.type_vocab, job.model.max_positions, "the student");
   job.kd = c.distill;
   job.opt = c.train;
   job.resume = resume;
@@ -142,6 +146,9 @@ void train_students(Communicator& comm, const RunConfig& c, bool resume, int tea
     const long tl = online->model->num_labels();
     DISTILL_CHECK(data.task == "mlm" || tl == 0 || tl == data.num_labels(), DataError, "teacher ", online->file, " has ", tl,
                   " labels, data set ", data.path, " has ", data.num_labels());
+    if (const auto* tc = online->model->config(); tc && tc->is_bert())
+      check_fits_model(data, c.data.train_split, tc->vocab_size, tc->type_vocab, tc->max_positions,
+                       "teacher " + online->file);
     job.online_teacher = online->model.get();
     job.teacher_fingerprint = online->fingerprint;
   }
@@ -215,8 +222,8 @@ void train_students(Communicator& comm, const RunConfig& c, bool resume, int tea
   comm.allreduce(&secs, 1, DType::kFloat64, ReduceOp::kAverage);
   if (comm.rank() != 0) return;
   nlohmann::json j = {{"steps", r.steps}, {"final_loss", r.final_loss}, {"samples_per_s", r.samples_per_s},
-                      {"dev_accuracy", r.dev_accuracy}, {"parameters", r.parameters}, {"checkpoint", r.checkpoint},
-                      {"ranks", comm.size()}};
+                      {"parameters", r.parameters}, {"checkpoint", r.checkpoint}, {"ranks", comm.size()}};
+  if (r.dev_accuracy >= 0) j["dev_accuracy"] = r.dev_accuracy;
   if (teachers > 0) {
     j["wait_share"] = secs > 0 ? wait / secs : 0.0;
     // Balance: the teachers' rate (teachers.json, written when they finish) against consumption.

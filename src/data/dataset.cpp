@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "distill/io/h5.h"
@@ -70,12 +72,70 @@ void check_split(const Dataset& d, const std::string& name, const TokenSplit& s)
   for (std::size_t i = 0; i < cells; ++i)
     DISTILL_CHECK(s.input_ids[i] >= 0 && s.input_ids[i] < d.vocab_size, DataError, d.path, ": split ", name,
                   " token ", i, " has id ", s.input_ids[i], ", outside the vocabulary of ", d.vocab_size);
+  if (d.task == "features") return;
+  DISTILL_CHECK(d.max_length >= 0 && (d.max_length == 0 || s.seq <= d.max_length), DataError, d.path,
+                ": attribute max_length = ", d.max_length, " but split ", name, " holds rows of ", s.seq,
+                " tokens (expected max_length >= the row length)");
+  for (std::int64_t r = 0; r < s.n; ++r) {
+    bool any = false;
+    for (std::int64_t t = 0; t < s.seq; ++t) {
+      const auto k = static_cast<std::size_t>(r * s.seq + t);
+      DISTILL_CHECK(s.attention_mask[k] == 0 || s.attention_mask[k] == 1, DataError, d.path, ": split ", name,
+                    " example ", r, " has attention_mask ", s.attention_mask[k], " at position ", t,
+                    ", expected 0 or 1");
+      DISTILL_CHECK(s.token_type_ids[k] >= 0, DataError, d.path, ": split ", name, " example ", r,
+                    " has token_type_id ", s.token_type_ids[k], " at position ", t, ", expected >= 0");
+      any = any || s.attention_mask[k] == 1;
+    }
+    DISTILL_CHECK(any, DataError, d.path, ": split ", name, " example ", r,
+                  " has an attention_mask of all 0 (no token to attend to)");
+  }
+}
+
+// Example ids are unique over the whole data set (stores and samplers key on them).
+void check_example_ids(const Dataset& d) {
+  std::vector<std::pair<std::int64_t, std::string>> ids;
+  for (const auto& [name, s] : d.splits)
+    for (auto id : s.example_id) ids.emplace_back(id, name);
+  std::sort(ids.begin(), ids.end());
+  for (std::size_t i = 1; i < ids.size(); ++i)
+    DISTILL_CHECK(ids[i].first != ids[i - 1].first, DataError, d.path, ": example_id ", ids[i].first,
+                  " appears twice (splits ", ids[i - 1].second, " and ", ids[i].second, "); ids must be unique");
+}
+
+// The shape of `name`, checked before anything is read: its rank, element class (integer or
+// float), and a byte count a file of `file_bytes` can hold (at most 1024x compression).
+h5::DatasetInfo checked_info(const h5::File& f, std::uint64_t file_bytes, const std::string& name, std::size_t rank,
+                             bool integer) {
+  auto info = f.info(name);
+  DISTILL_CHECK(info.shape.size() == rank, DataError, f.path(), ": ", name, " has ", info.shape.size(),
+                " dimensions, expected ", rank);
+  const bool is_integer = info.type == h5::Type::kInt32 || info.type == h5::Type::kInt64 ||
+                          info.type == h5::Type::kUInt16;
+  DISTILL_CHECK(is_integer == integer, DataError, f.path(), ": ", name, " holds ", h5::type_name(info.type),
+                " values, expected ", integer ? "integers" : "floats");
+  std::uint64_t bytes = 4;
+  bool overflow = false;
+  for (auto n : info.shape) overflow = overflow || __builtin_mul_overflow(bytes, static_cast<std::uint64_t>(n), &bytes);
+  DISTILL_CHECK(!overflow && bytes / 1024 <= file_bytes, DataError, f.path(), ": ", name, " declares shape [",
+                info.shape.size() > 0 ? std::to_string(info.shape[0]) : "", info.shape.size() > 1 ? ", " : "",
+                info.shape.size() > 1 ? std::to_string(info.shape[1]) : "", "], more than a file of ", file_bytes,
+                " bytes can hold (corrupt?)");
+  return info;
+}
+
+void check_rows(const h5::File& f, const std::string& name, const h5::DatasetInfo& info, std::uint64_t n,
+                std::uint64_t width) {
+  DISTILL_CHECK(info.shape[0] == n && (info.shape.size() < 2 || info.shape[1] == width), DataError, f.path(), ": ",
+                name, " has ", info.shape[0], " rows", info.shape.size() > 1 ? str(" of ", info.shape[1]) : "",
+                ", expected ", n, info.shape.size() > 1 ? str(" of ", width) : "");
 }
 }  // namespace
 
 void write_dataset(const std::string& path, Dataset d) {
   d.path = path;
   for (const auto& [name, s] : d.splits) check_split(d, name, s);
+  check_example_ids(d);
   d.content_hash = dataset_content_hash(d);
   const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
   {
@@ -111,7 +171,25 @@ void write_dataset(const std::string& path, Dataset d) {
   rename_durable(tmp, path);
 }
 
-Dataset read_dataset(const std::string& path) {
+void check_fits_model(const Dataset& d, const std::string& split, std::int64_t vocab_size, std::int64_t type_vocab,
+                      std::int64_t max_positions, const std::string& model) {
+  const auto& s = d.split(split);
+  if (s.dim > 0 || s.n == 0) return;
+  DISTILL_CHECK(s.seq <= max_positions, DataError, d.path, ": split ", split, " holds rows of ", s.seq, " tokens, ",
+                model, " takes at most ", max_positions, " positions");
+  for (std::int64_t i = 0; i < s.n * s.seq; ++i) {
+    const auto k = static_cast<std::size_t>(i);
+    DISTILL_CHECK(s.input_ids[k] < vocab_size, DataError, d.path, ": split ", split, " example ", i / s.seq,
+                  " has token id ", s.input_ids[k], " at position ", i % s.seq, ", ", model, " has a vocabulary of ",
+                  vocab_size);
+    DISTILL_CHECK(s.token_type_ids[k] < type_vocab, DataError, d.path, ": split ", split, " example ", i / s.seq,
+                  " has token_type_id ", s.token_type_ids[k], " at position ", i % s.seq, ", ", model, " has ",
+                  type_vocab, " token types");
+  }
+}
+
+namespace {
+Dataset read_dataset_file(const std::string& path) {
   DISTILL_CHECK(path_exists(path), DataError, "data set ", path,
                 " does not exist (make one with 'distill prepare')");
   auto f = h5::File::open(path);
@@ -124,39 +202,71 @@ Dataset read_dataset(const std::string& path) {
   d.vocab_size = f.attr_int("/", "vocab_size");
   d.vocab_hash = f.attr_string("/", "vocab_hash");
   d.max_length = f.attr_int("/", "max_length");
-  d.label_names = nlohmann::json::parse(f.attr_string("/", "label_names")).get<std::vector<std::string>>();
+  const auto names = f.attr_string("/", "label_names");
+  try {
+    d.label_names = nlohmann::json::parse(names).get<std::vector<std::string>>();
+  } catch (const nlohmann::json::exception& e) {
+    throw DataError(str(path, ": attribute label_names = '", names.substr(0, 80), "' is not a JSON list of strings (",
+                        e.what(), ")"));
+  }
   d.content_hash = f.attr_string("/", "content_hash");
   if (f.has_attr("/", "task")) d.task = f.attr_string("/", "task");
+  DISTILL_CHECK(d.task == "sequence" || d.task == "features" || d.task == "mlm", DataError, path, ": task '", d.task,
+                "', expected sequence, features or mlm");
+  DISTILL_CHECK(d.max_length >= 0 && (d.task == "features" || d.max_length > 0), DataError, path,
+                ": attribute max_length = ", d.max_length, ", expected a positive length");
+  DISTILL_CHECK(d.vocab_size >= 0, DataError, path, ": attribute vocab_size = ", d.vocab_size,
+                ", expected a non-negative count");
+  const auto file_bytes = static_cast<std::uint64_t>(std::filesystem::file_size(path));
   for (const char* name : {"train", "dev", "test"}) {
     const std::string g = std::string("/") + name;
     if (!f.exists(g)) continue;
     TokenSplit s;
-    const std::string first = d.task == "features" ? "/features" : "/input_ids";
-    auto info = f.info(g + first);
-    DISTILL_CHECK(info.shape.size() == 2, DataError, path, ": ", g, first, " is not 2-D");
+    const bool features = d.task == "features";
+    const std::string first = g + (features ? "/features" : "/input_ids");
+    const auto info = checked_info(f, file_bytes, first, 2, !features);
     s.n = static_cast<std::int64_t>(info.shape[0]);
-    if (d.task != "features") {
+    const auto n = info.shape[0];
+    if (!features) {
       s.seq = static_cast<std::int64_t>(info.shape[1]);
+      for (const char* a : {"/attention_mask", "/token_type_ids"})
+        check_rows(f, g + a, checked_info(f, file_bytes, g + a, 2, true), n, info.shape[1]);
       s.input_ids = f.read_vector<std::int32_t>(g + "/input_ids", h5::Type::kInt32);
       s.attention_mask = f.read_vector<std::int32_t>(g + "/attention_mask", h5::Type::kInt32);
       s.token_type_ids = f.read_vector<std::int32_t>(g + "/token_type_ids", h5::Type::kInt32);
     }
+    for (const char* a : {"/labels", "/example_id"}) check_rows(f, g + a, checked_info(f, file_bytes, g + a, 1, true), n, 0);
     s.labels = f.read_vector<std::int64_t>(g + "/labels", h5::Type::kInt64);
     s.example_id = f.read_vector<std::int64_t>(g + "/example_id", h5::Type::kInt64);
-    if (d.task == "features") {
-      auto fi = f.info(g + "/features");
-      DISTILL_CHECK(fi.shape.size() == 2, DataError, path, ": ", g, "/features is not 2-D");
-      s.dim = static_cast<std::int64_t>(fi.shape[1]);
+    if (features) {
+      s.dim = static_cast<std::int64_t>(info.shape[1]);
       s.features = f.read_vector<float>(g + "/features", h5::Type::kFloat32);
     }
-    if (d.task == "mlm") s.mlm_labels = f.read_vector<std::int32_t>(g + "/mlm_labels", h5::Type::kInt32);
+    if (d.task == "mlm") {
+      check_rows(f, g + "/mlm_labels", checked_info(f, file_bytes, g + "/mlm_labels", 2, true), n, info.shape[1]);
+      s.mlm_labels = f.read_vector<std::int32_t>(g + "/mlm_labels", h5::Type::kInt32);
+    }
     check_split(d, name, s);
     d.splits[name] = std::move(s);
   }
+  check_example_ids(d);
   auto h = dataset_content_hash(d);
   DISTILL_CHECK(h == d.content_hash, DataError, path, " content hash is ", h, " but its attribute says ",
                 d.content_hash, " (file altered after prepare?)");
   return d;
+}
+}  // namespace
+
+Dataset read_dataset(const std::string& path) {
+  try {
+    return read_dataset_file(path);
+  } catch (const DataError&) {
+    throw;
+  } catch (const Error& e) {
+    // HDF5 failures on a damaged file: named as the data set's.
+    const std::string m = e.what();
+    throw DataError(m.find(path) == std::string::npos ? str(path, ": ", m) : m);
+  }
 }
 
 }  // namespace distill

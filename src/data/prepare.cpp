@@ -98,6 +98,9 @@ Dataset prepare_text(const PrepareOptions& o, PrepareReport* report) {
   TableOptions table;
   table.format = o.format.empty() ? table_format_of(o.input) : parse_table_format(o.format);
   table.column_names = o.column_names;
+  table.required_columns[o.text_column] = "text";
+  if (!o.pair_column.empty()) table.required_columns[o.pair_column] = "pair";
+  if (!o.mlm) table.required_columns[o.label_column] = "label";
 
   std::map<std::string, std::int64_t> label_id;
   for (std::size_t i = 0; i < o.labels.size(); ++i) label_id[o.labels[i]] = static_cast<std::int64_t>(i);

@@ -1,5 +1,7 @@
 #include "distill/data/table.h"
 
+#include <algorithm>
+
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -109,6 +111,26 @@ TableFormat table_format_of(const std::string& path) {
   throw ConfigError(str("cannot tell the format of ", path, " from its extension: give --format csv, tsv or jsonl"));
 }
 
+namespace {
+
+std::string join_names(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+// Text never holds NUL bytes; one in a field means a binary or mis-encoded (UTF-16?) file.
+void check_nul(TableRow& row) {
+  if (!row.error.empty()) return;
+  for (const auto& [col, value] : row.fields)
+    if (value.find('\0') != std::string::npos) {
+      row.error = str("column '", col, "' holds a NUL byte (binary or UTF-16 text?)");
+      return;
+    }
+}
+
+}  // namespace
+
 void read_table(const std::string& path, const TableOptions& o, const std::function<void(TableRow&)>& fn) {
   std::ifstream in(path, std::ios::binary);
   DISTILL_CHECK(in, DataError, "cannot open ", path);
@@ -131,6 +153,7 @@ void read_table(const std::string& path, const TableOptions& o, const std::funct
       } catch (const nlohmann::json::exception& e) {
         row.error = str("not valid JSON: ", e.what());
       }
+      check_nul(row);
       fn(row);
     }
     return;
@@ -146,6 +169,10 @@ void read_table(const std::string& path, const TableOptions& o, const std::funct
       header = split(line, '\t');
     }
   }
+  for (const auto& [col, role] : o.required_columns)
+    DISTILL_CHECK(std::find(header.begin(), header.end(), col) != header.end(), DataError, path,
+                  o.column_names.empty() ? ": the header has no " : ": --column-names has no ", role, " column '", col,
+                  "' (columns: ", join_names(header), ")");
   while (lines.next(line)) {
     if (line.empty()) continue;
     TableRow row;
@@ -166,6 +193,7 @@ void read_table(const std::string& path, const TableOptions& o, const std::funct
                       ")");
     if (row.error.empty())
       for (std::size_t k = 0; k < header.size(); ++k) row.fields[header[k]] = std::move(cells[k]);
+    check_nul(row);
     fn(row);
   }
 }

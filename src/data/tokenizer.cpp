@@ -3,6 +3,7 @@
 #include <utf8proc.h>
 
 #include <fstream>
+#include <unordered_map>
 
 #include "distill/util/error.h"
 #include "distill/util/hash.h"
@@ -152,6 +153,7 @@ WordPieceTokenizer WordPieceTokenizer::from_file(const std::string& path, Tokeni
   std::ifstream in(path, std::ios::binary);
   DISTILL_CHECK(in, DataError, "cannot open vocabulary ", path);
   std::vector<std::string> vocab;
+  std::unordered_map<std::string, long> first_line;
   std::string line;
   long lineno = 0;
   while (std::getline(in, line)) {
@@ -162,6 +164,9 @@ WordPieceTokenizer WordPieceTokenizer::from_file(const std::string& path, Tokeni
     } catch (const DataError& e) {
       throw DataError(distill::str(path, ":", lineno, ": ", e.what()));
     }
+    const auto [it, fresh] = first_line.emplace(line, lineno);
+    DISTILL_CHECK(fresh, DataError, path, ":", lineno, ": token '", line, "' repeats line ", it->second,
+                  " (each token needs one id)");
     vocab.push_back(line);
   }
   return WordPieceTokenizer(std::move(vocab), o, path);

@@ -283,8 +283,10 @@ herr_t read_float32(hid_t ds, hid_t mspace, hid_t fspace, void* out, std::size_t
 
 void File::read(const std::string& name, Type as, void* out) const {
   Handle ds = open_dataset(name);
+  const auto n = static_cast<std::size_t>(numel(info(name).shape));
+  if (n == 0) return;  // an empty split: nothing to read (HDF5 wants a buffer even then)
   const herr_t e = as == Type::kFloat32
-                       ? read_float32(ds.get(), H5S_ALL, H5S_ALL, out, static_cast<std::size_t>(numel(info(name).shape)))
+                       ? read_float32(ds.get(), H5S_ALL, H5S_ALL, out, n)
                        : H5Dread(ds.get(), mem_type(as), H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
   DISTILL_CHECK(e >= 0, Error, path_, ": cannot read dataset '", name,
                 "' (corrupt or truncated: checksum or I/O error)");

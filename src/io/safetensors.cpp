@@ -63,29 +63,46 @@ SafeTensors decode_safetensors(const std::string& bytes, const std::string& wher
   std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;
   for (auto it = header.begin(); it != header.end(); ++it) {
     if (it.key() == "__metadata__") {
+      DISTILL_CHECK(it.value().is_object(), DataError, where, ": safetensors __metadata__ is a ",
+                    it.value().type_name(), ", expected an object of strings");
       for (auto m = it.value().begin(); m != it.value().end(); ++m)
         st.metadata[m.key()] = m.value().is_string() ? m.value().get<std::string>() : m.value().dump();
       continue;
     }
     const auto& v = it.value();
-    DISTILL_CHECK(v.contains("dtype") && v.contains("shape") && v.contains("data_offsets"), DataError, where,
-                  ": tensor '", it.key(), "' lacks dtype, shape or data_offsets");
+    const std::string tensor = str(where, ": tensor '", it.key(), "'");
+    DISTILL_CHECK(v.is_object() && v.contains("dtype") && v.contains("shape") && v.contains("data_offsets"),
+                  DataError, tensor, " lacks dtype, shape or data_offsets");
     TensorBlob t;
+    DISTILL_CHECK(v["dtype"].is_string(), DataError, tensor, " has dtype ", v["dtype"].dump(), ", expected a string");
     t.dtype = v["dtype"].get<std::string>();
-    t.shape = v["shape"].get<std::vector<std::int64_t>>();
-    auto off = v["data_offsets"].get<std::vector<std::uint64_t>>();
-    DISTILL_CHECK(off.size() == 2 && off[0] <= off[1] && off[1] <= data_size, DataError, where, ": tensor '",
-                  it.key(), "' has data_offsets outside the ", data_size, "-byte data section (truncated?)");
-    std::uint64_t n = 1;
-    for (auto d : t.shape) {
-      DISTILL_CHECK(d >= 0, DataError, where, ": tensor '", it.key(), "' has a negative dimension");
-      n *= static_cast<std::uint64_t>(d);
+    std::size_t item = 0;
+    try {
+      item = safetensors_dtype_size(t.dtype);
+    } catch (const DataError& e) {
+      throw DataError(str(tensor, ": ", e.what()));
     }
-    DISTILL_CHECK(n * safetensors_dtype_size(t.dtype) == off[1] - off[0], DataError, where, ": tensor '", it.key(),
-                  "' spans ", off[1] - off[0], " bytes, its shape and dtype ", t.dtype, " need ",
-                  n * safetensors_dtype_size(t.dtype));
-    t.bytes = bytes.substr(base + off[0], off[1] - off[0]);
-    ranges.push_back({off[0], off[1]});
+    DISTILL_CHECK(v["shape"].is_array(), DataError, tensor, " has shape ", v["shape"].dump(),
+                  ", expected a list of integers");
+    for (const auto& d : v["shape"])
+      DISTILL_CHECK(d.is_number_integer() && d.get<std::int64_t>() >= 0, DataError, tensor, " has shape ",
+                    v["shape"].dump(), ", expected non-negative integers");
+    t.shape = v["shape"].get<std::vector<std::int64_t>>();
+    const auto& o = v["data_offsets"];
+    DISTILL_CHECK(o.is_array() && o.size() == 2 && o[0].is_number_unsigned() && o[1].is_number_unsigned(), DataError,
+                  tensor, " has data_offsets ", o.dump(), ", expected [begin, end] as non-negative integers");
+    const std::uint64_t begin = o[0].get<std::uint64_t>(), end = o[1].get<std::uint64_t>();
+    DISTILL_CHECK(begin <= end && end <= data_size, DataError, tensor, " has data_offsets [", begin, ", ", end,
+                  "] outside the ", data_size, "-byte data section (truncated?)");
+    // Overflow-checked: a shape such as [2^62, 4] must not wrap around to a small byte count.
+    std::uint64_t need = item;
+    bool overflow = false;
+    for (auto d : t.shape) overflow = overflow || __builtin_mul_overflow(need, static_cast<std::uint64_t>(d), &need);
+    DISTILL_CHECK(!overflow && need == end - begin, DataError, tensor, " spans ", end - begin,
+                  " bytes, its shape ", v["shape"].dump(), " and dtype ", t.dtype, " need ",
+                  overflow ? std::string("more than 2^64") : std::to_string(need));
+    t.bytes = bytes.substr(base + begin, end - begin);
+    ranges.push_back({begin, end});
     st.tensors.emplace(it.key(), std::move(t));
   }
   std::sort(ranges.begin(), ranges.end());

@@ -1,5 +1,7 @@
 #include "distill/model/config.h"
 
+#include <type_traits>
+
 #include <nlohmann/json.hpp>
 
 #include "distill/util/error.h"
@@ -45,18 +47,33 @@ nlohmann::json to_json(const BertConfig& c) {
 
 BertConfig bert_config_from_json(const nlohmann::json& j, const std::string& where) {
   BertConfig c;
+  DISTILL_CHECK(j.is_object(), ConfigError, where, ": model config is a ", j.type_name(), ", expected a JSON object");
+  // Reads `key` into `field`; a value of the wrong type names the key and what was expected.
+  auto read = [&](const char* key, auto& field) {
+    using T = std::decay_t<decltype(field)>;
+    const auto& v = j.at(key);
+    const bool ok = std::is_same_v<T, std::string> ? v.is_string()
+                    : std::is_floating_point_v<T>  ? v.is_number()
+                                                   : v.is_number_integer();
+    DISTILL_CHECK(ok, ConfigError, where, ": model config '", key, "' is ", v.dump(), ", expected ",
+                  std::is_same_v<T, std::string> ? "a string" : std::is_floating_point_v<T> ? "a number" : "an integer");
+    field = v.get<T>();
+  };
   auto get = [&](const char* key, auto& field) {
     if (!j.contains(key)) throw ConfigError(str(where, ": model config lacks '", key, "'"));
-    field = j.at(key).get<std::decay_t<decltype(field)>>();
+    read(key, field);
   };
-  if (j.contains("distill_kind")) c.kind = j.at("distill_kind").get<std::string>();
+  auto get_if = [&](const char* key, auto& field) {
+    if (j.contains(key)) read(key, field);
+  };
+  get_if("distill_kind", c.kind);
   if (c.is_vector()) {
     get("input_dim", c.input_dim);
     get("width", c.width);
     get("depth", c.depth);
     get("num_labels", c.num_labels);
     get("init_scale", c.init_scale);
-    if (j.contains("hidden_dropout_prob")) c.dropout = j.at("hidden_dropout_prob").get<double>();
+    get_if("hidden_dropout_prob", c.dropout);
     c.validate(where);
     return c;
   }
@@ -67,12 +84,11 @@ BertConfig bert_config_from_json(const nlohmann::json& j, const std::string& whe
   get("intermediate_size", c.intermediate);
   get("max_position_embeddings", c.max_positions);
   get("type_vocab_size", c.type_vocab);
-  if (j.contains("num_labels")) c.num_labels = j.at("num_labels").get<long>();
+  if (j.contains("num_labels")) get("num_labels", c.num_labels);
   else if (j.contains("id2label")) c.num_labels = static_cast<long>(j.at("id2label").size());
-  if (j.contains("hidden_dropout_prob")) c.dropout = j.at("hidden_dropout_prob").get<double>();
-  if (j.contains("attention_probs_dropout_prob"))
-    c.attention_dropout = j.at("attention_probs_dropout_prob").get<double>();
-  if (j.contains("layer_norm_eps")) c.layer_norm_eps = j.at("layer_norm_eps").get<double>();
+  get_if("hidden_dropout_prob", c.dropout);
+  get_if("attention_probs_dropout_prob", c.attention_dropout);
+  get_if("layer_norm_eps", c.layer_norm_eps);
   c.validate(where);
   return c;
 }

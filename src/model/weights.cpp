@@ -112,7 +112,13 @@ BertConfig read_model_config(const SafeTensors& st, const std::string& where) {
   auto it = st.metadata.find("distill.model_config");
   DISTILL_CHECK(it != st.metadata.end(), DataError, where,
                 " has no 'distill.model_config' metadata; save it with distill or give the config");
-  return bert_config_from_json(nlohmann::json::parse(it->second), where);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(it->second);
+  } catch (const nlohmann::json::exception& e) {
+    throw DataError(str(where, ": metadata 'distill.model_config' is not valid JSON: ", e.what()));
+  }
+  return bert_config_from_json(j, where + " metadata 'distill.model_config'");
 }
 
 std::string resolve_model_path(const std::string& path) {

@@ -120,6 +120,8 @@ PrecomputeResult precompute(Communicator& comm, const Dataset& data, const std::
   DISTILL_CHECK(mlm || tl == 0 || tl == data.num_labels(), DataError, "teacher ", teacher.file, " has ", tl,
                 " labels, data set ", data.path, " has ", data.num_labels());
   const BertConfig* tc = teacher.model->config();
+  if (tc && tc->is_bert())
+    check_fits_model(data, split_name, tc->vocab_size, tc->type_vocab, tc->max_positions, "teacher " + teacher.file);
   DISTILL_CHECK(!mlm || (tc && tc->kind == "bert_mlm"), DataError, "data set ", data.path,
                 " is a masked-LM task; teacher ", teacher.file, " is a ", tc ? tc->kind : teacher.model->kind(),
                 ", expected a bert_mlm model");

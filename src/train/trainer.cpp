@@ -242,6 +242,10 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
   }
 
   const TokenSplit* dev = job.data->splits.count(job.eval_split) ? &job.data->split(job.eval_split) : nullptr;
+  if (dev && dev->n == 0) {
+    if (rank == 0) spdlog::warn("{}: split '{}' is empty: nothing to evaluate, no dev accuracy", job.data->path, job.eval_split);
+    dev = nullptr;
+  }
   auto save = [&](double dev_acc) {
     // Note [non-finite steps]: a checkpoint holds finite weights only, so rotation never replaces
     // the last finite one with a broken one.

@@ -36,4 +36,27 @@ expect_error missing_dataset "data set .*nope.h5 does not exist" -- \
   train "${STUDENT_SET[@]}" --set data.path="$E/nope.h5" --set train.out_dir="$E/t"
 expect_error precompute_other_teacher "was made by teacher" -- \
   precompute "${STUDENT_SET[@]}" --set teacher.path="$E/teacher2/checkpoints"
+# Hostile inputs: refused with a one-line error naming the key or file.
+expect_error threads_limit "train.threads = 100000 exceeds 1024" -- \
+  train "${STUDENT_SET[@]}" --set train.threads=100000 --set train.out_dir="$E/t"
+expect_error lr_inf "train.lr = 'inf' is not a finite number" -- \
+  train "${STUDENT_SET[@]}" --set train.lr=inf --set train.out_dir="$E/t"
+expect_error beta_inf "distill.beta = 'inf' is not a finite number" -- \
+  train "${STUDENT_SET[@]}" --set distill.beta=inf --set train.out_dir="$E/t"
+printf 'train:\n  lr: 0.1\n  lr: 0.2\n' > "$E/dup.yaml"
+expect_error duplicate_key "dup.yaml: train.lr is given twice" -- train -c "$E/dup.yaml"
+printf 'word\tdefinition\tlabel\nfilm\tgood film\t1\nbad\tbad film\t0\n' > "$E/glosses.tsv"
+expect_error text_column "glosses.tsv: the header has no text column 'gloss' \(columns: word, definition, label\)" -- \
+  prepare -i "$E/glosses.tsv" --vocab "$DISTILL_VOCAB" --text-column gloss -o "$E/g.h5"
+! grep -q "skip-bad-rows" "$E/text_column.log" || fail "text_column: a header error suggests --skip-bad-rows"
+# An empty dev split: training skips evaluation with a warning (no dev_accuracy); eval refuses it.
+"$DISTILL" prepare --synthetic --out "$E/nodev.h5" --train 200 --dev 0 --test 50 --vocab-size 200 --seq 16 --seed 5 >/dev/null 2>&1
+run_np 2 train "${TEACHER_SET[@]}" --set data.path="$E/nodev.h5" --set train.out_dir="$E/nodev" --set train.max_steps=2 \
+  > "$E/nodev.log" 2>&1 || { cat "$E/nodev.log"; fail "training with an empty dev split failed"; }
+grep -q "split 'dev' is empty: nothing to evaluate" "$E/nodev.log" || { cat "$E/nodev.log"; fail "no empty-split warning"; }
+! grep -q dev_accuracy "$E/nodev/train_summary.json" || fail "an empty dev split reported a dev_accuracy"
+# 2 ranks, each with its own cores or sharing the node's, with default threads are not oversubscribed.
+! grep -q OVERSUBSCRIBED "$E/nodev.log" || { grep threads "$E/nodev.log"; fail "default threads reported OVERSUBSCRIBED"; }
+expect_error eval_empty "nodev.h5: split 'dev' is empty: nothing to evaluate" -- \
+  eval "${TEACHER_SET[@]}" --set data.path="$E/nodev.h5" --set train.out_dir="$E/nodev" --split dev
 echo "errors ok"

@@ -154,12 +154,14 @@ TEST(Prepare, BadRowsNameFileAndLineOrAreSkipped) {
   auto ids = d.split("train").example_id;
   std::sort(ids.begin(), ids.end());
   EXPECT_EQ(ids, (std::vector<std::int64_t>{0, 1, 2, 6}));
+  // A missing column is a header error, with or without --skip-bad-rows.
   o.text_column = "sentence";
   msg = test::error_of([&] { prepare_text(o); });
-  EXPECT_NE(msg.find("has no usable rows (7 read, 7 bad)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(p + ": the header has no text column 'sentence' (columns: text, label)"), std::string::npos) << msg;
   o.skip_bad_rows = false;
   msg = test::error_of([&] { prepare_text(o); });
-  EXPECT_NE(msg.find(p + ":2: no text column 'sentence'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(p + ": the header has no text column 'sentence'"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("skip-bad-rows"), std::string::npos) << msg;
 }
 
 TEST(Prepare, PairsGetTypeIdsAndLabelsDefaultToSortedValues) {

@@ -50,16 +50,41 @@ void cmd_export(Communicator& comm, const RunArgs& a, const std::string& checkpo
 void cmd_bench_topk(Communicator& comm, const RunArgs& a, const std::string& split, const std::vector<long>& ks,
                     bool json);
 
-// Intra-op and BLAS threads per rank: `requested` if > 0, else usable cores / ranks on the node.
-int size_threads(int requested, int local_ranks);
+// The most threads per core a rank may ask for (see kMaxThreads).
+constexpr int kThreadsPerCore = 4;
+
+// Intra-op and BLAS threads per rank: `requested` if > 0, else usable cores / `local_ranks`.
+// Throws ConfigError naming `what` when `requested` exceeds kThreadsPerCore x usable cores.
+int size_threads(int requested, int local_ranks, const std::string& what = "train.threads");
+
+// The CPUs one rank may run on (its affinity mask), on a named host.
+struct RankCpus {
+  std::string host;
+  std::vector<int> cpus;  // sorted CPU ids
+};
+// This process's affinity mask.
+RankCpus this_rank_cpus();
+// Every rank's RankCpus, in rank order. Collective over `comm`.
+std::vector<RankCpus> gather_rank_cpus(Communicator& comm);
+// Ranks on `self`'s host whose CPUs overlap `self`'s (itself included): the ranks its default
+// threads share its cores with.
+int ranks_sharing_cpus(const std::vector<RankCpus>& ranks, int self);
 
 // Whether the ranks on this node stay within its cores, counting LibTorch's intra-op pool and the
-// BLAS pool (read back from the library when it tells).
+// BLAS pool (read back from the library when it tells). A rank is within its cores when its threads
+// fit its own CPUs; the node when, besides, ranks x threads fit the union of the ranks' CPUs (ranks
+// bound to disjoint cores never share them; ranks sharing cores split them).
 struct ThreadCheck {
-  int cores = 0, ranks = 1, intra_op = 0, blas = -1;  // blas -1 = the library does not say
+  int cores = 0, ranks = 1, intra_op = 0, blas = -1;  // cores: of this rank; blas -1 = the library does not say
+  int node_cores = 0;                                 // the union of the node's ranks' CPUs
   bool ok = true;
   std::string summary;
 };
+// Pure: `threads` per rank, the node's ranks being those of `ranks` on `self`'s host.
+ThreadCheck assess_threads(const std::vector<RankCpus>& ranks, int self, int threads);
+// This process's pools against `ranks` (from gather_rank_cpus).
+ThreadCheck check_threads(const std::vector<RankCpus>& ranks, int self);
+// As if `local_ranks` ranks shared this process's CPUs.
 ThreadCheck check_threads(int local_ranks);
 
 // distill bench: synthetic data through the real code paths (see docs in the README).

@@ -43,6 +43,10 @@ std::vector<std::string> config_keys();
 void load_config_file(RunConfig& c, const std::string& path);
 // Applies "section.key=value"; errors name the key and the expected type.
 void apply_override(RunConfig& c, const std::string& assignment);
+// The most intra-op threads one rank may ask for (train.threads); size_threads() further refuses
+// more than kThreadsPerCore threads per core the rank may run on.
+constexpr long kMaxThreads = 1024;
+
 // Checks every section (and cross-field rules); throws ConfigError naming the field.
 void validate_config(const RunConfig& c);
 // The resolved config as YAML, one "section: {key: value}" block per section, in a fixed order.

@@ -46,7 +46,14 @@ struct Dataset {
 std::string dataset_content_hash(const Dataset& d);
 // Checks shapes and value ranges, computes content_hash and writes atomically to `path`.
 void write_dataset(const std::string& path, Dataset d);
-// Reads and checks schema version, shapes, and the content hash; errors name the file.
+// Reads and checks schema version, shapes (before reading), element types, value ranges, masks
+// (each row attends to a token), unique example ids and the content hash; errors name the file.
 Dataset read_dataset(const std::string& path);
+
+// Checks that split `split` of `d` fits a token model: token ids below `vocab_size`, token types
+// below `type_vocab`, rows of at most `max_positions` tokens. Throws DataError naming the file,
+// split, example and the value against the limit; `model` names the model. No-op for features.
+void check_fits_model(const Dataset& d, const std::string& split, std::int64_t vocab_size, std::int64_t type_vocab,
+                      std::int64_t max_positions, const std::string& model);
 
 }  // namespace distill

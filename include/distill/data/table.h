@@ -27,10 +27,13 @@ struct TableOptions {
   TableFormat format = TableFormat::kCsv;
   // Names of the columns of a file without a header row (CSV/TSV); empty: the first row is the header.
   std::vector<std::string> column_names;
+  // Columns the caller needs, as column -> role ("text", "label", ...): a CSV/TSV header without
+  // one of them is an error naming the column and listing the header's columns.
+  std::map<std::string, std::string> required_columns;
 };
 
 // Calls `fn` for every record in order. Records that cannot be parsed (broken quoting, a wrong
-// field count, a line that is not a JSON object) arrive with `error` set; the reader then
+// field count, a line that is not a JSON object, a field holding a NUL byte) arrive with `error` set; the reader then
 // resynchronises at the next line. Throws DataError when the file cannot be read or has no header.
 void read_table(const std::string& path, const TableOptions& o, const std::function<void(TableRow&)>& fn);
 

@@ -89,7 +89,7 @@ struct TrainResult {
   std::int64_t steps = 0;
   double final_loss = 0;
   double samples_per_s = 0;    // global, over the steps this process ran
-  double dev_accuracy = 0;
+  double dev_accuracy = -1;    // -1: not evaluated (no eval split, or an empty one)
   std::int64_t parameters = 0;
   std::int64_t skipped_steps = 0;  // updates skipped for non-finite values (train.nonfinite: skip)
   double seconds = 0;          // wall time of the steps this process ran
