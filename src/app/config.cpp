@@ -102,6 +102,7 @@ std::vector<Field> fields(RunConfig& c) {
       make_field("store.topk", c.store.topk),
       make_field("store.max_bytes", c.store.max_bytes),
       make_field("store.window", c.store.window),
+      make_field("store.verify", c.store.verify),
       make_field("distill.alpha", c.distill.alpha),
       make_field("distill.beta", c.distill.beta),
       make_field("distill.temperature", c.distill.temperature),

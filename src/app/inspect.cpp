@@ -1,5 +1,6 @@
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "distill/app/commands.h"
@@ -8,6 +9,7 @@
 #include "distill/io/safetensors.h"
 #include "distill/store/manifest.h"
 #include "distill/store/shard.h"
+#include "distill/store/verify.h"
 #include "distill/train/checkpoint.h"
 #include "distill/util/error.h"
 #include "distill/util/fs.h"
@@ -42,21 +44,43 @@ json inspect_dataset(const std::string& path) {
   return j;
 }
 
-json inspect_store(const std::string& dir) {
-  auto m = read_manifest(dir);
+// What the store directory actually holds (store/verify.h), not what its manifest header says:
+// "examples" counts rows in usable shards, "split_examples" the rows the store is for.
+json inspect_store(const std::string& dir, bool verify, StoreHealth& h) {
+  h = check_store(dir, verify);
+  const auto& s = h.manifest.meta;
   std::int64_t bytes = 0;
-  std::vector<std::string> missing;
-  for (const auto& e : m.shards) {
-    bytes += e.bytes;
-    if (!fs::exists(fs::path(dir) / e.file)) missing.push_back(e.file);
-  }
-  const auto& s = m.meta;
+  for (const auto& e : h.manifest.shards) bytes += e.bytes;
+  json gaps = json::array();
+  for (const auto& g : h.gaps) gaps.push_back({g.begin, g.end});
+  std::string digests = "not checked (use --verify)";
+  if (verify)
+    digests = h.bad.empty() && h.missing.empty()
+                  ? str("ok: ", h.digests_checked, " of ", h.manifest.shards.size(), " shards match manifest.json",
+                        h.digests_absent ? str(", ", h.digests_absent, " list no digest") : std::string())
+                  : str(h.digests_checked, " shards match manifest.json; see bad_shards");
+  json j = {{"kind", "store"}, {"path", dir}, {"status", h.healthy() ? "healthy" : "broken"},
+            {"problems", h.problems}, {"examples", h.covered}, {"split_examples", h.examples}, {"gaps", gaps},
+            {"missing_shards", h.missing}, {"bad_shards", h.bad}, {"unlisted_shards", h.unlisted},
+            {"partial_files", h.partial}, {"digests", digests}};
+  if (!h.has_manifest) return j;
   json layout = json::parse(layout_json(s));
-  return {{"kind", "store"}, {"layout", layout}, {"path", dir}, {"schema_version", s.schema_version},
-          {"teacher_fingerprint", s.teacher_fingerprint}, {"dataset_hash", s.dataset_hash}, {"split", s.split},
-          {"targets", s.targets}, {"dtype", s.dtype}, {"num_labels", s.num_labels}, {"examples", s.num_examples},
-          {"shard_size", s.shard_size}, {"shards", m.shards.size()}, {"missing_shards", missing}, {"bytes", bytes},
-          {"bytes_per_example", s.num_examples ? static_cast<double>(bytes) / s.num_examples : 0.0}};
+  j.update({{"layout", layout}, {"schema_version", s.schema_version}, {"teacher_fingerprint", s.teacher_fingerprint},
+            {"dataset_hash", s.dataset_hash}, {"split", s.split}, {"targets", s.targets}, {"dtype", s.dtype},
+            {"num_labels", s.num_labels}, {"shard_size", s.shard_size}, {"teacher_batch_size", s.teacher_batch_size},
+            {"shards", h.manifest.shards.size()}, {"bytes", bytes},
+            {"bytes_per_example", s.num_examples ? static_cast<double>(bytes) / s.num_examples : 0.0}});
+  return j;
+}
+
+// A directory of shard files without a manifest is a store too (an unfinished precompute).
+bool looks_like_store(const std::string& dir) {
+  ShardRange r;
+  for (const auto& f : fs::directory_iterator(dir)) {
+    const auto name = f.path().filename().string();
+    if (parse_shard_name(name, &r) || name.find(".partial-") != std::string::npos) return true;
+  }
+  return false;
 }
 
 json inspect_shard(const std::string& path) {
@@ -107,11 +131,12 @@ void print_flat(const json& j, const std::string& prefix) {
 
 }  // namespace
 
-void cmd_inspect(const std::string& path, bool as_json) {
+void cmd_inspect(const std::string& path, bool as_json, bool verify) {
   DISTILL_CHECK(fs::exists(path), DataError, path, " does not exist");
   json j;
+  std::optional<StoreHealth> store;
   if (fs::is_directory(path)) {
-    if (fs::exists(fs::path(path) / "manifest.json")) j = inspect_store(path);
+    if (fs::exists(fs::path(path) / "manifest.json") || looks_like_store(path)) j = inspect_store(path, verify, store.emplace());
     else if (fs::exists(fs::path(path) / "latest")) j = inspect_checkpoints(path);
     else if (fs::exists(fs::path(path) / "checkpoints" / "latest")) j = inspect_checkpoints(path + "/checkpoints");
     else if (fs::exists(fs::path(path) / "model.safetensors")) j = inspect_model_file(path + "/model.safetensors");
@@ -126,6 +151,16 @@ void cmd_inspect(const std::string& path, bool as_json) {
   }
   if (as_json) std::cout << j.dump(2) << std::endl;
   else print_flat(j, "");
+  if (!store || store->healthy()) return;
+  // A broken store is a failed inspect (non-zero exit), after the report.
+  const auto& h = *store;
+  std::string what = h.problems.empty() ? "" : h.problems.front() + "; ";
+  throw StoreError(str("store ", path, " is broken: ", what, "usable shards cover ", h.covered, " of ", h.examples,
+                       " examples", h.gaps.empty() ? "" : str(" (first gap: rows [", h.gaps.front().begin, ", ",
+                                                              h.gaps.front().end, "))"),
+                       ", ", h.missing.size(), " listed shards missing, ", h.bad.size(), " unusable",
+                       h.bad.empty() ? std::string() : " (" + h.bad.front() + ")",
+                       "; rerun 'distill precompute' with this store.path to redo what is missing"));
 }
 
 }  // namespace distill

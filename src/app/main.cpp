@@ -159,6 +159,8 @@ int main(int argc, char** argv) {
   auto* insp = app.add_subcommand("inspect", "summarise a dataset file, a store, a shard or a checkpoint");
   insp->add_option("path", inspect_path, "path to inspect")->required();
   insp->add_flag("--json", json, "print JSON");
+  bool verify = false;
+  insp->add_flag("--verify", verify, "store: also check every shard's digest against manifest.json (reads it all)");
 
   CLI11_PARSE(app, argc, argv);
   if (*prepare && !synthetic && text.input.empty()) {
@@ -189,7 +191,7 @@ int main(int argc, char** argv) {
     else if (*train) cmd_train(*comm, run, resume);
     else if (*runc) cmd_run(*comm, run, teacher_ranks);
     else if (*ev) cmd_eval(*comm, run, checkpoint, split, json);
-    else if (*insp) cmd_inspect(inspect_path, json);
+    else if (*insp) cmd_inspect(inspect_path, json, verify);
     else if (*exp) cmd_export(*comm, run, checkpoint, out, vocab);
     else if (*bench) cmd_bench_topk(*comm, run, split, ks, json);
     else if (*benchc) cmd_bench(*comm, bo);

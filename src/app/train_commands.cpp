@@ -196,7 +196,7 @@ void train_students(Communicator& comm, const RunConfig& c, bool resume, int tea
         return waited;
       };
     } else {
-      store = std::make_unique<StoreReader>(c.store.path, expect);
+      store = std::make_unique<StoreReader>(c.store.path, expect, c.store.verify);
     }
     job.teacher_fingerprint = store->manifest().meta.teacher_fingerprint;
     comm.check_same(job.teacher_fingerprint + "/" + std::to_string(store->manifest().meta.schema_version),

@@ -125,10 +125,13 @@ hsize_t numel(const std::vector<hsize_t>& shape) {
   return n;
 }
 
-File File::create(const std::string& path) {
+File File::create(const std::string& path, Format format) {
   File f;
   f.path_ = path;
-  hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  Handle fapl(check(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate(file access)"), H5Pclose);
+  if (format == Format::kChecksummed)
+    check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V110, H5F_LIBVER_LATEST), "H5Pset_libver_bounds");
+  hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
   DISTILL_CHECK(id >= 0, Error, "cannot create HDF5 file ", path);
   f.file_ = Handle(id, H5Fclose);
   return f;

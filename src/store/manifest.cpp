@@ -25,6 +25,7 @@ void write_manifest(const std::string& dir, const Manifest& m) {
   j["num_examples"] = s.num_examples;
   j["shard_size"] = s.shard_size;
   j["layout"] = json::parse(layout_json(s));
+  if (s.teacher_batch_size > 0) j["teacher_batch_size"] = s.teacher_batch_size;
   j["shards"] = json::array();
   for (const auto& e : m.shards)
     j["shards"].push_back({{"file", e.file}, {"begin", e.range.begin}, {"end", e.range.end},
@@ -51,6 +52,7 @@ Manifest read_manifest(const std::string& dir) {
     s.num_examples = j.at("num_examples").get<std::int64_t>();
     s.shard_size = j.at("shard_size").get<std::int64_t>();
     if (j.contains("layout")) parse_layout_json(s, j.at("layout").dump(), path);
+    if (j.contains("teacher_batch_size")) s.teacher_batch_size = j.at("teacher_batch_size").get<std::int64_t>();
     for (const auto& e : j.at("shards"))
       m.shards.push_back({e.at("file").get<std::string>(),
                           {e.at("begin").get<std::int64_t>(), e.at("end").get<std::int64_t>()},
@@ -58,7 +60,29 @@ Manifest read_manifest(const std::string& dir) {
   } catch (const json::exception& e) {
     throw StoreError(str(path, " is malformed: ", e.what()));
   }
+  for (const auto& e : m.shards) {
+    const bool ranged = e.range.begin >= 0 && e.range.begin < e.range.end;
+    DISTILL_CHECK(ranged && e.file == shard_name(e.range), StoreError, path, ": shard entry \"", e.file, "\" for rows [",
+                  e.range.begin, ", ", e.range.end, ") should be the plain file name \"",
+                  ranged ? shard_name(e.range) : std::string("shard-<first>-<last>.h5"),
+                  "\" in the store directory; shards are read from the store directory only (rerun 'distill precompute')");
+  }
   return m;
+}
+
+std::string shard_path(const std::string& dir, const ShardEntry& e) {
+  namespace fs = std::filesystem;
+  const fs::path path = fs::path(dir) / e.file;
+  std::error_code ec;
+  if (fs::is_symlink(fs::symlink_status(path, ec))) {
+    // Both sides resolved, so "store/../store" and a symlinked store directory compare equal.
+    const auto target = fs::weakly_canonical(path, ec);
+    const auto root = fs::weakly_canonical(dir, ec);
+    const bool inside = !ec && target.parent_path() == root;
+    DISTILL_CHECK(inside, StoreError, manifest_path(dir), ": shard entry \"", e.file, "\" is a link to ",
+                  target.string(), ", outside the store directory ", dir, "; shards are read from the store directory only");
+  }
+  return path.string();
 }
 
 void check_store_meta(const StoreMeta& have, const StoreMeta& expect, const std::string& where) {
@@ -80,6 +104,11 @@ void check_store_meta(const StoreMeta& have, const StoreMeta& expect, const std:
                 have.targets, "', this distill reads 'logits' and 'mlm_topk'");
   DISTILL_CHECK(expect.targets.empty() || have.targets == expect.targets, StoreError, where, " holds targets '",
                 have.targets, "', the run needs '", expect.targets, "'");
+  DISTILL_CHECK(have.teacher_batch_size == 0 || expect.teacher_batch_size == 0 ||
+                    have.teacher_batch_size == expect.teacher_batch_size,
+                StoreError, where, " was computed with teacher.batch_size ", have.teacher_batch_size, ", expected ",
+                expect.teacher_batch_size, " (float16 targets can differ between batch sizes, so a store holds one); "
+                "set teacher.batch_size: ", have.teacher_batch_size, " or precompute into a new store.path");
 }
 
 }  // namespace distill

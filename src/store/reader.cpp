@@ -7,11 +7,12 @@
 #include <thread>
 
 #include "distill/store/shard.h"
+#include "distill/store/verify.h"
 #include "distill/util/error.h"
 
 namespace distill {
 
-StoreReader::StoreReader(const std::string& dir, const StoreMeta& expect) : dir_(dir) {
+StoreReader::StoreReader(const std::string& dir, const StoreMeta& expect, bool verify) : dir_(dir) {
   manifest_ = read_manifest(dir);
   const auto& meta = manifest_.meta;
   check_store_meta(meta, expect, "store " + dir);
@@ -31,12 +32,13 @@ StoreReader::StoreReader(const std::string& dir, const StoreMeta& expect) : dir_
   if (topk) token_offsets_.assign(1, 0);
   StoreMeta want = meta;
   for (const auto& e : shards) {
-    const auto path = (std::filesystem::path(dir) / e.file).string();
+    const auto path = shard_path(dir, e);
     DISTILL_CHECK(std::filesystem::exists(path), StoreError, "store shard ", e.file, " listed in ", dir,
                   "/manifest.json is missing; rerun 'distill precompute'");
     const auto bytes = static_cast<std::int64_t>(std::filesystem::file_size(path));
     DISTILL_CHECK(bytes == e.bytes, StoreError, "store shard ", e.file, " is ", bytes, " bytes, manifest.json says ",
                   e.bytes, " (truncated or replaced); delete it and rerun 'distill precompute'");
+    if (verify) verify_shard_digest(dir, e);
     auto s = read_shard(path, want, e.range);
     if (topk) {
       // Shards come in range order, so offsets continue from the previous shard's last.
@@ -112,7 +114,7 @@ void StoreReader::read_layer(const std::string& group, long layer, const std::ve
   auto it = std::upper_bound(sh.begin(), sh.end(), i, [](std::int64_t v, const ShardEntry& e) { return v < e.range.end; });
   DISTILL_CHECK(it != sh.end() && i >= it->range.begin, StoreError, "store ", dir_, ": row ", i, " out of range");
   const auto k = static_cast<std::size_t>(it - sh.begin());
-  if (open_[k].id() < 0) open_[k] = h5::File::open((std::filesystem::path(dir_) / it->file).string());
+  if (open_[k].id() < 0) open_[k] = h5::File::open(shard_path(dir_, *it));
   const auto local = static_cast<hsize_t>(i - it->range.begin);
   open_[k].read_rows("/" + group + "/" + std::to_string(layer), h5::Type::kFloat32, local, local + 1, out);
 }

@@ -15,6 +15,15 @@ std::string shard_name(const ShardRange& r) {
   return buf;
 }
 
+bool parse_shard_name(const std::string& name, ShardRange* r) {
+  long long first = 0, last = 0;
+  if (std::sscanf(name.c_str(), "shard-%lld-%lld.h5", &first, &last) != 2 || first < 0 || last < first) return false;
+  const ShardRange parsed{first, last + 1};
+  if (shard_name(parsed) != name) return false;  // no signs, spaces, other widths or suffixes
+  *r = parsed;
+  return true;
+}
+
 std::vector<ShardRange> shard_ranges(std::int64_t n, std::int64_t shard_size) {
   DISTILL_CHECK(shard_size > 0, ConfigError, "store.shard_size must be positive, got ", shard_size);
   std::vector<ShardRange> out;

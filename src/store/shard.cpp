@@ -1,6 +1,7 @@
 #include "distill/store/shard.h"
 
 #include <filesystem>
+#include <tuple>
 
 #include "distill/store/manifest.h"
 #include "distill/util/error.h"
@@ -16,7 +17,7 @@ std::string write_shard(const std::string& dir, const StoreMeta& meta, const Sha
   const std::string final_path = (std::filesystem::path(dir) / shard_name(r)).string();
   const std::string tmp = final_path + ".partial-" + std::to_string(rank);
   {
-    auto f = h5::File::create(tmp);
+    auto f = h5::File::create(tmp, h5::File::Format::kChecksummed);
     if (meta.has_layers()) {
       f.create_group("/hidden");
       f.create_group("/attention");
@@ -33,6 +34,7 @@ std::string write_shard(const std::string& dir, const StoreMeta& meta, const Sha
     f.set_attr("/", "num_examples", meta.num_examples);
     f.set_attr("/", "shard_size", meta.shard_size);
     f.set_attr("/", "layout", layout_json(meta));
+    if (meta.teacher_batch_size > 0) f.set_attr("/", "teacher_batch_size", meta.teacher_batch_size);
     f.set_attr("/", "example_begin", r.begin);
     f.set_attr("/", "example_end", r.end);
     f.set_attr("/", "example_count", static_cast<std::int64_t>(count));
@@ -50,6 +52,43 @@ std::string write_shard(const std::string& dir, const StoreMeta& meta, const Sha
                      example_ids, rank);
 }
 
+namespace {
+
+// The attributes of an open shard file.
+std::pair<StoreMeta, ShardRange> meta_of(const h5::File& f, const std::string& path) {
+  StoreMeta m;
+  m.schema_version = f.attr_int("/", "schema_version");
+  m.teacher_fingerprint = f.attr_string("/", "teacher_fingerprint");
+  m.dataset_hash = f.attr_string("/", "dataset_hash");
+  m.split = f.attr_string("/", "split");
+  m.targets = f.attr_string("/", "targets");
+  m.dtype = f.attr_string("/", "dtype");
+  m.num_labels = f.attr_int("/", "num_labels");
+  m.num_examples = f.attr_int("/", "num_examples");
+  m.shard_size = f.attr_int("/", "shard_size");
+  if (f.has_attr("/", "layout")) parse_layout_json(m, f.attr_string("/", "layout"), path);
+  if (f.has_attr("/", "teacher_batch_size")) m.teacher_batch_size = f.attr_int("/", "teacher_batch_size");
+  return {m, {f.attr_int("/", "example_begin"), f.attr_int("/", "example_end")}};
+}
+
+std::string unreadable(const std::string& name, const Error& e) {
+  return str("store shard ", name, " is unreadable (truncated or corrupt; delete it and rerun "
+             "'distill precompute'): ", e.what());
+}
+
+}  // namespace
+
+std::pair<StoreMeta, ShardRange> read_shard_meta(const std::string& path) {
+  const std::string name = std::filesystem::path(path).filename().string();
+  try {
+    return meta_of(h5::File::open(path), path);
+  } catch (const StoreError&) {
+    throw;
+  } catch (const Error& e) {
+    throw StoreError(unreadable(name, e));
+  }
+}
+
 ShardData read_shard(const std::string& path, const StoreMeta& expect, const ShardRange& r) {
   const std::string name = std::filesystem::path(path).filename().string();
   DISTILL_CHECK(path_exists(path), StoreError, "store shard ", name, " is missing from ",
@@ -57,17 +96,7 @@ ShardData read_shard(const std::string& path, const StoreMeta& expect, const Sha
   ShardData s;
   try {
     auto f = h5::File::open(path);
-    s.meta.schema_version = f.attr_int("/", "schema_version");
-    s.meta.teacher_fingerprint = f.attr_string("/", "teacher_fingerprint");
-    s.meta.dataset_hash = f.attr_string("/", "dataset_hash");
-    s.meta.split = f.attr_string("/", "split");
-    s.meta.targets = f.attr_string("/", "targets");
-    s.meta.dtype = f.attr_string("/", "dtype");
-    s.meta.num_labels = f.attr_int("/", "num_labels");
-    s.meta.num_examples = f.attr_int("/", "num_examples");
-    s.meta.shard_size = f.attr_int("/", "shard_size");
-    s.range = {f.attr_int("/", "example_begin"), f.attr_int("/", "example_end")};
-    if (f.has_attr("/", "layout")) parse_layout_json(s.meta, f.attr_string("/", "layout"), path);
+    std::tie(s.meta, s.range) = meta_of(f, path);
     check_store_meta(s.meta, expect, "store shard " + name);
     DISTILL_CHECK(layout_json(s.meta) == layout_json(expect), StoreError, "store shard ", name, " has layout ",
                   layout_json(s.meta), ", the store's is ", layout_json(expect), "; rerun 'distill precompute'");
@@ -110,8 +139,7 @@ ShardData read_shard(const std::string& path, const StoreMeta& expect, const Sha
   } catch (const StoreError&) {
     throw;
   } catch (const Error& e) {
-    throw StoreError(str("store shard ", name, " is unreadable (truncated or corrupt; delete it and rerun "
-                         "'distill precompute'): ", e.what()));
+    throw StoreError(unreadable(name, e));
   }
   return s;
 }

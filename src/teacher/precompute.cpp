@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -16,6 +17,7 @@
 #include "distill/model/load.h"
 #include "distill/store/manifest.h"
 #include "distill/store/shard.h"
+#include "distill/store/verify.h"
 #include "distill/train/batch.h"
 #include "distill/util/error.h"
 #include "distill/util/device.h"
@@ -71,11 +73,19 @@ void maybe_fault(int rank, std::int64_t committed, const std::string& partial_pa
   std::raise(SIGKILL);
 }
 
-// Returns true when a committed shard for `r` exists and reads back with `meta`.
-bool shard_is_committed(const std::string& path, const StoreMeta& meta, const ShardRange& r) {
+// Returns true when a committed shard for `r` exists, reads back with `meta` and, when the store's
+// previous manifest lists it with a digest, still has that digest (Note [verified stores]).
+// `digest` receives the file's digest when it was computed.
+bool shard_is_committed(const std::string& dir, const StoreMeta& meta, const ShardRange& r, const ShardEntry* listed,
+                        std::string& digest) {
+  const auto path = (fs::path(dir) / shard_name(r)).string();
   if (!fs::exists(path)) return false;
   try {
     read_shard(path, meta, r);
+    if (listed && !listed->digest.empty()) {
+      verify_shard_digest(dir, *listed);
+      digest = listed->digest;
+    }
     return true;
   } catch (const StoreError& e) {
     spdlog::warn("redoing {}: {}", path, e.what());
@@ -83,10 +93,50 @@ bool shard_is_committed(const std::string& path, const StoreMeta& meta, const Sh
   }
 }
 
-// The manifest entry of a committed shard.
-nlohmann::json shard_entry(const ShardRange& r, const std::string& path) {
+// The manifest entry of a committed shard; `digest` = "" computes it.
+nlohmann::json shard_entry(const ShardRange& r, const std::string& path, const std::string& digest = "") {
   return {{"file", shard_name(r)}, {"begin", r.begin}, {"end", r.end},
-          {"bytes", static_cast<std::int64_t>(fs::file_size(path))}, {"digest", file_digest(path)}};
+          {"bytes", static_cast<std::int64_t>(fs::file_size(path))},
+          {"digest", digest.empty() ? file_digest(path) : digest}};
+}
+
+// Refuses committed shards in `dir` that hold this run's targets (teacher, data, split, layout) but
+// were computed with another teacher.batch_size (Note [verified stores]: one store, one batch
+// size). Returns how many such shards do not record a batch size (written by an older distill).
+std::int64_t check_shard_batch_sizes(const std::string& dir, const StoreMeta& meta) {
+  StoreMeta any = meta;
+  any.teacher_batch_size = 0;
+  std::int64_t unrecorded = 0;
+  for (const auto& f : fs::directory_iterator(dir)) {
+    const auto name = f.path().filename().string();
+    ShardRange r;
+    if (!parse_shard_name(name, &r)) continue;
+    StoreMeta have;
+    try {
+      have = read_shard_meta(f.path().string()).first;
+      check_store_meta(have, any, name);
+      if (layout_json(have) != layout_json(meta) || have.dtype != meta.dtype || have.shard_size != meta.shard_size)
+        continue;
+    } catch (const StoreError&) {
+      continue;  // unreadable or another run's shard: redone
+    }
+    unrecorded += have.teacher_batch_size == 0;
+    DISTILL_CHECK(have.teacher_batch_size == 0 || have.teacher_batch_size == meta.teacher_batch_size, StoreError,
+                  "store ", dir, ": shard ", name, " was computed with teacher.batch_size ", have.teacher_batch_size,
+                  ", this precompute uses ", meta.teacher_batch_size, " (float16 targets can differ between batch "
+                  "sizes, so a store holds one); set teacher.batch_size: ", have.teacher_batch_size,
+                  " to resume this store, or precompute into a new store.path");
+  }
+  return unrecorded;
+}
+
+// Up to `max` rows (first dimension) of `t` that hold a NaN or an infinity, and how many do.
+std::pair<std::vector<std::int64_t>, std::int64_t> nonfinite_rows(const torch::Tensor& t, std::size_t max) {
+  if (t.numel() == 0) return {{}, 0};
+  auto bad = torch::isfinite(t).logical_not().reshape({t.size(0), -1}).any(1).nonzero().flatten().to(torch::kInt64);
+  std::vector<std::int64_t> rows(bad.data_ptr<std::int64_t>(),
+                                 bad.data_ptr<std::int64_t>() + std::min<std::size_t>(max, bad.numel()));
+  return {rows, bad.numel()};
 }
 
 // float16 bits of a float32 tensor, as a contiguous half tensor.
@@ -136,6 +186,7 @@ PrecomputeResult precompute(Communicator& comm, const Dataset& data, const std::
   meta.num_labels = mlm ? tc->vocab_size : data.num_labels();
   meta.num_examples = split.n;
   meta.shard_size = sopt.shard_size;
+  meta.teacher_batch_size = topt.batch_size;
   const bool half = sopt.dtype == "float16";
   LayerMap hmap, amap;
   if (!spec.hidden_map.empty() || !spec.attention_map.empty()) {
@@ -195,6 +246,10 @@ PrecomputeResult precompute(Communicator& comm, const Dataset& data, const std::
         DISTILL_CHECK(layout_json(m.meta) == layout_json(meta), StoreError, "store ", sopt.path, " has layout ",
                       layout_json(m.meta), ", the config asks for ", layout_json(meta), "; use a new store.path");
       }
+      if (const auto n = check_shard_batch_sizes(sopt.path, meta))
+        spdlog::warn("store {}: {} committed shards do not record the teacher.batch_size they were computed with "
+                     "(older distill); they are kept, and if it was not {} their float16 targets may differ in the "
+                     "last bit from the new shards'", sopt.path, n, meta.teacher_batch_size);
       for (const auto& e : fs::directory_iterator(sopt.path))
         if (e.path().filename().string().find(".partial-") != std::string::npos) fs::remove(e.path());
     } catch (const Error& e) {
@@ -213,9 +268,18 @@ PrecomputeResult precompute(Communicator& comm, const Dataset& data, const std::
   nlohmann::json entries = nlohmann::json::array();
   // Which of this rank's shards are committed, read before the writer thread starts: from here on
   // only the writer thread calls HDF5 (the library is not thread-safe).
+  // A shard the previous manifest lists is kept only while it still has the listed digest.
+  std::map<std::string, ShardEntry> listed;
+  if (fs::exists(manifest_path(sopt.path)))
+    for (const auto& e : read_manifest(sopt.path).shards) listed[e.file] = e;
   std::vector<char> have;
-  for (std::size_t k = rank; k < ranges.size(); k += world)
-    have.push_back(shard_is_committed((fs::path(sopt.path) / shard_name(ranges[k])).string(), meta, ranges[k]));
+  std::vector<std::string> digests;  // of the committed shards, when computed
+  for (std::size_t k = rank; k < ranges.size(); k += world) {
+    auto it = listed.find(shard_name(ranges[k]));
+    digests.emplace_back();
+    have.push_back(shard_is_committed(sopt.path, meta, ranges[k], it == listed.end() ? nullptr : &it->second,
+                                      digests.back()));
+  }
   // Store writes off the critical path: shard k is written by a thread while the teacher computes
   // shard k + 1; at most one shard waits to be written.
   // The writer returns the shard's manifest entry and the seconds it took.
@@ -241,7 +305,7 @@ PrecomputeResult precompute(Communicator& comm, const Dataset& data, const std::
     const auto path = (fs::path(sopt.path) / shard_name(r)).string();
     if (have[mine_k]) {
       ++res.shards_skipped;
-      entries.push_back(shard_entry(r, path));
+      entries.push_back(shard_entry(r, path, digests[mine_k]));
       done += r.end - r.begin;
       progress.update(done);
       continue;
@@ -280,8 +344,31 @@ PrecomputeResult precompute(Communicator& comm, const Dataset& data, const std::
     }
     auto keep = std::make_shared<std::vector<torch::Tensor>>();  // owns the buffers the arrays point into
     std::vector<ShardArray> arrays;
+    std::vector<std::int64_t> token_offsets;  // mlm: example i's tokens are rows [offsets[i], offsets[i + 1])
+    // Targets are stored only when finite: a NaN teacher fails here, naming the examples, before
+    // anything of the shard is written.
+    auto refuse_nonfinite = [&](const std::string& name, const torch::Tensor& t, bool f16) {
+      const auto [rows, count] = nonfinite_rows(t, 5);
+      if (rows.empty()) return;
+      std::string examples;
+      std::int64_t last = -1;
+      for (auto row : rows) {
+        auto i = row;  // the example of a masked token's row
+        if (!token_offsets.empty())
+          i = std::upper_bound(token_offsets.begin(), token_offsets.end(), row) - token_offsets.begin() - 1;
+        if (i != last) examples += (examples.empty() ? "" : ", ") + std::to_string(ids.at(static_cast<std::size_t>(i)));
+        last = i;
+      }
+      throw DataError(str("teacher ", teacher.file, " returned non-finite ", name, " (NaN or infinity",
+                          f16 ? ", or beyond float16's range of +-65504" : "", ") in ", count,
+                          token_offsets.empty() ? " examples" : " masked tokens", " of shard ", shard_name(r),
+                          " (rows [", r.begin, ", ", r.end, ")), first at example ids ", examples,
+                          "; nothing of this shard was stored. Check the teacher's weights and teacher.precision"));
+    };
     auto add = [&](const std::string& name, h5::Type type, const torch::Tensor& t, hsize_t chunk_rows) {
       keep->push_back(t.to(torch::kCPU).contiguous());
+      if (type == h5::Type::kFloat16 || type == h5::Type::kFloat32)
+        refuse_nonfinite(name, keep->back(), type == h5::Type::kFloat16);
       std::vector<hsize_t> shape(t.sizes().begin(), t.sizes().end());
       arrays.push_back({name, type, shape, keep->back().data_ptr(), chunk_rows});
     };
@@ -289,6 +376,8 @@ PrecomputeResult precompute(Communicator& comm, const Dataset& data, const std::
     if (mlm) {
       auto counts = torch::cat(offsets_parts).to(torch::kCPU);
       add("row_offsets", h5::Type::kInt64, torch::cat({torch::zeros({1}, torch::kInt64), counts.cumsum(0)}), 256);
+      const auto& offsets = keep->back();
+      token_offsets.assign(offsets.data_ptr<std::int64_t>(), offsets.data_ptr<std::int64_t>() + offsets.numel());
       const bool short_idx = meta.index_dtype == "uint16";
       auto idx = torch::cat(idx_parts);
       // uint16 has no torch dtype here: store the low 16 bits of int32 ids < 65536 as raw uint16.

@@ -38,7 +38,10 @@ void cmd_train(Communicator& comm, const RunArgs& a, bool resume);
 void cmd_run(Communicator& comm, const RunArgs& a, long teacher_ranks);
 // Evaluates `checkpoint` (default: train.out_dir's latest) on `split` (default: data.test_split).
 void cmd_eval(Communicator& comm, const RunArgs& a, const std::string& checkpoint, const std::string& split, bool json);
-void cmd_inspect(const std::string& path, bool json);
+// Summarises a file or directory. A store is judged by what it holds (store/verify.h); with
+// `verify` its shard digests are checked too. Throws StoreError after the report when the store is
+// broken, so the exit status is non-zero.
+void cmd_inspect(const std::string& path, bool json, bool verify = false);
 // Writes `checkpoint` (default: train.out_dir's latest) as a Hugging Face BertForSequenceClassification
 // directory, with the data set's label names and `vocab` copied in when given.
 void cmd_export(Communicator& comm, const RunArgs& a, const std::string& checkpoint, const std::string& out,

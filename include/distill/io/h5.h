@@ -47,8 +47,12 @@ struct DatasetInfo {
 
 class File {
  public:
+  // On-disk format of a new file. kChecksummed uses the HDF5 1.10 objects (superblock v3, v2
+  // object headers, fixed-array chunk indexes), whose metadata carry checksums: a damaged chunk
+  // index is a read error instead of rows read back as fill values. Needs HDF5 >= 1.10 to read.
+  enum class Format { kCompatible, kChecksummed };
   // Creates (truncating) a file for writing.
-  static File create(const std::string& path);
+  static File create(const std::string& path, Format format = Format::kCompatible);
   // Opens an existing file read-only; throws naming the path when missing or not HDF5.
   static File open(const std::string& path);
 

@@ -16,8 +16,10 @@ namespace distill {
 class StoreReader {
  public:
   // `expect` holds the run's teacher fingerprint ("" = accept the store's), dataset hash, split,
-  // num_labels and num_examples. Throws StoreError naming the store, shard and mismatch.
-  StoreReader(const std::string& dir, const StoreMeta& expect);
+  // num_labels and num_examples. Throws StoreError naming the store, shard and mismatch. With
+  // `verify` (store.verify), each shard's file digest is checked against the manifest's when the
+  // shard is opened (Note [verified stores]), which reads every byte of the store once more.
+  StoreReader(const std::string& dir, const StoreMeta& expect, bool verify = true);
   // Streaming: the store is still being written. `expect` must be complete (what precompute
   // writes: teacher, data set, split, targets "logits", dtype, labels, examples, shard_size); no
   // manifest is needed and shards are loaded by wait_for_shards as they are committed.

@@ -24,6 +24,8 @@ struct StoreOptions {
                                     // that fit in 300 bytes per token (64 with uint16 indices)
   long max_bytes = 10737418240;     // precompute refuses a store estimated larger than this (10 GiB)
   long window = 4;                  // distill run: the first epoch shuffles within windows of this many shards
+  bool verify = true;               // train: check each shard's digest against manifest.json on open
+                                    // (Note [verified stores]); every rank reads the whole store once more
 };
 
 // What every shard and the manifest say about themselves.
@@ -47,6 +49,10 @@ struct StoreMeta {
   // and attention maps [count, heads, seq, seq] of the mapped teacher layers only.
   std::vector<long> hidden_layers, attention_layers;
   std::int64_t teacher_layers = 0, hidden_size = 0, heads = 0, seq = 0;
+  // teacher.batch_size the targets were computed with: float16 logits can differ in the last bit
+  // between batch sizes, so one store holds one batch size. 0 = not recorded (older stores, or a
+  // reader that accepts any).
+  std::int64_t teacher_batch_size = 0;
 
   bool has_layers() const { return !hidden_layers.empty() || !attention_layers.empty(); }
 };
@@ -61,6 +67,8 @@ struct ShardRange {
 
 // "shard-000000000-000004095.h5" for [0, 4096).
 std::string shard_name(const ShardRange& r);
+// The range a shard file name gives: true for exactly the names shard_name() makes.
+bool parse_shard_name(const std::string& name, ShardRange* r);
 // The ranges that cover [0, n) in shards of `shard_size`.
 std::vector<ShardRange> shard_ranges(std::int64_t n, std::int64_t shard_size);
 h5::Type store_dtype(const std::string& name);  // throws ConfigError for an unknown name

@@ -5,10 +5,13 @@
 //   mlm_topk: "row_offsets" [count + 1] int64 (example i's masked tokens are rows
 //             offsets[i]..offsets[i+1], in position order), "topk_values" [tokens, k] (dtype),
 //             "topk_indices" [tokens, k] (uint16 or int32) and "lse" [tokens] float32.
-// All datasets are chunked with Fletcher32; the StoreMeta and the range are attributes.
+// All datasets are chunked with Fletcher32; the StoreMeta and the range are attributes. Shards use
+// the checksummed HDF5 format (h5::File::Format::kChecksummed), so their metadata (chunk indexes,
+// object headers) carry checksums too (Note [verified stores] in store/verify.h).
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "distill/store/schema.h"
@@ -41,6 +44,10 @@ struct ShardData {
   std::vector<std::int32_t> topk_indices; // [tokens * k]
   std::vector<float> lse;                 // [tokens]
 };
+
+// The StoreMeta and range a shard's attributes say, unchecked; StoreError naming the file when it
+// is unreadable or lacks them.
+std::pair<StoreMeta, ShardRange> read_shard_meta(const std::string& path);
 
 // Reads a shard and checks its attributes against `expect` (schema, teacher, data set, split,
 // labels, dtype, layout) and its range against its name; the layer datasets are checked for shape
