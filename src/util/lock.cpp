@@ -76,8 +76,11 @@ DirLock::DirLock(const std::string& dir, const std::string& job) {
     }
     const std::string h = held.value("host", "?");
     const long p = held.value("pid", 0L);
-    const std::string who = str("pid ", p, " on ", h, " (", held.value("job", std::string("?")), ", started ",
-                                held.value("started", 0LL), " s since 1970)");
+    const std::time_t started = static_cast<std::time_t>(held.value("started", 0LL));
+    char when[32] = "?";
+    std::tm tm{};
+    if (gmtime_r(&started, &tm)) std::strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+    const std::string who = str("pid ", p, " on ", h, " (", held.value("job", std::string("?")), ", started ", when, ")");
     DISTILL_CHECK(h == host, ConfigError, path_, " is held by ", who,
                   ": another job uses this directory. If that job is dead, remove ", path_);
     if (pid_alive(p) && parent_of(p) != held.value("ppid", -1L)) {

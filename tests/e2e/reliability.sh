@@ -111,6 +111,8 @@ expect_fail "$R/lock-host.log" "held by pid 1 on node-elsewhere" run_np 2 train 
 F="$R/full"; mkdir -p "$F"
 if mount -t tmpfs -o size=600k tmpfs "$F" 2>/dev/null; then
   trap 'umount "$F" 2>/dev/null || true' EXIT
+  # About 120 kB left: room for the first checkpoint (~80 kB) but not the second.
+  dd if=/dev/zero of="$F/filler" bs=1k count=480 status=none 2>/dev/null || true
   expect_fail "$R/full.log" "No space left on device" run_np 2 train "${STUDENT_SET[@]}" --set train.out_dir="$F/run" \
     --set train.max_steps=6 --set train.checkpoint_every=2 --set train.keep_checkpoints=0
   grep "No space left on device" "$R/full.log" | grep -q "$F/run" || fail "the error does not name the path"
@@ -119,7 +121,7 @@ if mount -t tmpfs -o size=600k tmpfs "$F" 2>/dev/null; then
     "$PY" -c "import json,sys; [json.loads(l) for l in open(sys.argv[1])]" "$F/run/metrics.jsonl" \
       || fail "metrics.jsonl has a torn line"
   fi
-  mount -o remount,size=8m "$F"
+  rm -f "$F/filler"; mount -o remount,size=8m "$F"
   run_np 2 train "${STUDENT_SET[@]}" --set train.out_dir="$F/run" --set train.max_steps=6 \
     --set train.checkpoint_every=2 --set train.keep_checkpoints=0 --resume >"$R/full-resume.log" 2>&1 \
     || { cat "$R/full-resume.log"; fail "no resume after the disk had room again"; }
