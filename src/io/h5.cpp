@@ -1,5 +1,6 @@
 #include "distill/io/h5.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "distill/util/error.h"
@@ -134,6 +135,7 @@ File File::create(const std::string& path, Format format) {
   hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
   DISTILL_CHECK(id >= 0, Error, "cannot create HDF5 file ", path);
   f.file_ = Handle(id, H5Fclose);
+  f.format_ = format;
   return f;
 }
 
@@ -330,9 +332,16 @@ void write_attr(hid_t obj, const std::string& key, hid_t type, hid_t space, cons
 void File::set_attr(const std::string& obj, const std::string& key, const std::string& value) {
   Handle o = open_object(obj);
   Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(type.get(), H5T_VARIABLE);
   H5Tset_cset(type.get(), H5T_CSET_UTF8);
   Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  if (format_ == Format::kChecksummed) {  // fixed-length: see Format
+    H5Tset_size(type.get(), std::max<std::size_t>(1, value.size()));
+    H5Tset_strpad(type.get(), H5T_STR_NULLPAD);
+    std::string padded = value.empty() ? std::string(1, '\0') : value;
+    write_attr(o.get(), key, type.get(), space.get(), padded.data(), path_);
+    return;
+  }
+  H5Tset_size(type.get(), H5T_VARIABLE);
   const char* p = value.c_str();
   write_attr(o.get(), key, type.get(), space.get(), &p, path_);
 }

@@ -49,7 +49,9 @@ class File {
  public:
   // On-disk format of a new file. kChecksummed uses the HDF5 1.10 objects (superblock v3, v2
   // object headers, fixed-array chunk indexes), whose metadata carry checksums: a damaged chunk
-  // index is a read error instead of rows read back as fill values. Needs HDF5 >= 1.10 to read.
+  // index is a read error instead of rows read back as fill values. Its string attributes are
+  // fixed-length, so they live in the checksummed object header rather than in the global heap,
+  // which has no checksum (h5py reads them as bytes). Needs HDF5 >= 1.10 to read.
   enum class Format { kCompatible, kChecksummed };
   // Creates (truncating) a file for writing.
   static File create(const std::string& path, Format format = Format::kCompatible);
@@ -89,6 +91,7 @@ class File {
  private:
   std::string path_;
   Handle file_;
+  Format format_ = Format::kCompatible;
   Handle open_object(const std::string& obj) const;
   Handle open_dataset(const std::string& name) const;
 };
