@@ -48,6 +48,15 @@ R check(R rc, const std::string& what) {
   return rc;
 }
 
+// DISTILL_CHECK for HDF5 calls: the message ends with the cause on HDF5's error stack.
+#define H5_CHECK(cond, ...)                                                      \
+  do {                                                                           \
+    if (!(cond)) {                                                               \
+      const auto cause_ = hdf5_cause();                                          \
+      throw Error(str(__VA_ARGS__, cause_.empty() ? "" : ": ", cause_));         \
+    }                                                                            \
+  } while (0)
+
 hid_t make_float16() {
   hid_t t = H5Tcopy(H5T_IEEE_F32LE);
   check(H5Tset_fields(t, 15, 10, 5, 0, 10), "H5Tset_fields(float16)");
@@ -133,7 +142,7 @@ File File::create(const std::string& path, Format format) {
   if (format == Format::kChecksummed)
     check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V110, H5F_LIBVER_LATEST), "H5Pset_libver_bounds");
   hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
-  DISTILL_CHECK(id >= 0, Error, "cannot create HDF5 file ", path);
+  H5_CHECK(id >= 0, "cannot create HDF5 file ", path);
   f.file_ = Handle(id, H5Fclose);
   f.format_ = format;
   return f;
@@ -153,7 +162,7 @@ void File::close() { file_.reset(); }
 
 void File::create_group(const std::string& name) {
   hid_t g = H5Gcreate2(file_.get(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  DISTILL_CHECK(g >= 0, Error, "cannot create group ", name, " in ", path_);
+  H5_CHECK(g >= 0, "cannot create group ", name, " in ", path_);
   H5Gclose(g);
 }
 
@@ -198,7 +207,7 @@ void File::write(const std::string& name, Type t, const std::vector<hsize_t>& sh
             H5Dclose);
   DISTILL_CHECK(ds.valid(), Error, "cannot create dataset '", name, "' in ", path_);
   if (numel(shape) > 0)
-    DISTILL_CHECK(H5Dwrite(ds.get(), mem_type(t), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0, Error,
+    H5_CHECK(H5Dwrite(ds.get(), mem_type(t), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0,
                   "cannot write dataset '", name, "' in ", path_);
 }
 
@@ -324,7 +333,7 @@ void write_attr(hid_t obj, const std::string& key, hid_t type, hid_t space, cons
   if (H5Aexists(obj, key.c_str()) > 0) H5Adelete(obj, key.c_str());
   Handle a(H5Acreate2(obj, key.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
   DISTILL_CHECK(a.valid(), Error, "cannot create attribute ", key, " in ", where);
-  DISTILL_CHECK(H5Awrite(a.get(), type, data) >= 0, Error, "cannot write attribute ", key, " in ", where);
+  H5_CHECK(H5Awrite(a.get(), type, data) >= 0, "cannot write attribute ", key, " in ", where);
 }
 
 }  // namespace
