@@ -62,11 +62,12 @@ for i in $(seq 1 "$PRECOMPUTE_KILLS"); do
 done
 
 echo "== hostile inputs: seeded fuzz tests (safetensors, manifest, config, dataset readers)"
-if [ -x "$BUILD/distill_fuzz_tests" ]; then
-  "$BUILD/distill_fuzz_tests" >"$W/fuzz.log" 2>&1; rc=$?
-  grep -E "^fuzz " "$W/fuzz.log" || true
-  count "fuzz suites passed (no crash, hang or silent acceptance)" "$([ $rc -eq 0 ] && echo 1 || echo 0)"
-fi
+for t in distill_fuzz_tests distill_store_tests; do
+  [ -x "$BUILD/tests/$t" ] || continue
+  (cd "$ROOT" && DISTILL_FIXTURES="$ROOT/tests/fixtures" "$BUILD/tests/$t") >"$W/$t.log" 2>&1; rc=$?
+  grep -E "^\[fuzz\]|bit flip|silent" "$W/$t.log" | sed 's/^/   /' || true
+  count "fuzz and corruption suites passed (no crash, hang or silent acceptance)" "$([ $rc -eq 0 ] && echo 1 || echo 0)"
+done
 
 echo "== hostile command lines"
 hostile() {  # hostile NAME PATTERN ARGS...: must end non-zero, in time, with a one-line error matching PATTERN
