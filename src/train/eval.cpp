@@ -6,6 +6,7 @@
 
 #include "distill/kd/loss.h"
 #include "distill/train/batch.h"
+#include "distill/train/nonfinite.h"
 #include "distill/util/device.h"
 #include "distill/util/error.h"
 
@@ -18,18 +19,12 @@ void check_finite(const torch::Tensor& z, const char* who, const TokenSplit& spl
                   const std::vector<std::int64_t>& rows) {
   auto bad = (~torch::isfinite(z)).flatten(1).any(1).to(torch::kCPU);
   if (!bad.any().item<bool>()) return;
-  std::string ids;
-  int shown = 0;
-  std::int64_t count = 0;
+  std::vector<std::int64_t> bad_rows;
   const auto* b = bad.data_ptr<bool>();
-  for (std::int64_t i = 0; i < bad.size(0); ++i) {
-    if (!b[i]) continue;
-    ++count;
-    if (shown++ < 8 && i < static_cast<std::int64_t>(rows.size())) {
-      const auto r = rows[i];
-      ids += str(shown > 1 ? "," : "", r < static_cast<std::int64_t>(split.example_id.size()) ? split.example_id[r] : r);
-    }
-  }
+  for (std::int64_t i = 0; i < bad.size(0); ++i)
+    if (b[i] && i < static_cast<std::int64_t>(rows.size())) bad_rows.push_back(rows[i]);
+  const auto count = bad.sum().item<std::int64_t>();
+  const std::string ids = example_ids(split, bad_rows);
   throw DataError(str("the ", who, "'s outputs are not finite (NaN or Inf) for ", count, " of ", bad.size(0),
                       " rows of this batch (example ids ", ids, "): its weights are broken; evaluate another "
                       "checkpoint"));

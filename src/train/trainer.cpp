@@ -20,6 +20,7 @@
 #include "distill/train/batch.h"
 #include "distill/train/checkpoint.h"
 #include "distill/train/eval.h"
+#include "distill/train/nonfinite.h"
 #include "distill/train/prefetch.h"
 #include "distill/util/device.h"
 #include "distill/util/error.h"
@@ -94,24 +95,6 @@ void truncate_metrics(const std::string& path, std::int64_t step) {
 }
 
 constexpr const char* kScalarNames[5] = {"loss", "hard_ce", "soft_kl", "hidden", "attention"};
-
-// One rank's account of a non-finite step (Note [non-finite steps]): its local terms, gradient norm
-// and the example ids of its batch.
-std::string nonfinite_report(int rank, const float* local, double gnorm, const TokenSplit& split,
-                             const std::vector<std::int64_t>& rows) {
-  std::string terms;
-  for (int k = 0; k < 5; ++k)
-    if (!std::isfinite(local[k])) terms += str(terms.empty() ? "" : ", ", kScalarNames[k], " = ", local[k]);
-  if (!std::isfinite(gnorm)) terms += str(terms.empty() ? "" : ", ", "grad_norm = ", gnorm);
-  if (terms.empty()) return "";
-  std::string ids;
-  for (std::size_t i = 0; i < rows.size() && i < 8; ++i) {
-    const auto r = rows[i];
-    ids += str(i ? "," : "", r < static_cast<std::int64_t>(split.example_id.size()) ? split.example_id[r] : r);
-  }
-  if (rows.size() > 8) ids += str(",... (", rows.size(), " examples)");
-  return str("rank ", rank, ": ", terms, " (batch example ids ", ids, ")");
-}
 
 // Test hook: DISTILL_FAULT_KILL_AT_STEP=k ends rank 0 with SIGKILL right after step k's checkpoint.
 void maybe_fault(int rank, std::int64_t step) {
@@ -385,25 +368,10 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
     std::vector<double> scalars(sc, sc + 5);
     bool apply = true;
     if (sc[5] != 0.0f || !std::isfinite(sc[0])) {
-      const auto reports = comm.allgather_string(
-          nonfinite_report(rank, local, gnorm, split, full_batch ? block : sampler.indices(cursor)));
-      std::string who;
-      for (const auto& r : reports)
-        if (!r.empty()) who += str(who.empty() ? "" : "; ", r);
-      const std::string what = str("non-finite values at step ", step + 1, ": ", who);
-      if (o.nonfinite == "skip" && res.skipped_steps < o.max_skipped_steps) {
-        ++res.skipped_steps;
-        apply = false;
-        if (rank == 0)
-          spdlog::warn("{}; update skipped ({} of at most {}, train.max_skipped_steps)", what, res.skipped_steps,
-                       o.max_skipped_steps);
-      } else {
-        throw DataError(str(what, o.nonfinite == "skip" ? str("; more than train.max_skipped_steps = ",
-                                                               o.max_skipped_steps, " steps skipped")
-                                                         : std::string(),
-                            ". No checkpoint was written after step ", step,
-                            "; lower train.lr, check the store and data, or set train.nonfinite: skip"));
-      }
+      const auto report = nonfinite_report(rank, local, kScalarNames, 5, gnorm, split,
+                                           full_batch ? block : sampler.indices(cursor));
+      handle_nonfinite_step(comm, report, step + 1, o.nonfinite == "skip", o.max_skipped_steps, res.skipped_steps);
+      apply = false;
     }
     lap(3);
     const double lr = o.schedule == "constant" ? o.lr : linear_schedule(o.lr, step, total, warmup);
