@@ -92,8 +92,8 @@ def main():
                                                  rank=rank, world_size=world)
     torch.manual_seed(1)
     if a.model == "hf":
-        from transformers import BertConfig, BertForSequenceClassification
-        cfg = BertConfig(vocab_size=a.vocab_size, hidden_size=a.hidden, num_hidden_layers=a.layers,
+        from transformers import ModelConfig, BertForSequenceClassification
+        cfg = ModelConfig(vocab_size=a.vocab_size, hidden_size=a.hidden, num_hidden_layers=a.layers,
                          num_attention_heads=a.heads, intermediate_size=a.intermediate, max_position_embeddings=512,
                          num_labels=a.labels)
         cfg._attn_implementation = a.attention

@@ -21,7 +21,8 @@
 #include "distill/store/shard.h"
 #include "distill/teacher/precompute.h"
 #include "distill/train/trainer.h"
-#include "distill/util/device.h"
+#include "distill/comm/device.h"
+#include "distill/model/device.h"
 #include "distill/util/error.h"
 #include "distill/util/fs.h"
 #include "distill/util/hash.h"
@@ -49,7 +50,7 @@ Dataset random_dataset(std::int64_t n, std::int64_t seq, std::int64_t vocab, std
   d.max_length = seq;
   for (std::int64_t i = 0; i < labels; ++i) d.label_names.push_back("l" + std::to_string(i));
   std::mt19937_64 g(seed);
-  TokenSplit s;
+  DataSplit s;
   s.n = n;
   s.seq = seq;
   s.input_ids.resize(n * seq);
@@ -116,7 +117,7 @@ double matmul_peak(Communicator& comm, const c10::Device& d, c10::ScalarType dty
 
 // Model FLOPs of one training example (forward + backward = 3 forwards) of a BERT classifier:
 // the matrix products only (embeddings are lookups).
-double bert_train_flops(const BertConfig& c, std::int64_t seq) {
+double bert_train_flops(const ModelConfig& c, std::int64_t seq) {
   const double h = static_cast<double>(c.hidden), i = static_cast<double>(c.intermediate), s = static_cast<double>(seq);
   const double layer = 2 * s * (4 * h * h + 2 * h * i) + 2 * 2 * s * s * h;
   return 3 * (static_cast<double>(c.layers) * layer + 2 * h * h + 2 * h * static_cast<double>(c.num_labels));
@@ -146,7 +147,7 @@ std::string fmt_num(double v, int digits = 1) { return fmt::format("{:.{}f}", v,
 nlohmann::json bench_train(Communicator& comm, const BenchOptions& o, Table& t) {
   const int world = comm.size();
   const auto device = resolve_device(o.device, comm.local_rank(), "--device");
-  BertConfig c = o.model;
+  ModelConfig c = o.model;
   const std::int64_t steps_per_epoch = 8;
   auto data = random_dataset(o.batch * world * steps_per_epoch, o.seq, c.vocab_size, c.num_labels, 1);
   const std::string dir = (fs::path(o.work_dir) / "train").string();

@@ -14,7 +14,7 @@
 #include "distill/data/sampler.h"
 #include "distill/kd/loss.h"
 #include "distill/model/hf.h"
-#include "distill/train/batch.h"
+#include "distill/data/batch.h"
 #include "distill/model/load.h"
 #include "distill/model/weights.h"
 #include "distill/store/reader.h"

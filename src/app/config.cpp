@@ -10,7 +10,7 @@
 #include <set>
 #include <sstream>
 
-#include "distill/util/device.h"
+#include "distill/model/device.h"
 #include "distill/util/error.h"
 #include "distill/util/fs.h"
 #include "distill/util/hash.h"

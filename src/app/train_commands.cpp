@@ -15,7 +15,7 @@
 #include "distill/data/sampler.h"
 #include "distill/kd/loss.h"
 #include "distill/model/hf.h"
-#include "distill/train/batch.h"
+#include "distill/data/batch.h"
 #include "distill/model/load.h"
 #include "distill/model/weights.h"
 #include "distill/store/reader.h"
@@ -30,8 +30,8 @@ namespace distill {
 namespace fs = std::filesystem;
 
 namespace {
-BertConfig student_config(const RunConfig& c, const Dataset& data) {
-  BertConfig s = c.student;
+ModelConfig student_config(const RunConfig& c, const Dataset& data) {
+  ModelConfig s = c.student;
   if (s.num_labels == 0) s.num_labels = data.num_labels();
   if (data.task == "features") {
     DISTILL_CHECK(s.is_vector(), ConfigError, "data set ", data.path, " holds feature vectors; student.kind = '",
@@ -111,7 +111,7 @@ void train_students(Communicator& comm, const RunConfig& c, bool resume, int tea
     };
   } else if (!c.student_init.empty()) {
     auto init = std::make_shared<LoadedModel>(load_model(c.student_init, false, data.num_labels(), c.student.kind));
-    BertConfig s = init->model->config();
+    ModelConfig s = init->model->config();
     s.dropout = c.student.dropout;
     s.attention_dropout = c.student.attention_dropout;
     DISTILL_CHECK(s.vocab_size >= data.vocab_size && s.max_positions >= data.max_length, ConfigError,

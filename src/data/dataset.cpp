@@ -14,7 +14,7 @@
 
 namespace distill {
 
-const TokenSplit& Dataset::split(const std::string& name) const {
+const DataSplit& Dataset::split(const std::string& name) const {
   auto it = splits.find(name);
   if (it == splits.end()) {
     std::string have;
@@ -43,7 +43,7 @@ std::string dataset_content_hash(const Dataset& d) {
 }
 
 namespace {
-void check_split(const Dataset& d, const std::string& name, const TokenSplit& s) {
+void check_split(const Dataset& d, const std::string& name, const DataSplit& s) {
   DISTILL_CHECK(d.task == "sequence" || d.task == "features" || d.task == "mlm", DataError, d.path, ": task '",
                 d.task, "', expected sequence, features or mlm");
   if (d.task == "features") {
@@ -221,7 +221,7 @@ Dataset read_dataset_file(const std::string& path) {
   for (const char* name : {"train", "dev", "test"}) {
     const std::string g = std::string("/") + name;
     if (!f.exists(g)) continue;
-    TokenSplit s;
+    DataSplit s;
     const bool features = d.task == "features";
     const std::string first = g + (features ? "/features" : "/input_ids");
     const auto info = checked_info(f, file_bytes, first, 2, !features);

@@ -22,7 +22,7 @@ struct Example {
   Encoding enc;
 };
 
-void fill_split(TokenSplit& s, const std::vector<const Example*>& rows, long seq) {
+void fill_split(DataSplit& s, const std::vector<const Example*>& rows, long seq) {
   s.n = static_cast<std::int64_t>(rows.size());
   s.seq = seq;
   for (const auto* e : rows) {

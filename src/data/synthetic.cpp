@@ -22,7 +22,7 @@ Dataset make_synthetic(const SyntheticOptions& o) {
   SplitMix64 rng(o.seed);
   std::int64_t next_id = 0;
   auto make = [&](std::int64_t n) {
-    TokenSplit s;
+    DataSplit s;
     s.n = n;
     s.seq = o.seq;
     s.input_ids.assign(n * o.seq, kPad);

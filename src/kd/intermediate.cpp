@@ -49,7 +49,7 @@ at::Tensor attention_mse(const at::Tensor& s, const at::Tensor& t, const at::Ten
   return ((s - t).pow(2) * w).sum() / (w.sum() * s.size(1)).clamp_min(1);
 }
 
-LayerLossImpl::LayerLossImpl(const LayerLossOptions& o, const BertConfig& st, const BertConfig& te) : o_(o) {
+LayerLossImpl::LayerLossImpl(const LayerLossOptions& o, const ModelConfig& st, const ModelConfig& te) : o_(o) {
   o.validate();
   hidden_map_ = parse_layer_map(o.hidden_map, st.layers, te.layers, "hidden", "distill.hidden_map");
   attention_map_ = parse_layer_map(o.attention_map, st.layers, te.layers, "attention", "distill.attention_map");
@@ -67,7 +67,7 @@ LayerLossImpl::LayerLossImpl(const LayerLossOptions& o, const BertConfig& st, co
     }
 }
 
-LayerLossTerms LayerLossImpl::forward(const BertOutput& s, const BertOutput& t, const at::Tensor& mask) {
+LayerLossTerms LayerLossImpl::forward(const ModelOutput& s, const ModelOutput& t, const at::Tensor& mask) {
   LayerLossTerms r;
   for (const auto& [si, ti] : hidden_map_.pairs) {
     DISTILL_CHECK(si < static_cast<long>(s.hidden.size()) && ti < static_cast<long>(t.hidden.size()), DataError,

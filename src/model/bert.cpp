@@ -17,12 +17,12 @@ void init_linear(torch::nn::Linear& l) {
   l->weight.normal_(0.0, 0.02);
   if (l->bias.defined()) l->bias.zero_();
 }
-torch::nn::LayerNorm make_ln(const BertConfig& c) {
+torch::nn::LayerNorm make_ln(const ModelConfig& c) {
   return torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.hidden}).eps(c.layer_norm_eps));
 }
 }  // namespace
 
-BertEmbeddingsImpl::BertEmbeddingsImpl(const BertConfig& c) {
+BertEmbeddingsImpl::BertEmbeddingsImpl(const ModelConfig& c) {
   word_embeddings = register_module("word_embeddings", torch::nn::Embedding(c.vocab_size, c.hidden));
   position_embeddings = register_module("position_embeddings", torch::nn::Embedding(c.max_positions, c.hidden));
   token_type_embeddings = register_module("token_type_embeddings", torch::nn::Embedding(c.type_vocab, c.hidden));
@@ -38,7 +38,7 @@ torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& ids, const torch:
   return dropout(LayerNorm(x));
 }
 
-BertSelfAttentionImpl::BertSelfAttentionImpl(const BertConfig& c) : heads(c.heads), head_dim(c.hidden / c.heads) {
+BertSelfAttentionImpl::BertSelfAttentionImpl(const ModelConfig& c) : heads(c.heads), head_dim(c.hidden / c.heads) {
   query = register_module("query", torch::nn::Linear(c.hidden, c.hidden));
   key = register_module("key", torch::nn::Linear(c.hidden, c.hidden));
   value = register_module("value", torch::nn::Linear(c.hidden, c.hidden));
@@ -69,7 +69,7 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& x, const torch
   return ctx.transpose(1, 2).reshape({b, s, heads * head_dim});
 }
 
-BertResidualImpl::BertResidualImpl(long in, long out, const BertConfig& c) {
+BertResidualImpl::BertResidualImpl(long in, long out, const ModelConfig& c) {
   dense = register_module("dense", torch::nn::Linear(in, out));
   LayerNorm = register_module("LayerNorm", make_ln(c));
   dropout = register_module("dropout", torch::nn::Dropout(c.dropout));
@@ -80,7 +80,7 @@ torch::Tensor BertResidualImpl::forward(const torch::Tensor& x, const torch::Ten
   return LayerNorm(dropout(dense(x)) + residual);
 }
 
-BertAttentionImpl::BertAttentionImpl(const BertConfig& c) {
+BertAttentionImpl::BertAttentionImpl(const ModelConfig& c) {
   self = register_module("self", BertSelfAttention(c));
   output = register_module("output", BertResidual(c.hidden, c.hidden, c));
 }
@@ -89,14 +89,14 @@ torch::Tensor BertAttentionImpl::forward(const torch::Tensor& x, const torch::Te
   return output(self(x, m, probs), x);
 }
 
-BertIntermediateImpl::BertIntermediateImpl(const BertConfig& c) {
+BertIntermediateImpl::BertIntermediateImpl(const ModelConfig& c) {
   dense = register_module("dense", torch::nn::Linear(c.hidden, c.intermediate));
   init_linear(dense);
 }
 
 torch::Tensor BertIntermediateImpl::forward(const torch::Tensor& x) { return torch::gelu(dense(x)); }
 
-BertLayerImpl::BertLayerImpl(const BertConfig& c) {
+BertLayerImpl::BertLayerImpl(const ModelConfig& c) {
   attention = register_module("attention", BertAttention(c));
   intermediate = register_module("intermediate", BertIntermediate(c));
   output = register_module("output", BertResidual(c.intermediate, c.hidden, c));
@@ -107,12 +107,12 @@ torch::Tensor BertLayerImpl::forward(const torch::Tensor& x, const torch::Tensor
   return output(intermediate(a), a);
 }
 
-BertEncoderImpl::BertEncoderImpl(const BertConfig& c) {
+BertEncoderImpl::BertEncoderImpl(const ModelConfig& c) {
   layer = register_module("layer", torch::nn::ModuleList());
   for (long i = 0; i < c.layers; ++i) layer->push_back(BertLayer(c));
 }
 
-BertPoolerImpl::BertPoolerImpl(const BertConfig& c) {
+BertPoolerImpl::BertPoolerImpl(const ModelConfig& c) {
   dense = register_module("dense", torch::nn::Linear(c.hidden, c.hidden));
   init_linear(dense);
 }
@@ -121,13 +121,13 @@ torch::Tensor BertPoolerImpl::forward(const torch::Tensor& hidden) {
   return torch::tanh(dense(hidden.select(1, 0)));
 }
 
-BertModelImpl::BertModelImpl(const BertConfig& c, bool with_pooler) {
+BertModelImpl::BertModelImpl(const ModelConfig& c, bool with_pooler) {
   embeddings = register_module("embeddings", BertEmbeddings(c));
   encoder = register_module("encoder", BertEncoder(c));
   if (with_pooler) pooler = register_module("pooler", BertPooler(c));
 }
 
-torch::Tensor BertModelImpl::forward(const BertInputs& in, BertOutput& out, bool want_hidden, bool want_attn) {
+torch::Tensor BertModelImpl::forward(const ModelInputs& in, ModelOutput& out, bool want_hidden, bool want_attn) {
   auto x = embeddings(in.input_ids, in.token_type_ids);
   // [batch, 1, 1, seq]: 0 for real tokens, the lowest float for padding (as in HF).
   auto mask = (1.0 - in.attention_mask.to(x.dtype()).unsqueeze(1).unsqueeze(2)) *
@@ -142,7 +142,7 @@ torch::Tensor BertModelImpl::forward(const BertInputs& in, BertOutput& out, bool
   return x;
 }
 
-BertForSequenceClassificationImpl::BertForSequenceClassificationImpl(const BertConfig& c) : config_(c) {
+BertForSequenceClassificationImpl::BertForSequenceClassificationImpl(const ModelConfig& c) : config_(c) {
   c.validate("model");
   bert = register_module("bert", BertModel(c));
   dropout = register_module("dropout", torch::nn::Dropout(c.dropout));
@@ -150,14 +150,14 @@ BertForSequenceClassificationImpl::BertForSequenceClassificationImpl(const BertC
   init_linear(classifier);
 }
 
-BertOutput BertForSequenceClassificationImpl::forward(const BertInputs& in, bool want_hidden, bool want_attn) {
-  BertOutput out;
+ModelOutput BertForSequenceClassificationImpl::forward(const ModelInputs& in, bool want_hidden, bool want_attn) {
+  ModelOutput out;
   auto last = bert->forward(in, out, want_hidden, want_attn);
   out.logits = classifier(dropout(bert->pooler(last)));
   return out;
 }
 
-BertForMaskedLMImpl::BertForMaskedLMImpl(const BertConfig& c) : config_(c) {
+BertForMaskedLMImpl::BertForMaskedLMImpl(const ModelConfig& c) : config_(c) {
   c.validate("model");
   bert = register_module("bert", BertModel(c, false));
   auto cls = register_module("cls", std::make_shared<torch::nn::Module>());
@@ -169,19 +169,13 @@ BertForMaskedLMImpl::BertForMaskedLMImpl(const BertConfig& c) : config_(c) {
   init_linear(transform);
 }
 
-BertOutput BertForMaskedLMImpl::forward(const BertInputs& in, bool want_hidden, bool want_attn) {
-  BertOutput out;
+ModelOutput BertForMaskedLMImpl::forward(const ModelInputs& in, bool want_hidden, bool want_attn) {
+  ModelOutput out;
   auto last = bert->forward(in, out, want_hidden, want_attn);  // [batch, seq, hidden]
   auto rows = in.predict_mask.defined() ? last.index({in.predict_mask}) : last.reshape({-1, last.size(-1)});
   auto h = transform_ln(torch::gelu(transform(rows)));
   out.logits = torch::nn::functional::linear(h, bert->embeddings->word_embeddings->weight, decoder_bias);
   return out;
-}
-
-long parameter_count(torch::nn::Module& m) {
-  long n = 0;
-  for (const auto& p : m.parameters()) n += p.numel();
-  return n;
 }
 
 }  // namespace distill

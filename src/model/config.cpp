@@ -8,7 +8,7 @@
 
 namespace distill {
 
-void BertConfig::validate(const std::string& where) const {
+void ModelConfig::validate(const std::string& where) const {
   DISTILL_CHECK(is_bert() || is_vector(), ConfigError, where, ".kind = '", kind,
                 "', expected bert, bert_mlm, mlp or deep_linear");
   DISTILL_CHECK(num_labels >= 0, ConfigError, where, ".num_labels must be >= 0, got ", num_labels);
@@ -30,7 +30,7 @@ void BertConfig::validate(const std::string& where) const {
                 where, ": dropout rates must be in [0, 1)");
 }
 
-nlohmann::json to_json(const BertConfig& c) {
+nlohmann::json to_json(const ModelConfig& c) {
   if (c.is_vector())
     return {{"model_type", "distill_" + c.kind}, {"distill_kind", c.kind}, {"input_dim", c.input_dim},
             {"width", c.width}, {"depth", c.depth}, {"num_labels", c.num_labels}, {"init_scale", c.init_scale},
@@ -45,8 +45,8 @@ nlohmann::json to_json(const BertConfig& c) {
   return j;
 }
 
-BertConfig bert_config_from_json(const nlohmann::json& j, const std::string& where) {
-  BertConfig c;
+ModelConfig bert_config_from_json(const nlohmann::json& j, const std::string& where) {
+  ModelConfig c;
   DISTILL_CHECK(j.is_object(), ConfigError, where, ": model config is a ", j.type_name(), ", expected a JSON object");
   // Reads `key` into `field`; a value of the wrong type names the key and what was expected.
   auto read = [&](const char* key, auto& field) {

@@ -3,8 +3,8 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
-#include "distill/train/batch.h"
-#include "distill/util/device.h"
+#include "distill/model/network.h"
+#include "distill/model/device.h"
 #include "distill/util/error.h"
 
 namespace distill {
@@ -14,7 +14,7 @@ namespace {
 class NetworkTeacher : public TeacherModel {
  public:
   explicit NetworkTeacher(Network m) : m_(std::move(m)) { m_->eval(); }
-  BertOutput forward(const BertInputs& in, bool h, bool a) override {
+  ModelOutput forward(const ModelInputs& in, bool h, bool a) override {
     Autocast cast(device_, precision_);
     auto out = m_->forward(to_device(in, device_), h, a);
     out.logits = out.logits.to(torch::kFloat32);
@@ -27,7 +27,7 @@ class NetworkTeacher : public TeacherModel {
   }
   long num_labels() const override { return m_->config().num_labels; }
   std::string kind() const override { return m_->config().kind; }
-  const BertConfig* config() const override { return &m_->config(); }
+  const ModelConfig* config() const override { return &m_->config(); }
   long parameters() const override {
     long n = 0;
     for (const auto& p : m_->parameters()) n += p.numel();
@@ -73,7 +73,7 @@ class TorchScriptTeacher : public TeacherModel {
     DISTILL_CHECK(m_.find_method("forward").has_value(), DataError, "TorchScript teacher ", path, " has no forward");
   }
 
-  BertOutput forward(const BertInputs& in, bool want_hidden, bool want_attn) override {
+  ModelOutput forward(const ModelInputs& in, bool want_hidden, bool want_attn) override {
     c10::IValue r;
     try {
       Autocast cast(device_, precision_);
@@ -84,7 +84,7 @@ class TorchScriptTeacher : public TeacherModel {
                                    in.input_ids.sizes(), " (forward(input_ids, attention_mask, token_type_ids)): ",
                                    e.what_without_backtrace()));
     }
-    BertOutput out;
+    ModelOutput out;
     c10::IValue hidden, attn;
     if (r.isTensor()) {
       out.logits = r.toTensor();

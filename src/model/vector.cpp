@@ -4,11 +4,12 @@
 
 #include <cmath>
 
+#include "distill/model/bert.h"
 #include "distill/util/error.h"
 
 namespace distill {
 
-VectorNetImpl::VectorNetImpl(const BertConfig& c) : config_(c) {
+VectorNetImpl::VectorNetImpl(const ModelConfig& c) : config_(c) {
   c.validate("model");
   DISTILL_CHECK(c.input_dim > 0 && c.num_labels > 0, ConfigError, "a ", c.kind,
                 " model needs input_dim and num_labels (from the data set), got ", c.input_dim, " and ", c.num_labels);
@@ -26,11 +27,11 @@ VectorNetImpl::VectorNetImpl(const BertConfig& c) : config_(c) {
   }
 }
 
-BertOutput VectorNetImpl::forward(const BertInputs& in, bool want_hidden, bool) {
+ModelOutput VectorNetImpl::forward(const ModelInputs& in, bool want_hidden, bool) {
   DISTILL_CHECK(in.features.defined() && in.features.dim() == 2 && in.features.size(1) == config_.input_dim,
                 DataError, "a ", config_.kind, " model takes feature vectors of width ", config_.input_dim,
                 in.features.defined() ? distill::str(", got shape ", in.features.sizes()) : ", got token ids");
-  BertOutput out;
+  ModelOutput out;
   auto x = in.features;
   const auto n = static_cast<long>(layers->size());
   for (long i = 0; i < n; ++i) {
@@ -42,7 +43,7 @@ BertOutput VectorNetImpl::forward(const BertInputs& in, bool want_hidden, bool) 
   return out;
 }
 
-Network make_network(const BertConfig& c) {
+Network make_network(const ModelConfig& c) {
   if (c.kind == "bert") return BertForSequenceClassification(c).ptr();
   if (c.kind == "bert_mlm") return BertForMaskedLM(c).ptr();
   if (c.is_vector()) return VectorNet(c).ptr();

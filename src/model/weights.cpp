@@ -100,7 +100,7 @@ void load_module(torch::nn::Module& m, const std::map<std::string, TensorBlob>& 
   throw DataError(os.str());
 }
 
-void save_model_file(const std::string& path, torch::nn::Module& m, const BertConfig& c) {
+void save_model_file(const std::string& path, torch::nn::Module& m, const ModelConfig& c) {
   SafeTensors st;
   st.tensors = module_blobs(m);
   st.metadata["format"] = "pt";
@@ -108,7 +108,7 @@ void save_model_file(const std::string& path, torch::nn::Module& m, const BertCo
   save_safetensors(path, st);
 }
 
-BertConfig read_model_config(const SafeTensors& st, const std::string& where) {
+ModelConfig read_model_config(const SafeTensors& st, const std::string& where) {
   auto it = st.metadata.find("distill.model_config");
   DISTILL_CHECK(it != st.metadata.end(), DataError, where,
                 " has no 'distill.model_config' metadata; save it with distill or give the config");

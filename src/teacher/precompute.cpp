@@ -18,9 +18,9 @@
 #include "distill/store/manifest.h"
 #include "distill/store/shard.h"
 #include "distill/store/verify.h"
-#include "distill/train/batch.h"
+#include "distill/data/batch.h"
 #include "distill/util/error.h"
-#include "distill/util/device.h"
+#include "distill/model/device.h"
 #include "distill/util/hash.h"
 #include "distill/util/progress.h"
 
@@ -161,7 +161,7 @@ PrecomputeResult precompute(Communicator& comm, const Dataset& data, const std::
   DISTILL_CHECK(!sopt.path.empty(), ConfigError, "store.path is empty; precompute needs a store directory");
   DISTILL_CHECK(topt.batch_size > 0, ConfigError, "teacher.batch_size must be positive, got ", topt.batch_size);
   store_dtype(sopt.dtype);
-  const TokenSplit& split = data.split(split_name);
+  const DataSplit& split = data.split(split_name);
   auto teacher = load_teacher(topt, comm);
   comm.check_same(teacher.fingerprint, "teacher fingerprint");
   comm.check_same(data.content_hash, "dataset hash");
@@ -169,7 +169,7 @@ PrecomputeResult precompute(Communicator& comm, const Dataset& data, const std::
   const long tl = teacher.model->num_labels();
   DISTILL_CHECK(mlm || tl == 0 || tl == data.num_labels(), DataError, "teacher ", teacher.file, " has ", tl,
                 " labels, data set ", data.path, " has ", data.num_labels());
-  const BertConfig* tc = teacher.model->config();
+  const ModelConfig* tc = teacher.model->config();
   if (tc && tc->is_bert())
     check_fits_model(data, split_name, tc->vocab_size, tc->type_vocab, tc->max_positions, "teacher " + teacher.file);
   DISTILL_CHECK(!mlm || (tc && tc->kind == "bert_mlm"), DataError, "data set ", data.path,

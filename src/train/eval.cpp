@@ -5,9 +5,9 @@
 #include <nlohmann/json.hpp>
 
 #include "distill/kd/loss.h"
-#include "distill/train/batch.h"
+#include "distill/data/batch.h"
 #include "distill/train/nonfinite.h"
-#include "distill/util/device.h"
+#include "distill/model/device.h"
 #include "distill/util/error.h"
 
 namespace distill {
@@ -15,7 +15,7 @@ namespace distill {
 namespace {
 
 // Refuses non-finite outputs: argmax over NaN would count as agreement and accuracy.
-void check_finite(const torch::Tensor& z, const char* who, const TokenSplit& split,
+void check_finite(const torch::Tensor& z, const char* who, const DataSplit& split,
                   const std::vector<std::int64_t>& rows) {
   auto bad = (~torch::isfinite(z)).flatten(1).any(1).to(torch::kCPU);
   if (!bad.any().item<bool>()) return;
@@ -32,7 +32,7 @@ void check_finite(const torch::Tensor& z, const char* who, const TokenSplit& spl
 
 }  // namespace
 
-EvalResult evaluate(Communicator& comm, NetworkImpl& student, TeacherModel* teacher, const TokenSplit& split,
+EvalResult evaluate(Communicator& comm, NetworkImpl& student, TeacherModel* teacher, const DataSplit& split,
                     std::int64_t batch, c10::ScalarType precision) {
   torch::NoGradGuard g;
   student.eval();

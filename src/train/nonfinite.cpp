@@ -8,7 +8,7 @@
 
 namespace distill {
 
-std::string example_ids(const TokenSplit& split, const std::vector<std::int64_t>& rows, std::size_t max) {
+std::string example_ids(const DataSplit& split, const std::vector<std::int64_t>& rows, std::size_t max) {
   std::string ids;
   for (std::size_t i = 0; i < rows.size() && i < max; ++i) {
     const auto r = rows[i];
@@ -19,7 +19,7 @@ std::string example_ids(const TokenSplit& split, const std::vector<std::int64_t>
 }
 
 std::string nonfinite_report(int rank, const float* terms, const char* const* names, int n, double grad_norm,
-                             const TokenSplit& split, const std::vector<std::int64_t>& rows) {
+                             const DataSplit& split, const std::vector<std::int64_t>& rows) {
   std::string bad;
   for (int k = 0; k < n; ++k)
     if (!std::isfinite(terms[k])) bad += str(bad.empty() ? "" : ", ", names[k], " = ", terms[k]);

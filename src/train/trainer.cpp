@@ -15,14 +15,14 @@
 #include <sstream>
 
 #include "distill/data/sampler.h"
-#include "distill/model/bert.h"
 #include "distill/model/weights.h"
-#include "distill/train/batch.h"
+#include "distill/data/batch.h"
 #include "distill/train/checkpoint.h"
 #include "distill/train/eval.h"
 #include "distill/train/nonfinite.h"
-#include "distill/train/prefetch.h"
-#include "distill/util/device.h"
+#include "distill/data/prefetch.h"
+#include "distill/comm/device.h"
+#include "distill/model/device.h"
 #include "distill/util/error.h"
 #include "distill/util/fs.h"
 
@@ -106,7 +106,7 @@ void maybe_fault(int rank, std::int64_t step) {
 
 TrainResult train(Communicator& comm, const TrainJob& job) {
   const auto& o = job.opt;
-  const TokenSplit& split = job.data->split(job.train_split);
+  const DataSplit& split = job.data->split(job.train_split);
   const int rank = comm.rank(), world = comm.size();
 
   const auto device = resolve_device(o.device, comm.local_rank(), "train.device");
@@ -120,7 +120,7 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
   LayerLoss layer_loss{nullptr};
   const bool stored_layers = job.store && job.store->manifest().meta.has_layers();
   if (!job.layers.hidden_map.empty() || !job.layers.attention_map.empty()) {
-    BertConfig tc;
+    ModelConfig tc;
     if (job.online_teacher && job.online_teacher->config()) {
       tc = *job.online_teacher->config();
     } else {
@@ -224,7 +224,7 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
     truncate_metrics(metrics_path, step);
   }
 
-  const TokenSplit* dev = job.data->splits.count(job.eval_split) ? &job.data->split(job.eval_split) : nullptr;
+  const DataSplit* dev = job.data->splits.count(job.eval_split) ? &job.data->split(job.eval_split) : nullptr;
   if (dev && dev->n == 0) {
     if (rank == 0) spdlog::warn("{}: split '{}' is empty: nothing to evaluate, no dev accuracy", job.data->path, job.eval_split);
     dev = nullptr;
@@ -314,8 +314,8 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
     res.input_wait_seconds += input_wait;
     to_device(batch, device);
     lap(0);
-    BertOutput out;
-    BertOutput tout = std::move(batch.teacher_layers);
+    ModelOutput out;
+    ModelOutput tout = std::move(batch.teacher_layers);
     LossTerms terms;
     LayerLossTerms lt;
     {

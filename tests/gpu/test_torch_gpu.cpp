@@ -6,7 +6,8 @@
 #include "distill/model/bert.h"
 #include "distill/model/teacher_model.h"
 #include "distill/train/reducer.h"
-#include "distill/util/device.h"
+#include "distill/comm/device.h"
+#include "distill/model/device.h"
 
 namespace distill {
 namespace {
@@ -14,8 +15,8 @@ namespace {
 #define REQUIRE_CUDA() \
   if (!cuda_available()) GTEST_SKIP() << "no CUDA LibTorch or no GPU"
 
-BertConfig small_bert() {
-  BertConfig c;
+ModelConfig small_bert() {
+  ModelConfig c;
   c.vocab_size = 100;
   c.hidden = 64;
   c.layers = 2;
@@ -28,8 +29,8 @@ BertConfig small_bert() {
   return c;
 }
 
-BertInputs random_inputs(long b, long s, const c10::Device& d) {
-  BertInputs in;
+ModelInputs random_inputs(long b, long s, const c10::Device& d) {
+  ModelInputs in;
   in.input_ids = torch::randint(1, 100, {b, s}, torch::kInt64).to(d);
   in.attention_mask = torch::ones({b, s}, torch::kInt64).to(d);
   in.token_type_ids = torch::zeros({b, s}, torch::kInt64).to(d);

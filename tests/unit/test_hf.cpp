@@ -43,7 +43,7 @@ std::string make_hf_dir(const std::string& dir, const std::function<std::string(
 
 torch::Tensor logits_of(NetworkImpl& m) {
   auto ref = load_safetensors(test::fixture("tiny_bert_ref.safetensors"));
-  BertInputs in{from_blob(ref.tensors.at("input_ids")), from_blob(ref.tensors.at("attention_mask")),
+  ModelInputs in{from_blob(ref.tensors.at("input_ids")), from_blob(ref.tensors.at("attention_mask")),
                 from_blob(ref.tensors.at("token_type_ids"))};
   m.eval();
   torch::NoGradGuard g;

@@ -153,7 +153,7 @@ TEST(HostileSafetensors, OverflowingShapesAndWrongTypesNameTheTensor) {
 
 TEST(HostileSafetensors, ModelMetadataTypeErrorsNameFileAndKey) {
   SafeTensors st;
-  auto j = to_json(BertConfig{});
+  auto j = to_json(ModelConfig{});
   j["hidden_size"] = "wide";
   st.metadata["distill.model_config"] = j.dump();
   auto msg = test::error_of([&] { read_model_config(st, "m.safetensors"); });

@@ -104,8 +104,8 @@ TEST(LayerLoss, FiniteDifferenceGradients) {
   check_grad([&](const torch::Tensor& z) { return attention_mse(as_probs(z), pt, m); }, logits, "attention mse");
 }
 
-BertConfig cfg(long hidden, long layers, long heads) {
-  BertConfig c;
+ModelConfig cfg(long hidden, long layers, long heads) {
+  ModelConfig c;
   c.hidden = hidden;
   c.layers = layers;
   c.heads = heads;
@@ -124,7 +124,7 @@ TEST(LayerLoss, ProjectionsHeadsAndTheirGradients) {
   auto names = loss->named_parameters().keys();
   EXPECT_EQ(names, (std::vector<std::string>{"hidden.0.weight", "hidden.0.bias", "hidden.1.weight", "hidden.1.bias"}));
   torch::manual_seed(3);
-  BertOutput s, t;
+  ModelOutput s, t;
   for (int i = 0; i < 2; ++i) s.hidden.push_back(torch::randn({2, 4, 4}, kD));
   for (int i = 0; i < 3; ++i) t.hidden.push_back(torch::randn({2, 4, 6}, kD));
   auto m = mask_2x4();
@@ -144,7 +144,7 @@ TEST(LayerLoss, ProjectionsHeadsAndTheirGradients) {
   o.attention_map = "1:2";
   o.head_mismatch = "average";
   LayerLoss avg(o, cfg(4, 1, 2), cfg(6, 2, 3));
-  BertOutput sa, ta;
+  ModelOutput sa, ta;
   sa.attentions = {probs(2, 11)};
   ta.attentions = {probs(3, 12), probs(3, 13)};
   const double want = attention_kl(sa.attentions[0].mean(1, true), ta.attentions[1].mean(1, true), m).item<double>();

@@ -27,7 +27,7 @@ TEST(Bert, MatchesIndependentPyTorchReference) {
   load_module(*m, st.tensors, "tiny_bert");
   m->eval();
   torch::NoGradGuard g;
-  BertInputs in{from_blob(ref.tensors.at("input_ids")), from_blob(ref.tensors.at("attention_mask")),
+  ModelInputs in{from_blob(ref.tensors.at("input_ids")), from_blob(ref.tensors.at("attention_mask")),
                 from_blob(ref.tensors.at("token_type_ids"))};
   auto out = m->forward(in, true, true);
   expect_close(out.logits, from_blob(ref.tensors.at("logits")), 1e-5, "logits");
@@ -43,7 +43,7 @@ TEST(Bert, MatchesIndependentPyTorchReference) {
 }
 
 TEST(Bert, HfNamesAndRoundTrip) {
-  BertConfig c;
+  ModelConfig c;
   c.vocab_size = 30;
   c.hidden = 8;
   c.layers = 3;

@@ -5,8 +5,8 @@
 #include <stdexcept>
 
 #include "distill/app/commands.h"
-#include "distill/train/prefetch.h"
-#include "distill/util/device.h"
+#include "distill/data/prefetch.h"
+#include "distill/model/device.h"
 #include "distill/util/error.h"
 
 namespace distill {

@@ -18,8 +18,8 @@
 namespace distill {
 namespace {
 
-BertConfig vector_config(const std::string& kind, long depth) {
-  BertConfig c;
+ModelConfig vector_config(const std::string& kind, long depth) {
+  ModelConfig c;
   c.kind = kind;
   c.input_dim = 5;
   c.width = 7;
@@ -38,11 +38,11 @@ TEST(VectorNet, DeepLinearIsTheProductOfItsMatricesWithoutBiases) {
   auto params = m->named_parameters();
   auto w = torch::matmul(params["layers.2.weight"], torch::matmul(params["layers.1.weight"], params["layers.0.weight"]));
   EXPECT_EQ(w.sizes(), (std::vector<std::int64_t>{3, 5}));
-  BertInputs in;
+  ModelInputs in;
   in.features = torch::randn({4, 5});
   auto out = m->forward(in);
   EXPECT_TRUE(torch::allclose(out.logits, torch::matmul(in.features, w.t()), 1e-5, 1e-6));
-  EXPECT_NE(test::error_of([&] { m->forward(BertInputs{}); }).find("feature vectors of width 5"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { m->forward(ModelInputs{}); }).find("feature vectors of width 5"), std::string::npos);
 }
 
 TEST(VectorNet, InitScaleIsTheStdOfEveryWeight) {
@@ -64,7 +64,7 @@ TEST(VectorNet, MlpHasBiasesAndRelu) {
   m->eval();
   auto p = m->named_parameters();
   EXPECT_TRUE(p.contains("layers.0.bias") && p.contains("layers.1.bias"));
-  BertInputs in;
+  ModelInputs in;
   in.features = torch::randn({2, 5});
   auto h = torch::relu(torch::matmul(in.features, p["layers.0.weight"].t()) + p["layers.0.bias"]);
   auto z = torch::matmul(h, p["layers.1.weight"].t()) + p["layers.1.bias"];
@@ -73,7 +73,7 @@ TEST(VectorNet, MlpHasBiasesAndRelu) {
 
 TEST(MaskedLM, LogitsAtMaskedPositionsUseTheTiedEmbeddings) {
   torch::manual_seed(4);
-  BertConfig c;
+  ModelConfig c;
   c.kind = "bert_mlm";
   c.vocab_size = 50;
   c.hidden = 16;
@@ -88,14 +88,14 @@ TEST(MaskedLM, LogitsAtMaskedPositionsUseTheTiedEmbeddings) {
   EXPECT_TRUE(names.contains("cls.predictions.transform.LayerNorm.weight"));
   EXPECT_TRUE(names.contains("cls.predictions.bias"));
   EXPECT_FALSE(names.contains("bert.pooler.dense.weight"));
-  BertInputs in{torch::randint(0, 50, {2, 6}), torch::ones({2, 6}, torch::kInt64), torch::zeros({2, 6}, torch::kInt64)};
+  ModelInputs in{torch::randint(0, 50, {2, 6}), torch::ones({2, 6}, torch::kInt64), torch::zeros({2, 6}, torch::kInt64)};
   in.predict_mask = torch::zeros({2, 6}, torch::kBool);
   in.predict_mask[0][1] = true;
   in.predict_mask[1][4] = true;
   in.predict_mask[1][5] = true;
   auto masked = m->forward(in).logits;
   EXPECT_EQ(masked.sizes(), (std::vector<std::int64_t>{3, 50}));
-  BertInputs all = in;
+  ModelInputs all = in;
   all.predict_mask = torch::Tensor();
   auto dense = m->forward(all).logits.view({2, 6, 50});
   EXPECT_TRUE(torch::allclose(masked[2], dense[1][5], 1e-5, 1e-6));
@@ -106,7 +106,7 @@ TEST(MaskedLM, LogitsAtMaskedPositionsUseTheTiedEmbeddings) {
 
 TEST(MaskedLM, HuggingFaceDirectoryRoundTrip) {
   torch::manual_seed(8);
-  BertConfig c;
+  ModelConfig c;
   c.kind = "bert_mlm";
   c.vocab_size = 40;
   c.hidden = 8;
@@ -124,7 +124,7 @@ TEST(MaskedLM, HuggingFaceDirectoryRoundTrip) {
   auto back = load_model(dir);  // a teacher: BertForMaskedLM layout -> masked LM
   EXPECT_EQ(back.model->config().kind, "bert_mlm");
   back.model->eval();
-  BertInputs in{torch::randint(0, 40, {2, 5}), torch::ones({2, 5}, torch::kInt64), torch::zeros({2, 5}, torch::kInt64)};
+  ModelInputs in{torch::randint(0, 40, {2, 5}), torch::ones({2, 5}, torch::kInt64), torch::zeros({2, 5}, torch::kInt64)};
   torch::NoGradGuard g;
   EXPECT_TRUE(torch::equal(back.model->forward(in).logits, m->forward(in).logits));
   // As a classifier student's init the same directory gives an encoder (head freshly initialised).

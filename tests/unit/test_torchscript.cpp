@@ -22,7 +22,7 @@ std::string save_module(const std::string& name, const std::string& body) {
   return path;
 }
 
-BertInputs inputs() {
+ModelInputs inputs() {
   auto ids = torch::tensor({{1, 2, 3, 4}, {4, 3, 2, 1}}, torch::kInt64);
   return {ids, torch::ones_like(ids), torch::zeros_like(ids)};
 }

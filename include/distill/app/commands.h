@@ -93,7 +93,7 @@ ThreadCheck check_threads(int local_ranks);
 // distill bench: synthetic data through the real code paths (see docs in the README).
 struct BenchOptions {
   std::string what;                  // train | precompute | allreduce | store
-  BertConfig model = bench_model();  // the student (train) or teacher (precompute)
+  ModelConfig model = bench_model();  // the student (train) or teacher (precompute)
   long seq = 128, batch = 16;        // sequence length; examples per rank and step
   long steps = 30, warmup = 5;       // timed steps after warm-up steps (train)
   long examples = 4096;              // precompute: examples; store: rows of the store
@@ -106,8 +106,8 @@ struct BenchOptions {
   std::string work_dir = ".runs/bench", json_out;
   // The issue-6 bench student: BERT hidden 256, 4 layers, 4 heads, intermediate 1024, BERT's
   // vocabulary, 2 labels, dropout 0.1.
-  static BertConfig bench_model() {
-    BertConfig c;
+  static ModelConfig bench_model() {
+    ModelConfig c;
     c.vocab_size = 30522;
     c.hidden = 256;
     c.layers = 4;

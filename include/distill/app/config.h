@@ -24,7 +24,7 @@ struct DataOptions {
 struct RunConfig {
   DataOptions data;
   TeacherOptions teacher;
-  BertConfig student;
+  ModelConfig student;
   // student.init: start the student from these weights (a distill model or checkpoint, or a
   // Hugging Face directory); its architecture then comes from there, dropout from `student`.
   std::string student_init;

@@ -18,7 +18,7 @@ constexpr std::int64_t kDatasetSchemaVersion = 1;
 
 constexpr std::int32_t kIgnoreLabel = -100;  // mlm_labels at positions not predicted
 
-struct TokenSplit {
+struct DataSplit {
   std::int64_t n = 0, seq = 0;
   std::vector<std::int32_t> input_ids, attention_mask, token_type_ids;  // [n * seq]
   std::vector<std::int64_t> labels, example_id;                         // [n]
@@ -35,11 +35,11 @@ struct Dataset {
   std::string vocab_hash;
   std::vector<std::string> label_names;
   std::string content_hash;
-  std::map<std::string, TokenSplit> splits;
+  std::map<std::string, DataSplit> splits;
 
   std::int64_t num_labels() const { return static_cast<std::int64_t>(label_names.size()); }
   // The named split; throws DataError naming the file and the splits it has.
-  const TokenSplit& split(const std::string& name) const;
+  const DataSplit& split(const std::string& name) const;
 };
 
 // Hash over every split's arrays in name order.

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "distill/kd/layer_map.h"
-#include "distill/model/bert.h"
+#include "distill/model/network.h"
 
 namespace distill {
 
@@ -46,13 +46,13 @@ struct LayerLossTerms {
 class LayerLossImpl : public torch::nn::Module {
  public:
   // Validates the maps and head counts; errors name the map, the pair and the sizes.
-  LayerLossImpl(const LayerLossOptions& o, const BertConfig& student, const BertConfig& teacher);
+  LayerLossImpl(const LayerLossOptions& o, const ModelConfig& student, const ModelConfig& teacher);
   bool wants_hidden() const { return !hidden_map_.empty(); }
   bool wants_attentions() const { return !attention_map_.empty(); }
   const LayerMap& hidden_map() const { return hidden_map_; }
   const LayerMap& attention_map() const { return attention_map_; }
-  // `s` and `t` hold all hidden states / attentions (BertOutput convention).
-  LayerLossTerms forward(const BertOutput& s, const BertOutput& t, const at::Tensor& mask);
+  // `s` and `t` hold all hidden states / attentions (ModelOutput convention).
+  LayerLossTerms forward(const ModelOutput& s, const ModelOutput& t, const at::Tensor& mask);
 
  private:
   LayerLossOptions o_;

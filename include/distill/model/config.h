@@ -7,7 +7,7 @@
 
 namespace distill {
 
-struct BertConfig {
+struct ModelConfig {
   std::string kind = "bert";     // bert | bert_mlm | mlp | deep_linear
   long vocab_size = 1000;        // token ids are < vocab_size
   long hidden = 128;             // width of every block; cost grows ~quadratically
@@ -33,8 +33,8 @@ struct BertConfig {
   void validate(const std::string& where) const;
 };
 
-nlohmann::json to_json(const BertConfig& c);
+nlohmann::json to_json(const ModelConfig& c);
 // Reads a config written by to_json (HF-style keys are accepted too); `where` names the source.
-BertConfig bert_config_from_json(const nlohmann::json& j, const std::string& where);
+ModelConfig bert_config_from_json(const nlohmann::json& j, const std::string& where);
 
 }  // namespace distill

@@ -15,7 +15,7 @@ namespace distill {
 
 struct HfBert {
   std::string dir;
-  BertConfig config;                             // num_labels from id2label/num_labels when present
+  ModelConfig config;                             // num_labels from id2label/num_labels when present
   std::map<std::string, TensorBlob> tensors;     // renamed to our (HF classifier) names
   std::vector<std::string> unused;               // tensors a classifier has no place for (MLM head)
   std::map<std::string, TensorBlob> mlm_head;    // cls.predictions.* (our names), when present

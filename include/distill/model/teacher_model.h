@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "distill/model/bert.h"
+#include "distill/model/network.h"
 
 namespace distill {
 
@@ -18,12 +18,12 @@ class TeacherModel {
   // Called under no-grad. Inputs may live on any device; outputs live on the teacher's device,
   // logits as float32 [batch, labels]; hidden/attentions are filled when asked and the model
   // provides them.
-  virtual BertOutput forward(const BertInputs& in, bool want_hidden = false, bool want_attentions = false) = 0;
+  virtual ModelOutput forward(const ModelInputs& in, bool want_hidden = false, bool want_attentions = false) = 0;
   // Label count when known before running (0 = learnt from the first batch).
   virtual long num_labels() const = 0;
   virtual std::string kind() const = 0;  // the model kind (bert, bert_mlm, mlp, ...) or "torchscript"
   virtual long parameters() const = 0;    // elements over all parameters
-  virtual const BertConfig* config() const { return nullptr; }  // known for distill and HF models
+  virtual const ModelConfig* config() const { return nullptr; }  // known for distill and HF models
   // Moves the teacher to `d`; inference runs under autocast to `precision` there (Note [devices]).
   virtual void place(const c10::Device& d, c10::ScalarType precision) = 0;
 };

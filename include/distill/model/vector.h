@@ -5,22 +5,22 @@
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/dropout.h>
 
-#include "distill/model/bert.h"
+#include "distill/model/network.h"
 
 namespace distill {
 
 class VectorNetImpl : public NetworkImpl {
  public:
   // Weights are N(0, s^2) with s = init_scale, or 1/sqrt(fan_in) when it is 0; MLP biases start at 0.
-  explicit VectorNetImpl(const BertConfig& c);
+  explicit VectorNetImpl(const ModelConfig& c);
   // Reads in.features [batch, input_dim]; out.hidden holds each layer's output when asked.
-  BertOutput forward(const BertInputs& in, bool want_hidden = false, bool want_attentions = false) override;
-  const BertConfig& config() const override { return config_; }
+  ModelOutput forward(const ModelInputs& in, bool want_hidden = false, bool want_attentions = false) override;
+  const ModelConfig& config() const override { return config_; }
   torch::nn::ModuleList layers{nullptr};
   torch::nn::Dropout dropout{nullptr};
 
  private:
-  BertConfig config_;
+  ModelConfig config_;
 };
 TORCH_MODULE(VectorNet);
 

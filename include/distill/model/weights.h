@@ -24,8 +24,8 @@ void load_module(torch::nn::Module& m, const std::map<std::string, TensorBlob>& 
                  const std::set<std::string>& optional = {});
 
 // A model file: safetensors whose metadata holds the model config under "distill.model_config".
-void save_model_file(const std::string& path, torch::nn::Module& m, const BertConfig& c);
-BertConfig read_model_config(const SafeTensors& st, const std::string& where);
+void save_model_file(const std::string& path, torch::nn::Module& m, const ModelConfig& c);
+ModelConfig read_model_config(const SafeTensors& st, const std::string& where);
 
 // Resolves a teacher/student weights path: a .safetensors file, a checkpoint step directory
 // (its model.safetensors), or a checkpoints directory (the step named by its `latest`).

@@ -23,7 +23,7 @@ struct EvalResult {
 // Collective over `comm`: rank r evaluates rows r, r + W, ...; all ranks return the same result.
 // `teacher` may be null. Models are put in eval mode and left there. The student runs on the device
 // of its parameters, under autocast to `precision` there (Note [devices]).
-EvalResult evaluate(Communicator& comm, NetworkImpl& student, TeacherModel* teacher, const TokenSplit& split,
+EvalResult evaluate(Communicator& comm, NetworkImpl& student, TeacherModel* teacher, const DataSplit& split,
                     std::int64_t batch, c10::ScalarType precision = c10::ScalarType::Float);
 
 nlohmann::json to_json(const EvalResult& r);

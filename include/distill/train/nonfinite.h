@@ -13,12 +13,12 @@
 namespace distill {
 
 // "id,id,...": the example ids of `rows` of `split`, at most `max`, then ",... (n examples)".
-std::string example_ids(const TokenSplit& split, const std::vector<std::int64_t>& rows, std::size_t max = 8);
+std::string example_ids(const DataSplit& split, const std::vector<std::int64_t>& rows, std::size_t max = 8);
 
 // One rank's account of a step: its non-finite terms (names[k] = terms[k]) and gradient norm with
 // the example ids of its batch; "" when all of them are finite.
 std::string nonfinite_report(int rank, const float* terms, const char* const* names, int n, double grad_norm,
-                             const TokenSplit& split, const std::vector<std::int64_t>& rows);
+                             const DataSplit& split, const std::vector<std::int64_t>& rows);
 
 // Collective: every rank calls it once the ranks agree that step `step` (1-based) is non-finite.
 // Returns normally (the update is to be skipped, `skipped` counted) when `skip` allows one more,

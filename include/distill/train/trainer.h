@@ -16,7 +16,7 @@
 #include "distill/kd/intermediate.h"
 #include "distill/kd/loss.h"
 #include "distill/model/teacher_model.h"
-#include "distill/model/bert.h"
+#include "distill/model/network.h"
 #include "distill/store/reader.h"
 #include "distill/train/optim.h"
 #include "distill/train/reducer.h"
@@ -70,7 +70,7 @@ struct TrainJob {
   const StoreReader* store = nullptr;  // null = supervised (unless online_teacher)
   TeacherModel* online_teacher = nullptr;  // run in every rank for its logits (and layers)
   LayerLossOptions layers;                 // intermediate-layer terms; need online_teacher
-  BertConfig model;                   // num_labels resolved
+  ModelConfig model;                   // num_labels resolved
   // Sets the initial weights (all ranks call it on the fresh model); empty = random init.
   std::function<void(NetworkImpl&)> init;
   KdOptions kd;

@@ -1,4 +1,4 @@
-#include "distill/train/batch.h"
+#include "distill/data/batch.h"
 
 #include <torch/torch.h>
 
@@ -37,27 +37,16 @@ void add_store_layers(Batch& out, const StoreReader& store, const std::vector<st
   }
 }
 
-torch::Tensor move(const torch::Tensor& t, const c10::Device& d) {
-  if (!t.defined() || t.device() == d) return t;
-  if (d.is_cuda() && t.is_cpu()) return t.pin_memory().to(d, /*non_blocking=*/true);
-  return t.to(d);
-}
-
 }  // namespace
-
-BertInputs to_device(const BertInputs& in, const c10::Device& d) {
-  return {move(in.input_ids, d), move(in.attention_mask, d), move(in.token_type_ids, d), move(in.features, d),
-          move(in.predict_mask, d)};
-}
 
 void to_device(Batch& b, const c10::Device& d) {
   b.inputs = to_device(b.inputs, d);
-  for (auto* t : {&b.labels, &b.teacher_logits, &b.topk_values, &b.topk_indices, &b.topk_lse}) *t = move(*t, d);
-  for (auto& t : b.teacher_layers.hidden) t = move(t, d);
-  for (auto& t : b.teacher_layers.attentions) t = move(t, d);
+  for (auto* t : {&b.labels, &b.teacher_logits, &b.topk_values, &b.topk_indices, &b.topk_lse}) *t = to_device(*t, d);
+  for (auto& t : b.teacher_layers.hidden) t = to_device(t, d);
+  for (auto& t : b.teacher_layers.attentions) t = to_device(t, d);
 }
 
-Batch make_batch(const TokenSplit& s, const std::vector<std::int64_t>& rows, const StoreReader* store,
+Batch make_batch(const DataSplit& s, const std::vector<std::int64_t>& rows, const StoreReader* store,
                  bool want_layers) {
   const auto b = static_cast<std::int64_t>(rows.size());
   Batch out;

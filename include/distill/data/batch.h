@@ -4,31 +4,28 @@
 #include <vector>
 
 #include "distill/data/dataset.h"
-#include "distill/model/bert.h"
+#include "distill/model/network.h"
 #include "distill/store/reader.h"
 
 namespace distill {
 
 struct Batch {
-  BertInputs inputs;             // token ids (with predict_mask for masked LM) or features
+  ModelInputs inputs;             // token ids (with predict_mask for masked LM) or features
   torch::Tensor labels;          // [batch] int64; masked LM: [masked tokens], the original ids
   torch::Tensor teacher_logits;  // [batch, classes] float32 from a logits store (else undefined)
   // From an mlm_topk store, per masked token: top-k logits [tokens, k], their vocabulary ids
   // [tokens, k] int64, and logsumexp(z / T) of the full row [tokens].
   torch::Tensor topk_values, topk_indices, topk_lse;
   // From a store with layers: hidden [L + 1] and attentions [L] by teacher layer index, defined
-  // only at the stored layers (BertOutput convention).
-  BertOutput teacher_layers;
+  // only at the stored layers (ModelOutput convention).
+  ModelOutput teacher_layers;
 };
 
-// The inputs on `d` (defined tensors only; copies from the CPU go through pinned memory without
-// blocking the host).
-BertInputs to_device(const BertInputs& in, const c10::Device& d);
-// Every tensor of the batch on `d`.
+// Every tensor of the batch on `d` (model/network.h's to_device).
 void to_device(Batch& b, const c10::Device& d);
 
 // `want_layers`: also read the store's hidden states and attention maps.
-Batch make_batch(const TokenSplit& split, const std::vector<std::int64_t>& rows, const StoreReader* store,
+Batch make_batch(const DataSplit& split, const std::vector<std::int64_t>& rows, const StoreReader* store,
                  bool want_layers = false);
 
 }  // namespace distill

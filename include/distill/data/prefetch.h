@@ -12,7 +12,7 @@
 #include <mutex>
 #include <thread>
 
-#include "distill/train/batch.h"
+#include "distill/data/batch.h"
 
 namespace distill {
 

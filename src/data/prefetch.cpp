@@ -1,4 +1,4 @@
-#include "distill/train/prefetch.h"
+#include "distill/data/prefetch.h"
 
 #include <chrono>
 

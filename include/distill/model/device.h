@@ -10,10 +10,8 @@
 #include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
 
-#include <memory>
 #include <string>
 
-#include "distill/comm/communicator.h"
 
 namespace distill {
 
@@ -40,10 +38,6 @@ class Autocast {
   bool on_ = false, prev_enabled_ = false;
   c10::ScalarType prev_dtype_ = c10::ScalarType::Float;
 };
-
-// For collectives on tensors of device `d`: an NCCL communicator over the ranks of `host` when `d`
-// is a GPU (Note [device collectives]); null on the CPU (use `host`). Collective over `host`.
-std::unique_ptr<Communicator> make_device_communicator(Communicator& host, const c10::Device& d, double timeout_s);
 
 // The generator state of the device's default generator (CPU or CUDA), as bytes.
 std::string generator_state(const c10::Device& d);

@@ -1,0 +1,50 @@
+# GPU path (Note [devices], Note [device collectives]). DISTILL_WITH_CUDA=AUTO turns it on when the
+# LibTorch found has CUDA. NCCL comes from NCCL_HOME, the CUDA toolkit, or the nvidia-nccl wheel
+# that pip's PyTorch ships; whenever NCCL and the CUDA runtime are found the NCCL communicator is
+# compiled (and its test built), with or without a CUDA LibTorch, so that code cannot rot unseen.
+set(DISTILL_WITH_CUDA AUTO CACHE STRING "GPU path: AUTO (when LibTorch has CUDA), ON or OFF")
+find_library(DISTILL_TORCH_CUDA_LIBRARY torch_cuda HINTS "${TORCH_INSTALL_PREFIX}/lib" NO_DEFAULT_PATH)
+find_package(CUDAToolkit QUIET)
+find_program(DISTILL_PYTHON NAMES python3)
+if(DISTILL_PYTHON AND NOT DEFINED CACHE{DISTILL_PIP_NCCL})
+  execute_process(COMMAND ${DISTILL_PYTHON} -c "import nvidia.nccl; print(list(nvidia.nccl.__path__)[0])"
+                  OUTPUT_VARIABLE _pip_nccl OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+  set(DISTILL_PIP_NCCL "${_pip_nccl}" CACHE PATH "NCCL of a pip-installed PyTorch (nvidia-nccl wheel)")
+endif()
+set(_nccl_hints ${NCCL_HOME} $ENV{NCCL_HOME} ${CUDAToolkit_LIBRARY_ROOT} ${DISTILL_PIP_NCCL})
+find_path(NCCL_INCLUDE_DIR nccl.h HINTS ${_nccl_hints} ${CUDAToolkit_INCLUDE_DIRS} PATH_SUFFIXES include)
+find_library(NCCL_LIBRARY NAMES nccl libnccl.so.2 HINTS ${_nccl_hints} ${CUDAToolkit_LIBRARY_DIR}
+             PATH_SUFFIXES lib lib64)
+if(CUDAToolkit_FOUND AND NCCL_INCLUDE_DIR AND NCCL_LIBRARY)
+  add_library(NCCL::NCCL UNKNOWN IMPORTED)
+  set_target_properties(NCCL::NCCL PROPERTIES IMPORTED_LOCATION ${NCCL_LIBRARY}
+                        INTERFACE_INCLUDE_DIRECTORIES ${NCCL_INCLUDE_DIR})
+  add_library(distill_nccl OBJECT ${CMAKE_SOURCE_DIR}/src/comm/nccl.cpp)
+  target_include_directories(distill_nccl PRIVATE ${CMAKE_SOURCE_DIR}/include)
+  target_link_libraries(distill_nccl PRIVATE CUDA::cudart NCCL::NCCL spdlog::spdlog distill_warnings)
+  message(STATUS "NCCL: ${NCCL_LIBRARY} (CUDA runtime ${CUDAToolkit_VERSION})")
+endif()
+if(DISTILL_WITH_CUDA STREQUAL "AUTO")
+  set(_with_cuda OFF)
+  if(DISTILL_TORCH_CUDA_LIBRARY)
+    set(_with_cuda ON)
+  endif()
+else()
+  set(_with_cuda ${DISTILL_WITH_CUDA})
+endif()
+if(_with_cuda)
+  if(NOT DISTILL_TORCH_CUDA_LIBRARY)
+    message(FATAL_ERROR "DISTILL_WITH_CUDA=ON but the LibTorch in ${TORCH_INSTALL_PREFIX} has no libtorch_cuda")
+  endif()
+  if(NOT TARGET distill_nccl)
+    message(FATAL_ERROR "DISTILL_WITH_CUDA needs NCCL and the CUDA runtime: set NCCL_HOME (the folder with "
+                        "include/nccl.h and lib/libnccl.so) or CUDAToolkit_ROOT")
+  endif()
+  target_sources(distill PRIVATE $<TARGET_OBJECTS:distill_nccl>)
+  target_compile_definitions(distill PUBLIC DISTILL_WITH_CUDA=1)
+  target_link_libraries(distill PUBLIC ${DISTILL_TORCH_CUDA_LIBRARY} CUDA::cudart NCCL::NCCL)
+  message(STATUS "distill: GPU path on (LibTorch ${DISTILL_TORCH_CUDA_LIBRARY})")
+else()
+  message(STATUS "distill: CPU only (the LibTorch found has no CUDA)")
+endif()
+

@@ -1,0 +1,34 @@
+# The sources of libdistill, one list per layer (the layer table is in README.md). main.cpp is the
+# distill executable; comm/nccl.cpp is built by cmake/DistillNccl.cmake when NCCL is found.
+set(DISTILL_UTIL_SOURCES
+  src/util/fs.cpp src/util/hash.cpp src/util/lock.cpp src/util/log.cpp src/util/progress.cpp
+  src/util/text.cpp)
+set(DISTILL_COMM_SOURCES
+  src/comm/communicator.cpp src/comm/device.cpp src/comm/mpi.cpp src/comm/watchdog.cpp)
+set(DISTILL_IO_SOURCES
+  src/io/h5.cpp src/io/safetensors.cpp)
+set(DISTILL_STORE_SOURCES
+  src/store/manifest.cpp src/store/reader.cpp src/store/schema.cpp src/store/shard.cpp
+  src/store/verify.cpp)
+set(DISTILL_MODEL_SOURCES
+  src/model/bert.cpp src/model/config.cpp src/model/device.cpp src/model/hf.cpp src/model/load.cpp
+  src/model/network.cpp src/model/teacher_model.cpp src/model/vector.cpp src/model/weights.cpp)
+set(DISTILL_DATA_SOURCES
+  src/data/batch.cpp src/data/dataset.cpp src/data/prefetch.cpp src/data/prepare.cpp
+  src/data/sampler.cpp src/data/synthetic.cpp src/data/table.cpp src/data/tokenizer.cpp)
+set(DISTILL_KD_SOURCES
+  src/kd/intermediate.cpp src/kd/layer_map.cpp src/kd/loss.cpp)
+set(DISTILL_TRAIN_SOURCES
+  src/train/checkpoint.cpp src/train/eval.cpp src/train/nonfinite.cpp src/train/optim.cpp
+  src/train/reducer.cpp src/train/trainer.cpp)
+set(DISTILL_TEACHER_SOURCES
+  src/teacher/precompute.cpp)
+set(DISTILL_APP_SOURCES
+  src/app/bench.cpp src/app/bench_topk.cpp src/app/commands.cpp src/app/config.cpp src/app/inspect.cpp
+  src/app/train_commands.cpp)
+
+set(DISTILL_SOURCES)
+foreach(_layer UTIL COMM IO STORE MODEL DATA KD TRAIN TEACHER APP)
+  list(TRANSFORM DISTILL_${_layer}_SOURCES PREPEND ${CMAKE_SOURCE_DIR}/)
+  list(APPEND DISTILL_SOURCES ${DISTILL_${_layer}_SOURCES})
+endforeach()
