@@ -24,7 +24,8 @@ set(DISTILL_TRAIN_SOURCES
 set(DISTILL_TEACHER_SOURCES
   src/teacher/precompute.cpp)
 set(DISTILL_APP_SOURCES
-  src/app/bench.cpp src/app/bench_topk.cpp src/app/commands.cpp src/app/config.cpp src/app/inspect.cpp
+  src/app/bench.cpp src/app/bench_topk.cpp src/app/commands.cpp src/app/config.cpp src/app/faults.cpp
+  src/app/inspect.cpp
   src/app/train_commands.cpp)
 
 set(DISTILL_SOURCES)

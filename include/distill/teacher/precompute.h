@@ -3,6 +3,7 @@
 // skips committed shards and redoes partial ones; rank 0 then writes manifest.json.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -57,6 +58,13 @@ struct TargetSpec {
   std::string hidden_map, attention_map;
   long student_layers = 0;
   double temperature = 1;  // masked LM: the stored lse is logsumexp(z / temperature)
+};
+
+// Hooks for tests (fault injection), called on the rank that runs them; empty = none.
+struct PrecomputeHooks {
+  // Before each shard this rank computes: the shards it has committed in this call so far (every
+  // earlier shard of the rank is committed when it is called) and the shard's final path.
+  std::function<void(int rank, std::int64_t committed, const std::string& shard_path)> before_shard;
 };
 
 // Bytes one masked token costs in an mlm_topk store: k values (2 or 4 bytes), k indices (2 or 4),

@@ -82,6 +82,8 @@ struct TrainJob {
   bool resume = false;
   std::int64_t untimed_steps = 0;  // warm-up steps left out of TrainResult's step timings (bench)
   bool profile = false;            // time each step's phases (synchronizes the device between them)
+  // Called on every rank after each checkpoint is written (fault injection in tests); empty = none.
+  std::function<void(int rank, std::int64_t step)> after_checkpoint;
   std::string config_yaml, config_hash, teacher_fingerprint;
 };
 
