@@ -15,6 +15,10 @@ namespace distill {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
+std::string checkpoints_dir(const std::string& out_dir) {
+  return (std::filesystem::path(out_dir) / "checkpoints").string();
+}
+
 std::string step_dir_name(std::int64_t step) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "step-%08lld", static_cast<long long>(step));

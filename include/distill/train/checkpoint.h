@@ -31,6 +31,8 @@ struct Checkpoint {
 };
 
 std::string step_dir_name(std::int64_t step);  // "step-00000042"
+// Where a run keeps its checkpoints: `out_dir`/checkpoints.
+std::string checkpoints_dir(const std::string& out_dir);
 
 // Writes a checkpoint and then `latest`, and deletes the oldest beyond `keep` (0 = keep all).
 // Called by one rank.
