@@ -57,18 +57,25 @@ void DistributedSampler::set_epoch_order(std::int64_t epoch, std::vector<std::in
 
 DistributedSampler::DistributedSampler(std::int64_t n, std::int64_t batch, int rank, int world, std::uint64_t seed,
                                        bool shuffle)
-    : n_(n), batch_(batch), rank_(rank), world_(world), seed_(seed), shuffle_(shuffle) {
+    : n_(n), batch_(batch), rank_(rank), world_(world), seed_(seed), shuffle_(shuffle), full_batch_(batch >= n) {
   DISTILL_CHECK(n > 0, DataError, "cannot sample from an empty split");
   DISTILL_CHECK(batch > 0 && world > 0 && rank >= 0 && rank < world, ConfigError, "bad sampler: batch ", batch,
                 ", rank ", rank, ", world ", world);
+  if (!full_batch_) return;
+  for (std::int64_t i = n * rank / world; i < n * (rank + 1) / world; ++i) block_.push_back(i);
+  DISTILL_CHECK(!block_.empty(), ConfigError, "full-batch training of ", n, " examples on ", world,
+                " ranks leaves rank ", rank, " without examples; use fewer ranks");
+  share_ = static_cast<double>(block_.size()) * world / static_cast<double>(n);
 }
 
 std::int64_t DistributedSampler::steps_per_epoch() const {
+  if (full_batch_) return 1;
   const std::int64_t global = batch_ * world_;
   return (n_ + global - 1) / global;
 }
 
 std::vector<std::int64_t> DistributedSampler::indices(const Cursor& c) {
+  if (full_batch_) return block_;
   if (c.epoch != cached_epoch_) {
     if (c.epoch == fixed_epoch_) {
       order_ = fixed_order_;

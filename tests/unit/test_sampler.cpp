@@ -3,6 +3,7 @@
 #include <set>
 
 #include "distill/data/sampler.h"
+#include "test_util.h"
 
 using namespace distill;
 
@@ -58,4 +59,49 @@ TEST(Sampler, OrderIsPureFunctionOfSeedAndEpoch) {
   EXPECT_EQ(c.epoch, 1);
   EXPECT_EQ(c.step, 2);
   EXPECT_EQ(a.indices(c), b.indices({1, 2}));
+}
+
+TEST(Sampler, FullBatchSplitsTheRowsAmongRanks) {
+  // n = 5, batch 8 >= n, world 2: rank 0 takes rows [0, 2), rank 1 rows [2, 5), at every step.
+  DistributedSampler r0(5, 8, 0, 2, 7), r1(5, 8, 1, 2, 7);
+  EXPECT_TRUE(r0.full_batch());
+  EXPECT_EQ(r0.indices({0, 0}), (std::vector<std::int64_t>{0, 1}));
+  EXPECT_EQ(r1.indices({0, 0}), (std::vector<std::int64_t>{2, 3, 4}));
+  EXPECT_EQ(r1.indices({3, 0}), (std::vector<std::int64_t>{2, 3, 4}));
+  EXPECT_EQ(r0.global_batch(), 5);
+  EXPECT_EQ(r1.global_batch(), 5);
+}
+
+TEST(Sampler, FullBatchWeightsEachRankByItsShare) {
+  // Shares rows * world / n: 2 * 2 / 5 and 3 * 2 / 5; their mean over the ranks is 1.
+  DistributedSampler r0(5, 8, 0, 2, 7), r1(5, 8, 1, 2, 7);
+  EXPECT_DOUBLE_EQ(r0.share(), 0.8);
+  EXPECT_DOUBLE_EQ(r1.share(), 1.2);
+  DistributedSampler one(5, 5, 0, 1, 7);
+  EXPECT_TRUE(one.full_batch());
+  EXPECT_EQ(one.share(), 1.0);
+  DistributedSampler minibatch(10, 2, 1, 2, 7);
+  EXPECT_FALSE(minibatch.full_batch());
+  EXPECT_EQ(minibatch.share(), 1.0);
+  EXPECT_EQ(minibatch.global_batch(), 4);
+}
+
+TEST(Sampler, FullBatchRunsOneStepPerEpoch) {
+  DistributedSampler s(5, 8, 1, 2, 7);
+  EXPECT_EQ(s.steps_per_epoch(), 1);
+  Cursor c;
+  c = s.advance(c);
+  EXPECT_EQ(c.epoch, 1);
+  EXPECT_EQ(c.step, 0);
+  c = s.advance(c);
+  EXPECT_EQ(c.epoch, 2);
+  EXPECT_EQ(c.step, 0);
+}
+
+TEST(Sampler, FullBatchRefusesARankWithoutRows) {
+  // n = 2 on 3 ranks: rank 0 would take rows [0, 0).
+  EXPECT_EQ(test::error_of([] { DistributedSampler(2, 4, 0, 3, 7); }),
+            "full-batch training of 2 examples on 3 ranks leaves rank 0 without examples; use fewer ranks");
+  DistributedSampler r2(2, 4, 2, 3, 7);
+  EXPECT_EQ(r2.indices({0, 0}), (std::vector<std::int64_t>{1}));
 }

@@ -1,6 +1,7 @@
 // Deterministic distributed sampling. The order of an epoch is a pure function of
 // (n, seed, epoch); rank r of W takes, at step s, the B positions starting at (s * W + r) * B of
 // that order, wrapping around the end so every rank runs the same number of steps.
+// Full batch (B >= n): one step per epoch, in which rank r takes rows [n r / W, n (r + 1) / W).
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -38,12 +39,21 @@ struct Cursor {
 
 class DistributedSampler {
  public:
+  // Throws ConfigError when full-batch mode leaves `rank` without rows (more ranks than rows).
   DistributedSampler(std::int64_t n, std::int64_t batch, int rank, int world, std::uint64_t seed, bool shuffle = true);
-  // Steps per epoch: ceil(n / (world * batch)), the same on every rank.
+  // Steps per epoch: ceil(n / (world * batch)) (1 in full-batch mode), the same on every rank.
   std::int64_t steps_per_epoch() const;
   // The indices of `rank` for step `c`.
   std::vector<std::int64_t> indices(const Cursor& c);
+  // The step after `c`: the next one of its epoch, or the first of the next epoch.
   Cursor advance(Cursor c) const;
+  // Full-batch mode: batch >= n.
+  bool full_batch() const { return full_batch_; }
+  // Examples per step over all ranks: batch * world, or n in full-batch mode.
+  std::int64_t global_batch() const { return full_batch_ ? n_ : batch_ * world_; }
+  // The weight of this rank's mean loss: 1, or in full-batch mode its rows * world / n, so that the
+  // average over the ranks of the weighted gradients is exactly the gradient of the mean over all n.
+  double share() const { return share_; }
   // Uses `order` (a permutation of 0..n-1) for `epoch` instead of the seeded shuffle.
   void set_epoch_order(std::int64_t epoch, std::vector<std::int64_t> order);
 
@@ -52,6 +62,9 @@ class DistributedSampler {
   int rank_, world_;
   std::uint64_t seed_;
   bool shuffle_;
+  bool full_batch_;
+  std::vector<std::int64_t> block_;  // full-batch mode: this rank's rows
+  double share_ = 1.0;
   std::int64_t cached_epoch_ = -1;
   std::vector<std::int64_t> order_;
   std::int64_t fixed_epoch_ = -1;
