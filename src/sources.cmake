@@ -17,7 +17,7 @@ set(DISTILL_DATA_SOURCES
   src/data/batch.cpp src/data/dataset.cpp src/data/prefetch.cpp src/data/prepare.cpp
   src/data/sampler.cpp src/data/synthetic.cpp src/data/table.cpp src/data/tokenizer.cpp)
 set(DISTILL_KD_SOURCES
-  src/kd/intermediate.cpp src/kd/layer_map.cpp src/kd/loss.cpp)
+  src/kd/intermediate.cpp src/kd/layer_map.cpp src/kd/loss.cpp src/kd/objective.cpp)
 set(DISTILL_TRAIN_SOURCES
   src/train/checkpoint.cpp src/train/eval.cpp src/train/nonfinite.cpp src/train/optim.cpp
   src/train/reducer.cpp src/train/trainer.cpp)
