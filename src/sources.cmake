@@ -14,7 +14,7 @@ set(DISTILL_MODEL_SOURCES
   src/model/bert.cpp src/model/config.cpp src/model/device.cpp src/model/hf.cpp src/model/load.cpp
   src/model/network.cpp src/model/teacher_model.cpp src/model/vector.cpp src/model/weights.cpp)
 set(DISTILL_DATA_SOURCES
-  src/data/batch.cpp src/data/dataset.cpp src/data/prefetch.cpp src/data/prepare.cpp
+  src/data/batch.cpp src/data/dataset.cpp src/data/loader.cpp src/data/prefetch.cpp src/data/prepare.cpp
   src/data/sampler.cpp src/data/synthetic.cpp src/data/table.cpp src/data/tokenizer.cpp)
 set(DISTILL_KD_SOURCES
   src/kd/intermediate.cpp src/kd/layer_map.cpp src/kd/loss.cpp src/kd/objective.cpp)

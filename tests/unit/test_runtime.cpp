@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "distill/app/commands.h"
+#include "distill/data/loader.h"
 #include "distill/data/prefetch.h"
 #include "distill/model/device.h"
 #include "distill/util/error.h"
@@ -76,6 +77,44 @@ TEST(Prefetcher, StopsCleanlyWithBatchesLeft) {
     p.next();
   }
   EXPECT_LE(made.load(), 4);  // bounded: never more than depth ahead
+}
+
+// A features split whose row i holds label i.
+DataSplit numbered_split(std::int64_t n) {
+  DataSplit s;
+  s.n = n;
+  s.dim = 1;
+  for (std::int64_t i = 0; i < n; ++i) {
+    s.labels.push_back(i);
+    s.example_id.push_back(i);
+    s.features.push_back(static_cast<float>(i));
+  }
+  return s;
+}
+
+TEST(Loader, WalksTheSamplersCursorsWithOrWithoutALoaderThread) {
+  const auto split = numbered_split(10);
+  DistributedSampler sampler(10, 3, 1, 2, 5);
+  // Steps 4..11 from cursor (1, 1): the rows a synchronous walk of the sampler gives.
+  std::vector<std::vector<std::int64_t>> expect;
+  for (Cursor c{1, 1}; expect.size() < 8; c = sampler.advance(c)) expect.push_back(sampler.indices(c));
+  for (int prefetch : {0, 2}) {
+    std::vector<std::int64_t> epochs;
+    LoaderOptions o;
+    o.prefetch = prefetch;
+    o.wait_for_rows = [&epochs](std::int64_t epoch, const std::vector<std::int64_t>&) {
+      epochs.push_back(epoch);
+      return 0.25;
+    };
+    Loader loader(split, sampler, nullptr, o, Cursor{1, 1}, 4, 12);
+    for (const auto& rows : expect) {
+      auto b = loader.next();
+      ASSERT_EQ(b.labels.size(0), 3);
+      for (int k = 0; k < 3; ++k) EXPECT_EQ(b.labels[k].item<std::int64_t>(), rows[k]) << "prefetch " << prefetch;
+    }
+    EXPECT_EQ(loader.stream_wait_seconds(), 2.0);
+    EXPECT_EQ(epochs, (std::vector<std::int64_t>{1, 2, 2, 3, 3, 4, 4, 5}));
+  }
 }
 
 }  // namespace
