@@ -19,8 +19,8 @@ set(DISTILL_DATA_SOURCES
 set(DISTILL_KD_SOURCES
   src/kd/intermediate.cpp src/kd/layer_map.cpp src/kd/loss.cpp src/kd/objective.cpp)
 set(DISTILL_TRAIN_SOURCES
-  src/train/checkpoint.cpp src/train/eval.cpp src/train/nonfinite.cpp src/train/optim.cpp
-  src/train/reducer.cpp src/train/trainer.cpp)
+  src/train/checkpoint.cpp src/train/checkpointer.cpp src/train/eval.cpp src/train/nonfinite.cpp
+  src/train/optim.cpp src/train/reducer.cpp src/train/step_log.cpp src/train/student.cpp src/train/trainer.cpp)
 set(DISTILL_TEACHER_SOURCES
   src/teacher/precompute.cpp)
 set(DISTILL_APP_SOURCES

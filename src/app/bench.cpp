@@ -144,28 +144,18 @@ struct Table {
 
 std::string fmt_num(double v, int digits = 1) { return fmt::format("{:.{}f}", v, digits); }
 
-nlohmann::json bench_train(Communicator& comm, const BenchOptions& o, Table& t) {
-  const int world = comm.size();
-  const auto device = resolve_device(o.device, comm.local_rank(), "--device");
-  ModelConfig c = o.model;
-  const std::int64_t steps_per_epoch = 8;
-  auto data = random_dataset(o.batch * world * steps_per_epoch, o.seq, c.vocab_size, c.num_labels, 1);
-  const std::string dir = (fs::path(o.work_dir) / "train").string();
-  write_random_store(comm, dir + "/store", data, 64);
-  StoreMeta expect;
-  expect.dataset_hash = data.content_hash;
-  expect.split = "train";
-  expect.num_labels = c.num_labels;
-  expect.num_examples = data.split("train").n;
-  StoreReader store(dir + "/store", expect);
+// The bench student's job on `data` and `store`: o.warmup untimed steps, then o.steps timed ones,
+// with phase timings; checkpoints under `dir`/student.
+TrainJob bench_job(const BenchOptions& o, const Dataset& data, const StoreReader& store, const std::string& dir) {
   TrainJob job;
   job.data = &data;
   job.eval_split = "none";
   job.store = &store;
-  job.model = c;
+  job.model = o.model;
   job.kd.alpha = 0.5;
   job.kd.beta = 0.5;
   job.kd.temperature = 2;
+  job.opt = o.train;  // threads, prefetch, bucket_mb, reduce, device, precision
   job.opt.out_dir = dir + "/student";
   job.opt.batch_size = o.batch;
   job.opt.max_steps = o.warmup + o.steps;
@@ -173,32 +163,26 @@ nlohmann::json bench_train(Communicator& comm, const BenchOptions& o, Table& t) 
   job.opt.warmup_steps = 1;
   job.opt.log_every = 1000000;
   job.opt.keep_checkpoints = 1;
-  job.opt.device = o.device;
-  job.opt.precision = o.precision;
-  job.opt.bucket_mb = o.bucket_mb;
-  job.opt.reduce = o.reduce;
-  job.opt.prefetch = o.prefetch;
   job.untimed_steps = o.warmup;
   job.profile = true;
   job.config_hash = "bench";
-  if (comm.rank() == 0) fs::remove_all(job.opt.out_dir);
-  comm.barrier();
-  auto r = train(comm, job);
-  const double peak = matmul_peak(comm, device, parse_precision(o.precision, "--precision"));
-  // Rank 0's step time stands for the job (ranks step together); the peak is the ranks' mean.
-  double per_rank_peak = peak;
-  comm.allreduce(&per_rank_peak, 1, DType::kFloat64, ReduceOp::kAverage);
-  const double step_s = r.step_seconds / std::max<std::int64_t>(1, r.timed_steps);
+  return job;
+}
+
+// The figures of a bench run `r` on `world` ranks against the ranks' mean matmul peak.
+nlohmann::json train_figures(const BenchOptions& o, const TrainResult& r, int world, double per_rank_peak, Table& t) {
+  const auto& p = r.profile;
+  const double step_s = p.seconds / std::max<std::int64_t>(1, p.steps);
   const double samples = static_cast<double>(o.batch * world) / step_s;
-  const double flops = bert_train_flops(c, o.seq) * samples;
+  const double flops = bert_train_flops(o.model, o.seq) * samples;
   nlohmann::json j = {{"ranks", world},
                       {"device", r.device},
-                      {"precision", o.precision},
+                      {"precision", o.train.precision},
                       {"threads_per_rank", at::get_num_threads()},
                       {"parameters", r.parameters},
                       {"batch_per_rank", o.batch},
                       {"seq", o.seq},
-                      {"timed_steps", r.timed_steps},
+                      {"timed_steps", p.steps},
                       {"step_ms", 1e3 * step_s},
                       {"steps_per_s", 1.0 / step_s},
                       {"samples_per_s", samples},
@@ -206,8 +190,8 @@ nlohmann::json bench_train(Communicator& comm, const BenchOptions& o, Table& t) 
                       {"model_flops_per_s", flops},
                       {"matmul_peak_flops_per_s_per_rank", per_rank_peak},
                       {"model_flops_share_of_peak", flops / world / per_rank_peak},
-                      {"exposed_comm_share", r.timed_comm_wait / r.step_seconds},
-                      {"input_wait_share", r.timed_input_wait / r.step_seconds}};
+                      {"exposed_comm_share", p.comm_wait / p.seconds},
+                      {"input_wait_share", p.input_wait / p.seconds}};
   t.rows = {{"train", "value"},
             {"ranks x threads", fmt::format("{} x {} ({})", world, at::get_num_threads(), r.device)},
             {"parameters", std::to_string(r.parameters)},
@@ -218,15 +202,43 @@ nlohmann::json bench_train(Communicator& comm, const BenchOptions& o, Table& t) 
             {"model GFLOP/s", fmt_num(flops / 1e9)},
             {"matmul peak GFLOP/s per rank", fmt_num(per_rank_peak / 1e9)},
             {"model FLOP/s / peak", fmt_num(100 * flops / world / per_rank_peak) + "%"},
-            {"exposed communication", fmt_num(100 * r.timed_comm_wait / r.step_seconds) + "%"},
-            {"input wait", fmt_num(100 * r.timed_input_wait / r.step_seconds, 2) + "%"}};
-  const char* phases[5] = {"input", "forward", "backward", "reduce", "optimizer"};
-  for (int k = 0; k < 5; ++k) {
-    const double ms = 1e3 * r.phase_seconds[k] / std::max<std::int64_t>(1, r.timed_steps);
-    j["phase_ms"][phases[k]] = ms;
-    t.rows.push_back({std::string("  ") + phases[k] + " (ms)", fmt_num(ms)});
+            {"exposed communication", fmt_num(100 * p.comm_wait / p.seconds) + "%"},
+            {"input wait", fmt_num(100 * p.input_wait / p.seconds, 2) + "%"}};
+  const std::pair<const char*, double> phases[] = {{"input", p.phases.input},
+                                                   {"forward", p.phases.forward},
+                                                   {"backward", p.phases.backward},
+                                                   {"reduce", p.phases.reduce},
+                                                   {"optimizer", p.phases.optimizer}};
+  for (const auto& [name, seconds] : phases) {
+    const double ms = 1e3 * seconds / std::max<std::int64_t>(1, p.steps);
+    j["phase_ms"][name] = ms;
+    t.rows.push_back({std::string("  ") + name + " (ms)", fmt_num(ms)});
   }
   return j;
+}
+
+nlohmann::json bench_train(Communicator& comm, const BenchOptions& o, Table& t) {
+  const int world = comm.size();
+  const auto device = resolve_device(o.train.device, comm.local_rank(), "--device");
+  const std::int64_t steps_per_epoch = 8;
+  auto data = random_dataset(o.batch * world * steps_per_epoch, o.seq, o.model.vocab_size, o.model.num_labels, 1);
+  const std::string dir = (fs::path(o.work_dir) / "train").string();
+  write_random_store(comm, dir + "/store", data, 64);
+  StoreMeta expect;
+  expect.dataset_hash = data.content_hash;
+  expect.split = "train";
+  expect.num_labels = o.model.num_labels;
+  expect.num_examples = data.split("train").n;
+  StoreReader store(dir + "/store", expect);
+  const TrainJob job = bench_job(o, data, store, dir);
+  if (comm.rank() == 0) fs::remove_all(job.opt.out_dir);
+  comm.barrier();
+  auto r = train(comm, job);
+  const double peak = matmul_peak(comm, device, parse_precision(o.train.precision, "--precision"));
+  // Rank 0's step time stands for the job (ranks step together); the peak is the ranks' mean.
+  double per_rank_peak = peak;
+  comm.allreduce(&per_rank_peak, 1, DType::kFloat64, ReduceOp::kAverage);
+  return train_figures(o, r, world, per_rank_peak, t);
 }
 
 nlohmann::json bench_precompute(Communicator& comm, const BenchOptions& o, Table& t) {
@@ -235,8 +247,8 @@ nlohmann::json bench_precompute(Communicator& comm, const BenchOptions& o, Table
   TeacherOptions topt;
   topt.path = dir + "/teacher.safetensors";
   topt.batch_size = o.batch * 4;
-  topt.device = o.device;
-  topt.precision = o.precision;
+  topt.device = o.train.device;
+  topt.precision = o.train.precision;
   if (comm.rank() == 0) {
     fs::remove_all(dir);
     fs::create_directories(dir);
@@ -265,7 +277,7 @@ nlohmann::json bench_precompute(Communicator& comm, const BenchOptions& o, Table
 }
 
 nlohmann::json bench_allreduce(Communicator& comm, const BenchOptions& o, Table& t) {
-  const auto device = resolve_device(o.device, comm.local_rank(), "--device");
+  const auto device = resolve_device(o.train.device, comm.local_rank(), "--device");
   auto device_comm = make_device_communicator(comm, device, 600);
   Communicator& c = device_comm ? *device_comm : comm;
   const int n = comm.size();
@@ -344,7 +356,8 @@ nlohmann::json bench_store(Communicator& comm, const BenchOptions& o, Table& t) 
 
 void cmd_bench(Communicator& comm, const BenchOptions& o) {
   const auto cpus = gather_rank_cpus(comm);
-  const int threads = size_threads(static_cast<int>(o.threads), ranks_sharing_cpus(cpus, comm.rank()), "--threads");
+  const int threads =
+      size_threads(static_cast<int>(o.train.threads), ranks_sharing_cpus(cpus, comm.rank()), "--threads");
   const auto check = check_threads(cpus, comm.rank());
   if (comm.rank() == 0) spdlog::info("bench {}: {}", o.what, check.summary);
   fs::create_directories(o.work_dir);

@@ -98,11 +98,9 @@ struct BenchOptions {
   long steps = 30, warmup = 5;       // timed steps after warm-up steps (train)
   long examples = 4096;              // precompute: examples; store: rows of the store
   long store_labels = 1000;          // store: logits per row
-  long threads = 0;                  // per rank; 0 = usable cores / ranks on the node
-  long prefetch = 2;
-  double bucket_mb = 25;
-  std::string reduce = "nonblocking";  // train.reduce
-  std::string device = "auto", precision = "fp32";
+  // Read: threads (0 = usable cores / ranks on the node), device and precision (every bench), and
+  // prefetch, bucket_mb and reduce (train), with train.*'s defaults and meaning.
+  TrainOptions train;
   std::string work_dir = ".runs/bench", json_out;
   // The issue-6 bench student: BERT hidden 256, 4 layers, 4 heads, intermediate 1024, BERT's
   // vocabulary, 2 labels, dropout 0.1.

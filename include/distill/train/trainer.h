@@ -20,6 +20,7 @@
 #include "distill/store/reader.h"
 #include "distill/train/optim.h"
 #include "distill/train/reducer.h"
+#include "distill/train/step_log.h"
 
 namespace distill {
 
@@ -99,14 +100,8 @@ struct TrainResult {
   double input_wait_seconds = 0;  // rank 0: the step waiting for the loader thread
   double comm_wait_seconds = 0;   // rank 0: the step waiting on gradient reduction after backward
   std::string device;             // where the student trained
-  // Over the steps after job.untimed_steps, measured on rank 0 from the batch to the optimizer
-  // step (checkpoints and evaluation excluded): their count, seconds, and of those the waits.
-  std::int64_t timed_steps = 0;
-  double step_seconds = 0, timed_input_wait = 0, timed_comm_wait = 0;
-  // With job.profile, the same steps by phase: input (loader and copy to the device), forward (with the loss),
-  // backward (with the gradient hooks), reduce (metrics allreduce and waiting for the buckets),
-  // optimizer (clipping and the update).
-  double phase_seconds[5] = {0, 0, 0, 0, 0};
+  // Step timings after job.untimed_steps (bench); by phase with job.profile.
+  TrainProfile profile;
   std::string checkpoint;      // the final checkpoint directory
 };
 
