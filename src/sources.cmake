@@ -8,8 +8,8 @@ set(DISTILL_COMM_SOURCES
 set(DISTILL_IO_SOURCES
   src/io/h5.cpp src/io/safetensors.cpp)
 set(DISTILL_STORE_SOURCES
-  src/store/manifest.cpp src/store/reader.cpp src/store/schema.cpp src/store/shard.cpp
-  src/store/verify.cpp)
+  src/store/encode.cpp src/store/manifest.cpp src/store/reader.cpp src/store/schema.cpp
+  src/store/shard.cpp src/store/sizing.cpp src/store/verify.cpp src/store/writer.cpp)
 set(DISTILL_MODEL_SOURCES
   src/model/bert.cpp src/model/config.cpp src/model/device.cpp src/model/hf.cpp src/model/load.cpp
   src/model/network.cpp src/model/teacher_model.cpp src/model/vector.cpp src/model/weights.cpp)
@@ -22,7 +22,7 @@ set(DISTILL_TRAIN_SOURCES
   src/train/checkpoint.cpp src/train/checkpointer.cpp src/train/eval.cpp src/train/nonfinite.cpp
   src/train/optim.cpp src/train/reducer.cpp src/train/step_log.cpp src/train/student.cpp src/train/trainer.cpp)
 set(DISTILL_TEACHER_SOURCES
-  src/teacher/precompute.cpp)
+  src/teacher/load.cpp src/teacher/precompute.cpp)
 set(DISTILL_APP_SOURCES
   src/app/bench.cpp src/app/bench_topk.cpp src/app/commands.cpp src/app/config.cpp src/app/faults.cpp
   src/app/inspect.cpp

@@ -260,7 +260,8 @@ nlohmann::json bench_precompute(Communicator& comm, const BenchOptions& o, Table
   StoreOptions sopt;
   sopt.path = dir + "/store";
   sopt.shard_size = 256;
-  auto r = precompute(comm, data, "train", topt, sopt);
+  const auto teacher = load_teacher(topt, comm);
+  auto r = precompute(comm, data, "train", teacher, topt, sopt);
   const double eps = static_cast<double>(r.examples_computed) / r.seconds;
   nlohmann::json j = {{"ranks", comm.size()},           {"examples", r.examples_computed},
                       {"seconds", r.seconds},            {"examples_per_s", eps},

@@ -18,6 +18,7 @@
 #include "distill/model/load.h"
 #include "distill/model/weights.h"
 #include "distill/store/reader.h"
+#include "distill/store/sizing.h"
 #include "distill/train/eval.h"
 #include "distill/util/error.h"
 #include "distill/util/fs.h"

@@ -12,7 +12,9 @@
 #include <set>
 #include <thread>
 
+#include "distill/app/faults.h"
 #include "distill/data/sampler.h"
+#include "distill/kd/layer_map.h"
 #include "distill/kd/loss.h"
 #include "distill/model/hf.h"
 #include "distill/data/batch.h"
@@ -231,12 +233,18 @@ void cmd_precompute(Communicator& comm, const RunArgs& a) {
   DISTILL_CHECK(!c.store.path.empty(), ConfigError, "distill precompute writes the store: set store.path");
   auto lock = lock_job_dir(comm, c.store.path, "distill precompute -c " + a.config_path);
   auto data = read_dataset(c.data.path);
+  const auto teacher = load_teacher(c.teacher, comm);
   TargetSpec spec;
-  spec.hidden_map = c.layers.hidden_map;
-  spec.attention_map = c.layers.attention_map;
-  spec.student_layers = c.student.layers;
+  if (!c.layers.hidden_map.empty() || !c.layers.attention_map.empty()) {
+    const long layers = storable_teacher_layers(teacher);
+    spec.intermediate = true;
+    spec.hidden_layers = teacher_layers_of(
+        parse_layer_map(c.layers.hidden_map, c.student.layers, layers, "hidden", "distill.hidden_map"));
+    spec.attention_layers = teacher_layers_of(
+        parse_layer_map(c.layers.attention_map, c.student.layers, layers, "attention", "distill.attention_map"));
+  }
   spec.temperature = c.distill.temperature;
-  auto r = precompute(comm, data, c.data.train_split, c.teacher, c.store, spec);
+  auto r = precompute(comm, data, c.data.train_split, teacher, c.teacher, c.store, spec, fault_precompute_hooks());
   if (comm.rank() == 0)
     spdlog::info("precompute done: {} shards written, {} already committed, {} examples in {:.1f}s ({:.0f}/s on {} "
                  "ranks), store {} bytes",

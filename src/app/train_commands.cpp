@@ -12,6 +12,7 @@
 #include <cmath>
 #include <thread>
 
+#include "distill/app/faults.h"
 #include "distill/data/sampler.h"
 #include "distill/kd/loss.h"
 #include "distill/model/hf.h"
@@ -278,9 +279,10 @@ void cmd_run(Communicator& comm, const RunArgs& a, long teacher_ranks) {
   auto data = read_dataset(c.data.path);
   if (group->rank() == 0 && path_exists((fs::path(c.store.path) / "teachers.json").string()))
     fs::remove(fs::path(c.store.path) / "teachers.json");
+  const auto loaded = load_teacher(c.teacher, *group);
   TargetSpec spec;
   spec.temperature = c.distill.temperature;
-  auto r = precompute(*group, data, c.data.train_split, c.teacher, c.store, spec);
+  auto r = precompute(*group, data, c.data.train_split, loaded, c.teacher, c.store, spec, fault_precompute_hooks());
   if (group->rank() != 0) return;
   const double per_rank = r.seconds > 0 ? r.examples_computed / r.seconds / group->size() : 0.0;
   nlohmann::json t = {{"ranks", group->size()}, {"examples_computed", r.examples_computed}, {"seconds", r.seconds},

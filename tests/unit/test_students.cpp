@@ -11,7 +11,7 @@
 #include "distill/model/hf.h"
 #include "distill/model/load.h"
 #include "distill/model/vector.h"
-#include "distill/teacher/precompute.h"
+#include "distill/store/sizing.h"
 #include "distill/train/optim.h"
 #include "test_util.h"
 

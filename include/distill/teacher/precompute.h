@@ -1,46 +1,19 @@
-// Offline precompute: every rank of `comm` is a teacher rank. The split's rows are cut into
-// shards (store.shard_size); rank r writes shards r, r + W, ... (Note [shard commit]). A rerun
-// skips committed shards and redoes partial ones; rank 0 then writes manifest.json.
+// Offline precompute: every rank of `comm` is a teacher rank. It runs the teacher over its shards
+// of the split, batch by batch, and hands the targets to the store writer (store/writer.h), which
+// lays the shards out (rank r writes shards r, r + W, ...; Note [shard commit]), skips committed
+// shards, redoes partial ones and has rank 0 write manifest.json.
 #pragma once
 #include <cstdint>
 #include <functional>
-#include <memory>
 #include <string>
+#include <vector>
 
 #include "distill/comm/communicator.h"
 #include "distill/data/dataset.h"
-#include "distill/model/teacher_model.h"
 #include "distill/store/schema.h"
+#include "distill/teacher/load.h"
 
 namespace distill {
-
-struct TeacherOptions {
-  // The teacher: a distill model file, checkpoint step dir or checkpoints dir, a Hugging Face
-  // directory (config.json + model.safetensors), or a TorchScript file (.pt).
-  std::string path;
-  long batch_size = 64;   // inference batch; memory grows linearly
-  std::string device = "auto";     // Note [devices]: auto | cpu | cuda | cuda:N
-  std::string precision = "fp32";  // inference precision on a GPU: fp32 | bf16 | fp16
-  // Run the teacher inside every student rank instead of reading the store: costs a teacher
-  // forward per step, stores nothing; needed for hidden-state and attention losses.
-  bool online = false;
-  long ranks = 0;                // distill run: teacher ranks (the first ones); --teacher-ranks overrides
-  double stream_timeout = 600;   // distill run: students fail after this many seconds without a new shard
-};
-
-struct LoadedTeacher {
-  std::unique_ptr<TeacherModel> model;
-  std::string fingerprint;  // model_fingerprint(path)
-  std::string file;
-  c10::Device device{c10::kCPU};  // where it runs (load_teacher with options)
-};
-
-// Loads a teacher in eval mode; errors name the path. With `comm`, places it on the device and
-// precision of `o` for this rank (Note [devices]).
-LoadedTeacher load_teacher(const std::string& path);
-LoadedTeacher load_teacher(const TeacherOptions& o, const Communicator& comm);
-// The fingerprint load_teacher() would report, without loading the weights.
-std::string teacher_fingerprint(const std::string& path);
 
 struct PrecomputeResult {
   std::int64_t shards_written = 0, shards_skipped = 0;  // over all ranks
@@ -53,10 +26,13 @@ struct PrecomputeResult {
 
 // What to store beyond the logits.
 struct TargetSpec {
-  // Intermediate layers: the layer maps (kd/layer_map.h) for a student of `student_layers`; the
-  // mapped teacher layers' hidden states / attention maps are stored in float16.
-  std::string hidden_map, attention_map;
-  long student_layers = 0;
+  // Intermediate layers (the app sets them when distill.hidden_map or attention_map is set, from
+  // the maps' teacher layers, kd/layer_map.h): the store records the teacher's layer shapes and
+  // holds the hidden states (0..L) and attention maps (1..L) of the teacher layers listed, in
+  // float16, ascending without repeats; the lists may be empty. Needs a BERT classifier teacher
+  // (storable_teacher_layers); any layer listed implies `intermediate`.
+  bool intermediate = false;
+  std::vector<long> hidden_layers, attention_layers;
   double temperature = 1;  // masked LM: the stored lse is logsumexp(z / temperature)
 };
 
@@ -67,15 +43,14 @@ struct PrecomputeHooks {
   std::function<void(int rank, std::int64_t committed, const std::string& shard_path)> before_shard;
 };
 
-// Bytes one masked token costs in an mlm_topk store: k values (2 or 4 bytes), k indices (2 or 4),
-// the lse and its share of row_offsets (4 + 8 / tokens, counted as 4).
-std::int64_t topk_bytes_per_token(std::int64_t k, bool half_values, bool short_indices);
-// The default k: the largest power of two whose masked token costs at most 300 bytes.
-std::int64_t default_topk(bool half_values, bool short_indices);
-
-// Collective over `comm`. Rank 0 prints the estimated bytes per example and in total first, and
-// every rank refuses (ConfigError) when the estimate exceeds store.max_bytes.
+// Collective over `comm`; `teacher` is loaded on every rank (load_teacher with `options`, whose
+// batch_size is the inference batch). Every rank checks that the teacher fits the data set and
+// its task. Rank 0 prints the estimated bytes per example and in total first, and every rank
+// refuses (ConfigError) when the estimate exceeds store.max_bytes. A target that is not finite
+// fails (DataError naming the teacher, the shard and the first example ids) before anything of
+// its shard is written.
 PrecomputeResult precompute(Communicator& comm, const Dataset& data, const std::string& split,
-                            const TeacherOptions& teacher, const StoreOptions& store, const TargetSpec& targets = {});
+                            const LoadedTeacher& teacher, const TeacherOptions& options, const StoreOptions& store,
+                            const TargetSpec& targets = {}, const PrecomputeHooks& hooks = {});
 
 }  // namespace distill

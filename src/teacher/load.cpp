@@ -1,0 +1,56 @@
+#include "distill/teacher/load.h"
+
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+
+#include "distill/model/device.h"
+#include "distill/model/load.h"
+#include "distill/util/error.h"
+
+namespace distill {
+
+namespace fs = std::filesystem;
+
+LoadedTeacher load_teacher(const std::string& path) {
+  LoadedTeacher t;
+  if (is_torchscript_path(path)) {
+    DISTILL_CHECK(fs::is_regular_file(path), DataError, "TorchScript teacher ", path, " does not exist");
+    t.model = load_torchscript_teacher(path);
+    t.file = path;
+    t.fingerprint = model_fingerprint(path);
+  } else {
+    auto m = load_model(path);
+    t.model = make_network_teacher(m.model);
+    t.file = m.file;
+    t.fingerprint = m.fingerprint;
+  }
+  return t;
+}
+
+LoadedTeacher load_teacher(const TeacherOptions& o, const Communicator& comm) {
+  auto t = load_teacher(o.path);
+  const auto d = resolve_device(o.device, comm.local_rank(), "teacher.device");
+  auto precision = parse_precision(o.precision, "teacher.precision");
+  if (!d.is_cuda() && precision != c10::ScalarType::Float) {
+    DISTILL_CHECK(o.device == "auto", ConfigError, "teacher.precision: ", o.precision, " needs a GPU; teacher.device is ",
+                  o.device);
+    if (comm.rank() == 0) spdlog::warn("teacher.precision: {} applies on GPUs only; the CPU runs fp32", o.precision);
+    precision = c10::ScalarType::Float;
+  }
+  t.model->place(d, precision);
+  t.device = d;
+  if (comm.rank() == 0 && d.is_cuda()) spdlog::info("teacher on {} ({})", d.str(), precision_name(precision));
+  return t;
+}
+
+std::string teacher_fingerprint(const std::string& path) { return model_fingerprint(path); }
+
+long storable_teacher_layers(const LoadedTeacher& t) {
+  const ModelConfig* tc = t.model->config();
+  DISTILL_CHECK(tc && tc->kind == "bert", ConfigError, "storing hidden states and attention maps needs a BERT "
+                "classifier teacher (distill or HF); ", t.file, " is a ", tc ? tc->kind : t.model->kind());
+  return tc->layers;
+}
+
+}  // namespace distill
