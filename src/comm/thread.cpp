@@ -198,8 +198,8 @@ void complete(const Group& g, Slot& s) {
   s.done = true;
 }
 
-// One rank of a group: joins, waits for and leaves its collectives. Every method takes the
-// fabric's lock (or expects it held, where it takes a lock argument).
+// One rank of a group: joins, waits for and leaves its collectives. post, finish and try_finish
+// take the fabric's lock; the other methods expect it held.
 struct Member {
   std::shared_ptr<Group> g;
   int rank = 0;
@@ -252,14 +252,14 @@ struct Member {
     const Slot& s = g->slots.at(seq);
     const auto deadline =
         std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(f.timeout);
+    auto what = [&] { return str(describe(s.calls[rank]), " on rank ", rank, " of a group of ", size()); };
     while (!s.done) {
       if (!f.failure.empty()) throw CommError(f.failure);
-      const std::string what = str(describe(s.calls[rank]), " on rank ", rank, " of a group of ", size());
       const int gone = returned_missing(s);
       if (gone >= 0)
-        f.fail(str(what, ": rank ", gone, " returned without joining it"));
+        f.fail(str(what(), ": rank ", gone, " returned without joining it"));
       else if (f.cv.wait_until(l, deadline) == std::cv_status::timeout && !s.done)
-        f.fail(str(what, " did not complete within ", f.timeout.count(), " s: rank(s) ", missing(s),
+        f.fail(str(what(), " did not complete within ", f.timeout.count(), " s: rank(s) ", missing(s),
                    " have not joined it"));
     }
   }

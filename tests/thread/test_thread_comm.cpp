@@ -233,20 +233,20 @@ TEST_P(ThreadComm, MismatchedCollectivesFailOnEveryRank) {
 TEST_P(ThreadComm, ACollectiveThatWaitsTooLongFails) {
   const int w = GetParam();
   ThreadRankOptions o;
-  o.timeout_s = 0.2;
+  o.timeout_s = 0.1;
   const auto t0 = std::chrono::steady_clock::now();
   const std::string msg = distill::test::error_of([&] {
     run_ranks(
         w,
         [w](Communicator& c) {
-          if (c.rank() == w - 1) std::this_thread::sleep_for(std::chrono::milliseconds(600));
+          if (c.rank() == w - 1) std::this_thread::sleep_for(std::chrono::milliseconds(300));
           c.barrier();
         },
         o);
   });
-  EXPECT_NE(msg.find("did not complete within 0.2 s: rank(s) " + std::to_string(w - 1) + " have not joined it"),
-            std::string::npos)
-      << msg;
+  // The last rank is missing (listed last; a slow start may add others).
+  EXPECT_NE(msg.find("did not complete within 0.1 s: rank(s) "), std::string::npos) << msg;
+  EXPECT_NE(msg.find(std::to_string(w - 1) + " have not joined it"), std::string::npos) << msg;
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0);
 }
 
