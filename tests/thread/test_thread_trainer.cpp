@@ -19,7 +19,7 @@ namespace {
 
 constexpr std::int64_t kDim = 6, kClasses = 3, kTrain = 22, kDev = 10;
 
-// Feature vectors with a class signal: example i has label i % 3 and +1 on feature `label`.
+// Feature vectors with a class signal: example i has label i % 3 and +3 on feature `label`.
 DataSplit vector_split(std::int64_t n, double phase) {
   DataSplit s;
   s.n = n;
@@ -29,7 +29,7 @@ DataSplit vector_split(std::int64_t n, double phase) {
   for (std::int64_t i = 0; i < n; ++i) {
     s.labels.push_back(i % kClasses);
     s.example_id.push_back(1000 + i);
-    s.features[i * kDim + i % kClasses] += 1.0f;
+    s.features[i * kDim + i % kClasses] += 3.0f;
   }
   return s;
 }
