@@ -4,7 +4,8 @@ set(DISTILL_UTIL_SOURCES
   src/util/fs.cpp src/util/hash.cpp src/util/lock.cpp src/util/log.cpp src/util/progress.cpp
   src/util/text.cpp)
 set(DISTILL_COMM_SOURCES
-  src/comm/communicator.cpp src/comm/device.cpp src/comm/mpi.cpp src/comm/watchdog.cpp)
+  src/comm/communicator.cpp src/comm/device.cpp src/comm/mpi.cpp src/comm/thread.cpp
+  src/comm/watchdog.cpp)
 set(DISTILL_IO_SOURCES
   src/io/h5.cpp src/io/safetensors.cpp)
 set(DISTILL_STORE_SOURCES
