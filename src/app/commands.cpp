@@ -19,6 +19,7 @@
 #include "distill/model/load.h"
 #include "distill/model/weights.h"
 #include "distill/store/reader.h"
+#include "distill/train/checkpoint.h"
 #include "distill/train/eval.h"
 #include "distill/model/device.h"
 #include "distill/comm/mpi.h"
@@ -171,7 +172,7 @@ std::unique_ptr<DirLock> lock_job_dir(Communicator& comm, const std::string& dir
   if (comm.rank() == 0) {
     try {
       lock = std::make_unique<DirLock>(dir, job);
-      const int n = remove_stale_temporaries(dir) + remove_stale_temporaries((fs::path(dir) / "checkpoints").string());
+      const int n = remove_stale_temporaries(dir) + remove_stale_temporaries(checkpoints_dir(dir));
       if (n > 0) spdlog::warn("{}: removed {} leftovers of interrupted writes (*.tmp-*)", dir, n);
     } catch (const std::exception& e) {
       error = e.what();
@@ -248,7 +249,7 @@ void cmd_export(Communicator& comm, const RunArgs& a, const std::string& checkpo
                 const std::string& vocab) {
   auto c = resolve_config(comm, a);
   if (comm.rank() == 0) {
-    const std::string ck = checkpoint.empty() ? (fs::path(c.train.out_dir) / "checkpoints").string() : checkpoint;
+    const std::string ck = checkpoint.empty() ? checkpoints_dir(c.train.out_dir) : checkpoint;
     auto m = load_model(ck);
     std::vector<std::string> labels;
     if (!c.data.path.empty()) labels = read_dataset(c.data.path).label_names;
@@ -264,7 +265,7 @@ void cmd_eval(Communicator& comm, const RunArgs& a, const std::string& checkpoin
   auto c = resolve_config(comm, a);
   auto data = read_dataset(c.data.path);
   const std::string split = split_arg.empty() ? c.data.test_split : split_arg;
-  const std::string ck = checkpoint.empty() ? (fs::path(c.train.out_dir) / "checkpoints").string() : checkpoint;
+  const std::string ck = checkpoint.empty() ? checkpoints_dir(c.train.out_dir) : checkpoint;
   DISTILL_CHECK(data.split(split).n > 0, DataError, c.data.path, ": split '", split,
                 "' is empty: nothing to evaluate");
   auto student = load_model(ck);
