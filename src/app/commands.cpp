@@ -212,12 +212,12 @@ void cmd_prepare_text(Communicator& comm, const PrepareOptions& o, const std::st
           for (const auto& [name, sp] : d.splits)
             for (auto y : sp.mlm_labels) masked += y != kIgnoreLabel;
           spdlog::info("masked LM: {} tokens masked at p = {} (seed {})", masked, o.mask_prob, o.seed);
-      }
-      for (const auto& m : rep.bad_examples) spdlog::warn("skipped {}", m);
-      spdlog::info("wrote {}: {} rows read, {} bad rows skipped, {} truncated to {} tokens; train {}, dev {}, test {}; "
-                   "{} labels; vocabulary {} ({} tokens, hash {}); content hash {}",
-                   out, rep.rows, rep.bad_rows, rep.truncated, o.max_length, rep.train, rep.dev, rep.test,
-                   d.label_names.size(), o.vocab, d.vocab_size, d.vocab_hash, read_dataset(out).content_hash);
+        }
+        for (const auto& m : rep.bad_examples) spdlog::warn("skipped {}", m);
+        spdlog::info("wrote {}: {} rows read, {} bad rows skipped, {} truncated to {} tokens; train {}, dev {}, test {}; "
+                     "{} labels; vocabulary {} ({} tokens, hash {}); content hash {}",
+                     out, rep.rows, rep.bad_rows, rep.truncated, o.max_length, rep.train, rep.dev, rep.test,
+                     d.label_names.size(), o.vocab, d.vocab_size, d.vocab_hash, read_dataset(out).content_hash);
       }
     } catch (const Error& e) {
       error = e.what();

@@ -86,7 +86,8 @@ CLI::Option* add_table_options(CLI::App* sub, PrepareOptions& text) {
   sub->add_option("--max-length", text.max_length, "padded length with [CLS]/[SEP]; longer texts are truncated")
       ->capture_default_str()->group("Text");
   sub->add_option("--dev-fraction", text.dev_fraction, "share of rows for dev")->capture_default_str()->group("Text");
-  sub->add_option("--test-fraction", text.test_fraction, "share of rows for test")->capture_default_str()->group("Text");
+  sub->add_option("--test-fraction", text.test_fraction, "share of rows for test")->capture_default_str()
+      ->group("Text");
   sub->add_option("--split-seed", text.seed, "seed of the train/dev/test split")->capture_default_str()->group("Text");
   sub->add_flag("--skip-bad-rows", text.skip_bad_rows, "count and skip bad rows instead of stopping at the first")
       ->group("Text");

@@ -22,7 +22,8 @@ std::function<double(std::int64_t, const std::vector<std::int64_t>&)> wait_for_c
   const std::int64_t count = static_cast<std::int64_t>(shard_ranges(w.num_examples, w.shard_size).size());
   auto* r = &reader;
   const std::int64_t window = w.window, shard_size = w.shard_size;
-  return [r, window, count, timeout_s, shard_size, log_first](std::int64_t epoch, const std::vector<std::int64_t>& rows) {
+  return [r, window, count, timeout_s, shard_size, log_first](std::int64_t epoch,
+                                                               const std::vector<std::int64_t>& rows) {
     std::int64_t need = count;
     if (epoch == 0) {
       std::int64_t last = 0;
