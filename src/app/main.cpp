@@ -45,9 +45,9 @@ void keep_large_blocks() {
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
 
-// One subcommand. Its options are bound to storage its actions own. After parsing, `early` runs
-// before MPI starts (without it: nothing to do): an exit code >= 0 ends the program there. `run`
-// is then called on every rank.
+// One subcommand. Its options are bound to storage its actions own. `early` (optional) runs after
+// parsing, before MPI starts: an exit code >= 0 from it ends the program there. `run` is then
+// called on every rank.
 struct Command {
   CLI::App* sub = nullptr;
   std::function<int()> early;
@@ -151,7 +151,7 @@ Command add_train(CLI::App& app) {
   auto* sub = app.add_subcommand("train", "student ranks train (on the store's targets when store.path is set)");
   add_run_args(sub, a->run);
   sub->add_flag("--resume", a->resume, "continue from train.out_dir/checkpoints/latest");
-  sub->add_flag("--help-config", a->help_config, "print every config key with its type, default and meaning");
+  sub->add_flag("--help-config", a->help_config, "print the table of config keys and exit");
   auto early = [a] {
     if (!a->help_config) return kGoOn;
     std::cout << config_help_table() << std::flush;

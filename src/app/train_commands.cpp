@@ -1,5 +1,5 @@
-// `train` and `run`: the student side (offline store, online teacher or streaming) and the split
-// of one job into teacher and student groups.
+// `train` and `run`: the student side (offline store, online teacher or streaming; built in
+// app/student_run) with its summary, and the split of one job into teacher and student groups.
 #include "distill/app/commands.h"
 
 #include <chrono>
@@ -59,8 +59,8 @@ void report_training(Communicator& comm, const RunConfig& c, const TrainResult& 
   spdlog::info("training done: {}", j.dump());
 }
 
-// The student side of `train` and `run`. With `teachers` > 0 the store is being written by that
-// many teacher ranks (streaming): shards are loaded as they are committed.
+// The student side of `train` and `run`, in `job_name`'s lock of train.out_dir. With `teachers` > 0
+// the store is being written by that many teacher ranks (streaming).
 void train_students(Communicator& comm, const RunConfig& c, bool resume, int teachers, const std::string& job_name) {
   auto lock = lock_job_dir(comm, c.train.out_dir, job_name);
   auto run = open_student_run(comm, c, resume, teachers);

@@ -92,6 +92,7 @@ void check_text_options(const PrepareOptions& o) {
                 o.label_names.size(), " names for ", o.labels.size(), " --labels");
 }
 
+// The vocabulary, lower-casing unless --cased; masked-LM data needs its [MASK] token.
 WordPieceTokenizer load_tokenizer(const PrepareOptions& o) {
   TokenizerOptions topt;
   topt.lowercase = !o.cased;
