@@ -12,11 +12,13 @@ set(DISTILL_STORE_SOURCES
   src/store/encode.cpp src/store/manifest.cpp src/store/reader.cpp src/store/schema.cpp
   src/store/shard.cpp src/store/sizing.cpp src/store/verify.cpp src/store/writer.cpp)
 set(DISTILL_MODEL_SOURCES
-  src/model/bert.cpp src/model/config.cpp src/model/device.cpp src/model/hf.cpp src/model/load.cpp
-  src/model/network.cpp src/model/teacher_model.cpp src/model/vector.cpp src/model/weights.cpp)
+  src/model/bert.cpp src/model/config.cpp src/model/device.cpp src/model/hf.cpp src/model/init.cpp
+  src/model/load.cpp src/model/network.cpp src/model/teacher_model.cpp src/model/vector.cpp
+  src/model/weights.cpp)
 set(DISTILL_DATA_SOURCES
   src/data/batch.cpp src/data/dataset.cpp src/data/loader.cpp src/data/prefetch.cpp src/data/prepare.cpp
-  src/data/sampler.cpp src/data/synthetic.cpp src/data/table.cpp src/data/tokenizer.cpp)
+  src/data/sampler.cpp src/data/streaming.cpp src/data/synthetic.cpp src/data/table.cpp
+  src/data/tokenizer.cpp)
 set(DISTILL_KD_SOURCES
   src/kd/intermediate.cpp src/kd/layer_map.cpp src/kd/loss.cpp src/kd/objective.cpp)
 set(DISTILL_TRAIN_SOURCES
@@ -26,8 +28,7 @@ set(DISTILL_TEACHER_SOURCES
   src/teacher/load.cpp src/teacher/precompute.cpp)
 set(DISTILL_APP_SOURCES
   src/app/bench.cpp src/app/bench_topk.cpp src/app/commands.cpp src/app/config.cpp src/app/faults.cpp
-  src/app/inspect.cpp
-  src/app/train_commands.cpp)
+  src/app/inspect.cpp src/app/student_run.cpp src/app/train_commands.cpp)
 
 set(DISTILL_SOURCES)
 foreach(_layer UTIL COMM IO STORE MODEL DATA KD TRAIN TEACHER APP)

@@ -1,33 +1,25 @@
 // `bench-topk`: top-k masked-LM targets against the dense loss on real teacher outputs.
 #include "distill/app/commands.h"
 
-#include <dlfcn.h>
 #include <torch/torch.h>
 
-#include <filesystem>
+#include <algorithm>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <chrono>
-#include <cmath>
-#include <thread>
 
-#include "distill/data/sampler.h"
-#include "distill/kd/loss.h"
-#include "distill/model/hf.h"
 #include "distill/data/batch.h"
+#include "distill/kd/loss.h"
 #include "distill/model/load.h"
 #include "distill/model/weights.h"
 #include "distill/store/reader.h"
 #include "distill/store/sizing.h"
 #include "distill/train/eval.h"
+#include "distill/teacher/precompute.h"
+#include "distill/train/checkpoint.h"
 #include "distill/util/error.h"
-#include "distill/util/fs.h"
 #include "distill/util/log.h"
-#include "distill/util/text.h"
 
 namespace distill {
-
-namespace fs = std::filesystem;
 
 void cmd_bench_topk(Communicator& comm, const RunArgs& a, const std::string& split_arg, const std::vector<long>& ks,
                     bool json) {
@@ -38,7 +30,7 @@ void cmd_bench_topk(Communicator& comm, const RunArgs& a, const std::string& spl
   const std::string split_name = split_arg.empty() ? c.data.eval_split : split_arg;
   const auto& split = data.split(split_name);
   auto teacher = load_teacher(c.teacher.path);
-  auto student = load_model((fs::path(c.train.out_dir) / "checkpoints").string());
+  auto student = load_model(checkpoints_dir(c.train.out_dir));
   student.model->eval();
   const double T = c.distill.temperature;
   const long vocab = teacher.model->config() ? teacher.model->config()->vocab_size : 0;

@@ -21,6 +21,7 @@
 #include "distill/model/load.h"
 #include "distill/model/weights.h"
 #include "distill/store/reader.h"
+#include "distill/train/checkpoint.h"
 #include "distill/train/eval.h"
 #include "distill/model/device.h"
 #include "distill/comm/mpi.h"
@@ -173,7 +174,7 @@ std::unique_ptr<DirLock> lock_job_dir(Communicator& comm, const std::string& dir
   if (comm.rank() == 0) {
     try {
       lock = std::make_unique<DirLock>(dir, job);
-      const int n = remove_stale_temporaries(dir) + remove_stale_temporaries((fs::path(dir) / "checkpoints").string());
+      const int n = remove_stale_temporaries(dir) + remove_stale_temporaries(checkpoints_dir(dir));
       if (n > 0) spdlog::warn("{}: removed {} leftovers of interrupted writes (*.tmp-*)", dir, n);
     } catch (const std::exception& e) {
       error = e.what();
@@ -213,12 +214,12 @@ void cmd_prepare_text(Communicator& comm, const PrepareOptions& o, const std::st
           for (const auto& [name, sp] : d.splits)
             for (auto y : sp.mlm_labels) masked += y != kIgnoreLabel;
           spdlog::info("masked LM: {} tokens masked at p = {} (seed {})", masked, o.mask_prob, o.seed);
-      }
-      for (const auto& m : rep.bad_examples) spdlog::warn("skipped {}", m);
-      spdlog::info("wrote {}: {} rows read, {} bad rows skipped, {} truncated to {} tokens; train {}, dev {}, test {}; "
-                   "{} labels; vocabulary {} ({} tokens, hash {}); content hash {}",
-                   out, rep.rows, rep.bad_rows, rep.truncated, o.max_length, rep.train, rep.dev, rep.test,
-                   d.label_names.size(), o.vocab, d.vocab_size, d.vocab_hash, read_dataset(out).content_hash);
+        }
+        for (const auto& m : rep.bad_examples) spdlog::warn("skipped {}", m);
+        spdlog::info("wrote {}: {} rows read, {} bad rows skipped, {} truncated to {} tokens; train {}, dev {}, test {}; "
+                     "{} labels; vocabulary {} ({} tokens, hash {}); content hash {}",
+                     out, rep.rows, rep.bad_rows, rep.truncated, o.max_length, rep.train, rep.dev, rep.test,
+                     d.label_names.size(), o.vocab, d.vocab_size, d.vocab_hash, read_dataset(out).content_hash);
       }
     } catch (const Error& e) {
       error = e.what();
@@ -256,7 +257,7 @@ void cmd_export(Communicator& comm, const RunArgs& a, const std::string& checkpo
                 const std::string& vocab) {
   auto c = resolve_config(comm, a);
   if (comm.rank() == 0) {
-    const std::string ck = checkpoint.empty() ? (fs::path(c.train.out_dir) / "checkpoints").string() : checkpoint;
+    const std::string ck = checkpoint.empty() ? checkpoints_dir(c.train.out_dir) : checkpoint;
     auto m = load_model(ck);
     std::vector<std::string> labels;
     if (!c.data.path.empty()) labels = read_dataset(c.data.path).label_names;
@@ -272,7 +273,7 @@ void cmd_eval(Communicator& comm, const RunArgs& a, const std::string& checkpoin
   auto c = resolve_config(comm, a);
   auto data = read_dataset(c.data.path);
   const std::string split = split_arg.empty() ? c.data.test_split : split_arg;
-  const std::string ck = checkpoint.empty() ? (fs::path(c.train.out_dir) / "checkpoints").string() : checkpoint;
+  const std::string ck = checkpoint.empty() ? checkpoints_dir(c.train.out_dir) : checkpoint;
   DISTILL_CHECK(data.split(split).n > 0, DataError, c.data.path, ": split '", split,
                 "' is empty: nothing to evaluate");
   auto student = load_model(ck);

@@ -138,7 +138,7 @@ void cmd_inspect(const std::string& path, bool as_json, bool verify) {
   if (fs::is_directory(path)) {
     if (fs::exists(fs::path(path) / "manifest.json") || looks_like_store(path)) j = inspect_store(path, verify, store.emplace());
     else if (fs::exists(fs::path(path) / "latest")) j = inspect_checkpoints(path);
-    else if (fs::exists(fs::path(path) / "checkpoints" / "latest")) j = inspect_checkpoints(path + "/checkpoints");
+    else if (fs::exists(fs::path(checkpoints_dir(path)) / "latest")) j = inspect_checkpoints(checkpoints_dir(path));
     else if (fs::exists(fs::path(path) / "model.safetensors")) j = inspect_model_file(path + "/model.safetensors");
     else throw DataError(str(path, " is neither a store (manifest.json) nor a checkpoint directory"));
   } else if (fs::path(path).extension() == ".safetensors") {

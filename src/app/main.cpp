@@ -6,25 +6,24 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <functional>
 #include <iostream>
+#include <memory>
 
 #include "distill/app/commands.h"
+#include "distill/app/config.h"
 #include "distill/comm/mpi.h"
 #include "distill/util/error.h"
 #include "distill/util/lock.h"
 #include "distill/util/log.h"
 
+namespace distill {
 namespace {
 
 bool launched_by_mpi() {
   for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "SLURM_STEP_NUM_TASKS"})
     if (std::getenv(v)) return true;
   return false;
-}
-
-void add_run_args(CLI::App* sub, distill::RunArgs& a) {
-  sub->add_option("-c,--config", a.config_path, "run config (YAML)")->check(CLI::ExistingFile);
-  sub->add_option("--set", a.overrides, "override a config field: section.key=value (repeatable)");
 }
 
 // Spinning OpenMP workers starve BLAS threads when cores are few (measured on 2 cores: 136 vs 405
@@ -46,130 +45,240 @@ void keep_large_blocks() {
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
 
-}  // namespace
+// One subcommand. Its options are bound to storage its actions own. `early` (optional) runs after
+// parsing, before MPI starts: an exit code >= 0 from it ends the program there. `run` is then
+// called on every rank.
+struct Command {
+  CLI::App* sub = nullptr;
+  std::function<int()> early;
+  std::function<void(Communicator&)> run;
+};
+constexpr int kGoOn = -1;  // from Command::early: start the ranks
 
-int main(int argc, char** argv) {
-  ensure_passive_openmp(argv);
-  keep_large_blocks();
-  using namespace distill;
-  CLI::App app{"distill: knowledge distillation from BERT-style teachers into small students"};
-  app.require_subcommand(1);
+void add_run_args(CLI::App* sub, RunArgs& a) {
+  sub->add_option("-c,--config", a.config_path, "run config (YAML)")->check(CLI::ExistingFile);
+  sub->add_option("--set", a.overrides, "override a config field: section.key=value (repeatable)");
+}
 
-  RunArgs run;
-  bool resume = false, json = false;
-  std::string checkpoint, split, out, inspect_path;
+struct PrepareArgs {
+  PrepareOptions text;
   SyntheticOptions syn;
   bool synthetic = false;
+  std::string out;
+};
 
-  PrepareOptions text;
-  auto* prepare = app.add_subcommand("prepare", "write a dataset.h5 from a CSV/TSV/JSONL table, or a synthetic task");
-  prepare->add_option("-o,--out", out, "output dataset.h5")->required();
-  auto* in = prepare->add_option("-i,--input", text.input, "table of examples (.csv, .tsv, .jsonl; .h5 with --features)")
+// The text, masked-LM and feature options; returns --input.
+CLI::Option* add_table_options(CLI::App* sub, PrepareOptions& text) {
+  auto* in = sub->add_option("-i,--input", text.input, "table of examples (.csv, .tsv, .jsonl; .h5 with --features)")
                  ->check(CLI::ExistingFile)->group("Text");
-  prepare->add_option("--format", text.format, "csv | tsv | jsonl (default: from the extension)")->group("Text");
-  prepare->add_option("--columns", text.column_names, "column names of a CSV/TSV file without a header row")
+  sub->add_option("--format", text.format, "csv | tsv | jsonl (default: from the extension)")->group("Text");
+  sub->add_option("--columns", text.column_names, "column names of a CSV/TSV file without a header row")
       ->delimiter(',')->group("Text");
-  prepare->add_option("--text-column", text.text_column, "column of the text")->capture_default_str()->group("Text");
-  prepare->add_option("--pair-column", text.pair_column, "column of the second segment (pairs)")->group("Text");
-  prepare->add_option("--label-column", text.label_column, "column of the label")->capture_default_str()->group("Text");
-  prepare->add_option("--labels", text.labels, "label values in class order (default: sorted distinct values)")
+  sub->add_option("--text-column", text.text_column, "column of the text")->capture_default_str()->group("Text");
+  sub->add_option("--pair-column", text.pair_column, "column of the second segment (pairs)")->group("Text");
+  sub->add_option("--label-column", text.label_column, "column of the label")->capture_default_str()->group("Text");
+  sub->add_option("--labels", text.labels, "label values in class order (default: sorted distinct values)")
       ->delimiter(',')->group("Text");
-  prepare->add_option("--label-names", text.label_names, "names stored for the classes, one per --labels value")
+  sub->add_option("--label-names", text.label_names, "names stored for the classes, one per --labels value")
       ->delimiter(',')->group("Text");
-  prepare->add_option("--vocab", text.vocab, "WordPiece vocab.txt")->check(CLI::ExistingFile)->group("Text");
-  prepare->add_flag("--cased", text.cased, "keep case and accents (cased vocabularies)")->group("Text");
-  prepare->add_option("--max-length", text.max_length, "padded length with [CLS]/[SEP]; longer texts are truncated")
+  sub->add_option("--vocab", text.vocab, "WordPiece vocab.txt")->check(CLI::ExistingFile)->group("Text");
+  sub->add_flag("--cased", text.cased, "keep case and accents (cased vocabularies)")->group("Text");
+  sub->add_option("--max-length", text.max_length, "padded length with [CLS]/[SEP]; longer texts are truncated")
       ->capture_default_str()->group("Text");
-  prepare->add_option("--dev-fraction", text.dev_fraction, "share of rows for dev")->capture_default_str()->group("Text");
-  prepare->add_option("--test-fraction", text.test_fraction, "share of rows for test")->capture_default_str()->group("Text");
-  prepare->add_option("--split-seed", text.seed, "seed of the train/dev/test split")->capture_default_str()->group("Text");
-  prepare->add_flag("--skip-bad-rows", text.skip_bad_rows, "count and skip bad rows instead of stopping at the first")
+  sub->add_option("--dev-fraction", text.dev_fraction, "share of rows for dev")->capture_default_str()->group("Text");
+  sub->add_option("--test-fraction", text.test_fraction, "share of rows for test")->capture_default_str()
       ->group("Text");
-  prepare->add_flag("--mlm", text.mlm, "masked-LM examples from the text column (no labels)")->group("Masked LM");
-  prepare->add_option("--mask-prob", text.mask_prob, "share of tokens masked")->capture_default_str()->group("Masked LM");
-  prepare->add_flag("--features", text.features, "feature vectors from a CSV of numbers or an HDF5 file "
-                    "(features, labels)")->group("Features");
-  prepare->add_option("--label-index", text.label_index, "CSV column of the label (negative: from the end)")
+  sub->add_option("--split-seed", text.seed, "seed of the train/dev/test split")->capture_default_str()->group("Text");
+  sub->add_flag("--skip-bad-rows", text.skip_bad_rows, "count and skip bad rows instead of stopping at the first")
+      ->group("Text");
+  sub->add_flag("--mlm", text.mlm, "masked-LM examples from the text column (no labels)")->group("Masked LM");
+  sub->add_option("--mask-prob", text.mask_prob, "share of tokens masked")->capture_default_str()->group("Masked LM");
+  sub->add_flag("--features", text.features, "feature vectors from a CSV of numbers or an HDF5 file "
+                "(features, labels)")->group("Features");
+  sub->add_option("--label-index", text.label_index, "CSV column of the label (negative: from the end)")
       ->capture_default_str()->group("Features");
-  prepare->add_flag("--standardize", text.standardize, "z-score features with the train split's mean and std")
+  sub->add_flag("--standardize", text.standardize, "z-score features with the train split's mean and std")
       ->group("Features");
-  auto* syn_flag = prepare->add_flag("--synthetic", synthetic, "generate the synthetic marker-counting task")
-                       ->group("Synthetic");
-  syn_flag->excludes(in);
-  prepare->add_option("--train", syn.train, "train examples")->capture_default_str()->group("Synthetic");
-  prepare->add_option("--dev", syn.dev, "dev examples")->capture_default_str()->group("Synthetic");
-  prepare->add_option("--test", syn.test, "test examples")->capture_default_str()->group("Synthetic");
-  prepare->add_option("--vocab-size", syn.vocab_size, "vocabulary size")->capture_default_str()->group("Synthetic");
-  prepare->add_option("--seq", syn.seq, "padded sequence length")->capture_default_str()->group("Synthetic");
-  prepare->add_option("--num-labels", syn.num_labels, "number of classes")->capture_default_str()->group("Synthetic");
-  prepare->add_option("--noise", syn.noise, "share of labels redrawn at random")->capture_default_str()->group("Synthetic");
-  prepare->add_option("--seed", syn.seed, "generator seed")->capture_default_str()->group("Synthetic");
+  return in;
+}
 
-  auto* pre = app.add_subcommand("precompute", "teacher ranks write soft targets into the store");
-  add_run_args(pre, run);
-  auto* train = app.add_subcommand("train", "student ranks train (on the store's targets when store.path is set)");
-  add_run_args(train, run);
-  train->add_flag("--resume", resume, "continue from train.out_dir/checkpoints/latest");
-  long teacher_ranks = 0;
-  auto* runc = app.add_subcommand("run", "streaming: teacher ranks precompute while the other ranks train on each "
-                                  "committed shard");
-  add_run_args(runc, run);
-  runc->add_option("--teacher-ranks", teacher_ranks, "ranks that run the teacher (default: teacher.ranks)");
-  auto* ev = app.add_subcommand("eval", "accuracy, teacher agreement, transfer risk and KL on a held-out split");
-  add_run_args(ev, run);
-  ev->add_option("--checkpoint", checkpoint, "student checkpoint (default: train.out_dir/checkpoints)");
-  ev->add_option("--split", split, "split to evaluate (default: data.test_split)");
-  ev->add_flag("--json", json, "print JSON");
-  std::string vocab;
-  auto* exp = app.add_subcommand("export", "write a student as a Hugging Face BertForSequenceClassification directory");
-  add_run_args(exp, run);
-  exp->add_option("--checkpoint", checkpoint, "checkpoint to export (default: train.out_dir/checkpoints)");
-  exp->add_option("-o,--out", out, "output directory")->required();
-  exp->add_option("--vocab", vocab, "vocab.txt to copy into the directory")->check(CLI::ExistingFile);
-  std::vector<long> ks = {8, 16, 32, 64, 128};
-  auto* bench = app.add_subcommand("bench-topk", "masked LM: bytes per token and top-k vs dense loss gap for several k");
-  add_run_args(bench, run);
-  bench->add_option("--split", split, "split to measure on (default: data.eval_split)");
-  bench->add_option("--k", ks, "values of k")->delimiter(',')->capture_default_str();
-  bench->add_flag("--json", json, "print JSON");
-  BenchOptions bo;
-  auto* benchc = app.add_subcommand("bench", "throughput on synthetic data: train, precompute, allreduce or store");
-  benchc->add_option("what", bo.what, "train | precompute | allreduce | store")->required()
-      ->check(CLI::IsMember({"train", "precompute", "allreduce", "store"}));
-  benchc->add_option("--hidden", bo.model.hidden, "model width")->capture_default_str();
-  benchc->add_option("--layers", bo.model.layers, "encoder blocks")->capture_default_str();
-  benchc->add_option("--heads", bo.model.heads, "attention heads")->capture_default_str();
-  benchc->add_option("--intermediate", bo.model.intermediate, "feed-forward width")->capture_default_str();
-  benchc->add_option("--vocab-size", bo.model.vocab_size, "vocabulary")->capture_default_str();
-  benchc->add_option("--labels", bo.model.num_labels, "classes")->capture_default_str();
-  benchc->add_option("--seq", bo.seq, "sequence length")->capture_default_str();
-  benchc->add_option("--batch", bo.batch, "examples per rank and step")->capture_default_str();
-  benchc->add_option("--steps", bo.steps, "timed steps (train)")->capture_default_str();
-  benchc->add_option("--warmup", bo.warmup, "untimed first steps (train)")->capture_default_str();
-  benchc->add_option("--examples", bo.examples, "examples (precompute, store)")->capture_default_str();
-  benchc->add_option("--store-labels", bo.store_labels, "logits per row (store)")->capture_default_str();
-  benchc->add_option("--threads", bo.threads, "intra-op threads per rank (0 = cores / ranks)")->capture_default_str();
-  benchc->add_option("--prefetch", bo.prefetch, "batches made ahead by the loader thread")->capture_default_str();
-  benchc->add_option("--bucket-mb", bo.bucket_mb, "gradient bucket size")->capture_default_str();
-  benchc->add_option("--reduce", bo.reduce, "nonblocking | blocking (train.reduce)")->capture_default_str();
-  benchc->add_option("--device", bo.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
-  benchc->add_option("--precision", bo.precision, "fp32 | bf16")->capture_default_str();
-  benchc->add_option("--work-dir", bo.work_dir, "scratch directory")->capture_default_str();
-  benchc->add_option("--json", bo.json_out, "write the figures to this JSON file");
-  auto* insp = app.add_subcommand("inspect", "summarise a dataset file, a store, a shard or a checkpoint");
-  insp->add_option("path", inspect_path, "path to inspect")->required();
-  insp->add_flag("--json", json, "print JSON");
-  bool verify = false;
-  insp->add_flag("--verify", verify, "store: also check every shard's digest against manifest.json (reads it all)");
+void add_synthetic_options(CLI::App* sub, PrepareArgs& a, CLI::Option* input) {
+  sub->add_flag("--synthetic", a.synthetic, "generate the synthetic marker-counting task")->group("Synthetic")
+      ->excludes(input);
+  SyntheticOptions& syn = a.syn;
+  sub->add_option("--train", syn.train, "train examples")->capture_default_str()->group("Synthetic");
+  sub->add_option("--dev", syn.dev, "dev examples")->capture_default_str()->group("Synthetic");
+  sub->add_option("--test", syn.test, "test examples")->capture_default_str()->group("Synthetic");
+  sub->add_option("--vocab-size", syn.vocab_size, "vocabulary size")->capture_default_str()->group("Synthetic");
+  sub->add_option("--seq", syn.seq, "padded sequence length")->capture_default_str()->group("Synthetic");
+  sub->add_option("--num-labels", syn.num_labels, "number of classes")->capture_default_str()->group("Synthetic");
+  sub->add_option("--noise", syn.noise, "share of labels redrawn at random")->capture_default_str()->group("Synthetic");
+  sub->add_option("--seed", syn.seed, "generator seed")->capture_default_str()->group("Synthetic");
+}
 
-  CLI11_PARSE(app, argc, argv);
-  if (*prepare && !synthetic && text.input.empty()) {
+Command add_prepare(CLI::App& app) {
+  auto a = std::make_shared<PrepareArgs>();
+  auto* sub = app.add_subcommand("prepare", "write a dataset.h5 from a CSV/TSV/JSONL table, or a synthetic task");
+  sub->add_option("-o,--out", a->out, "output dataset.h5")->required();
+  add_synthetic_options(sub, *a, add_table_options(sub, a->text));
+  auto early = [a] {
+    if (a->synthetic || !a->text.input.empty()) return kGoOn;
     std::cerr << "prepare: give --input TABLE (with --vocab) or --synthetic\n";
     return 2;
-  }
+  };
+  auto run = [a](Communicator& comm) {
+    if (a->synthetic) cmd_prepare_synthetic(comm, a->syn, a->out);
+    else cmd_prepare_text(comm, a->text, a->out);  // text, masked LM or features
+  };
+  return {sub, early, run};
+}
 
-  std::string command = "distill";
-  for (int i = 1; i < argc; ++i) command += std::string(" ") + argv[i];
+Command add_precompute(CLI::App& app) {
+  auto a = std::make_shared<RunArgs>();
+  auto* sub = app.add_subcommand("precompute", "teacher ranks write soft targets into the store");
+  add_run_args(sub, *a);
+  return {sub, {}, [a](Communicator& comm) { cmd_precompute(comm, *a); }};
+}
+
+struct TrainArgs {
+  RunArgs run;
+  bool resume = false, help_config = false;
+};
+
+// --help-config prints the config keys and ends before MPI starts: it needs neither a config nor ranks.
+Command add_train(CLI::App& app) {
+  auto a = std::make_shared<TrainArgs>();
+  auto* sub = app.add_subcommand("train", "student ranks train (on the store's targets when store.path is set)");
+  add_run_args(sub, a->run);
+  sub->add_flag("--resume", a->resume, "continue from train.out_dir/checkpoints/latest");
+  sub->add_flag("--help-config", a->help_config, "print the table of config keys and exit");
+  auto early = [a] {
+    if (!a->help_config) return kGoOn;
+    std::cout << config_help_table() << std::flush;
+    return 0;
+  };
+  return {sub, early, [a](Communicator& comm) { cmd_train(comm, a->run, a->resume); }};
+}
+
+Command add_run(CLI::App& app) {
+  struct Args {
+    RunArgs run;
+    long teacher_ranks = 0;
+  };
+  auto a = std::make_shared<Args>();
+  auto* sub = app.add_subcommand("run", "streaming: teacher ranks precompute while the other ranks train on each "
+                                 "committed shard");
+  add_run_args(sub, a->run);
+  sub->add_option("--teacher-ranks", a->teacher_ranks, "ranks that run the teacher (default: teacher.ranks)");
+  return {sub, {}, [a](Communicator& comm) { cmd_run(comm, a->run, a->teacher_ranks); }};
+}
+
+Command add_eval(CLI::App& app) {
+  struct Args {
+    RunArgs run;
+    std::string checkpoint, split;
+    bool json = false;
+  };
+  auto a = std::make_shared<Args>();
+  auto* sub = app.add_subcommand("eval", "accuracy, teacher agreement, transfer risk and KL on a held-out split");
+  add_run_args(sub, a->run);
+  sub->add_option("--checkpoint", a->checkpoint, "student checkpoint (default: train.out_dir/checkpoints)");
+  sub->add_option("--split", a->split, "split to evaluate (default: data.test_split)");
+  sub->add_flag("--json", a->json, "print JSON");
+  return {sub, {}, [a](Communicator& comm) { cmd_eval(comm, a->run, a->checkpoint, a->split, a->json); }};
+}
+
+Command add_export(CLI::App& app) {
+  struct Args {
+    RunArgs run;
+    std::string checkpoint, out, vocab;
+  };
+  auto a = std::make_shared<Args>();
+  auto* sub = app.add_subcommand("export", "write a student as a Hugging Face BertForSequenceClassification directory");
+  add_run_args(sub, a->run);
+  sub->add_option("--checkpoint", a->checkpoint, "checkpoint to export (default: train.out_dir/checkpoints)");
+  sub->add_option("-o,--out", a->out, "output directory")->required();
+  sub->add_option("--vocab", a->vocab, "vocab.txt to copy into the directory")->check(CLI::ExistingFile);
+  return {sub, {}, [a](Communicator& comm) { cmd_export(comm, a->run, a->checkpoint, a->out, a->vocab); }};
+}
+
+Command add_bench_topk(CLI::App& app) {
+  struct Args {
+    RunArgs run;
+    std::string split;
+    std::vector<long> ks = {8, 16, 32, 64, 128};
+    bool json = false;
+  };
+  auto a = std::make_shared<Args>();
+  auto* sub = app.add_subcommand("bench-topk", "masked LM: bytes per token and top-k vs dense loss gap for several k");
+  add_run_args(sub, a->run);
+  sub->add_option("--split", a->split, "split to measure on (default: data.eval_split)");
+  sub->add_option("--k", a->ks, "values of k")->delimiter(',')->capture_default_str();
+  sub->add_flag("--json", a->json, "print JSON");
+  return {sub, {}, [a](Communicator& comm) { cmd_bench_topk(comm, a->run, a->split, a->ks, a->json); }};
+}
+
+Command add_bench(CLI::App& app) {
+  auto o = std::make_shared<BenchOptions>();
+  auto* sub = app.add_subcommand("bench", "throughput on synthetic data: train, precompute, allreduce or store");
+  sub->add_option("what", o->what, "train | precompute | allreduce | store")->required()
+      ->check(CLI::IsMember({"train", "precompute", "allreduce", "store"}));
+  sub->add_option("--hidden", o->model.hidden, "model width")->capture_default_str();
+  sub->add_option("--layers", o->model.layers, "encoder blocks")->capture_default_str();
+  sub->add_option("--heads", o->model.heads, "attention heads")->capture_default_str();
+  sub->add_option("--intermediate", o->model.intermediate, "feed-forward width")->capture_default_str();
+  sub->add_option("--vocab-size", o->model.vocab_size, "vocabulary")->capture_default_str();
+  sub->add_option("--labels", o->model.num_labels, "classes")->capture_default_str();
+  sub->add_option("--seq", o->seq, "sequence length")->capture_default_str();
+  sub->add_option("--batch", o->batch, "examples per rank and step")->capture_default_str();
+  sub->add_option("--steps", o->steps, "timed steps (train)")->capture_default_str();
+  sub->add_option("--warmup", o->warmup, "untimed first steps (train)")->capture_default_str();
+  sub->add_option("--examples", o->examples, "examples (precompute, store)")->capture_default_str();
+  sub->add_option("--store-labels", o->store_labels, "logits per row (store)")->capture_default_str();
+  sub->add_option("--threads", o->train.threads, "intra-op threads per rank (0 = cores / ranks)")->capture_default_str();
+  sub->add_option("--prefetch", o->train.prefetch, "batches made ahead by the loader thread")->capture_default_str();
+  sub->add_option("--bucket-mb", o->train.bucket_mb, "gradient bucket size")->capture_default_str();
+  sub->add_option("--reduce", o->train.reduce, "nonblocking | blocking (train.reduce)")->capture_default_str();
+  sub->add_option("--device", o->train.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
+  sub->add_option("--precision", o->train.precision, "fp32 | bf16")->capture_default_str();
+  sub->add_option("--work-dir", o->work_dir, "scratch directory")->capture_default_str();
+  sub->add_option("--json", o->json_out, "write the figures to this JSON file");
+  return {sub, {}, [o](Communicator& comm) { cmd_bench(comm, *o); }};
+}
+
+// Inspect reads files only: it runs on every rank without talking to the others.
+Command add_inspect(CLI::App& app) {
+  struct Args {
+    std::string path;
+    bool json = false, verify = false;
+  };
+  auto a = std::make_shared<Args>();
+  auto* sub = app.add_subcommand("inspect", "summarise a dataset file, a store, a shard or a checkpoint");
+  sub->add_option("path", a->path, "path to inspect")->required();
+  sub->add_flag("--json", a->json, "print JSON");
+  sub->add_flag("--verify", a->verify, "store: also check every shard's digest against manifest.json (reads it all)");
+  return {sub, {}, [a](Communicator&) { cmd_inspect(a->path, a->json, a->verify); }};
+}
+
+// Every subcommand, in the order --help lists them.
+std::vector<Command> add_commands(CLI::App& app) {
+  return {add_prepare(app), add_precompute(app), add_train(app), add_run(app), add_eval(app),
+          add_export(app), add_bench_topk(app), add_bench(app), add_inspect(app)};
+}
+
+// Writes the one error line of this rank: "distill: error on rank R/W (host): message".
+void log_error(int rank, int world, const std::string& error) {
+  // One write per line, so lines from several ranks do not interleave.
+  const std::string line = "distill: error on rank " + std::to_string(rank) + "/" + std::to_string(world) + " (" +
+                           host_name() + "): " + error + "\n";
+  if (::write(2, line.data(), line.size()) < 0) std::cerr << line;
+}
+
+// Runs `command` on every rank (MPI when launched by mpirun, else one local rank) and returns the
+// exit code. Note [collectives]: one failing rank ends the whole job, so no rank waits forever.
+int run_ranks(const Command& command, int* argc, char*** argv) {
+  std::string line = "distill";
+  for (int i = 1; i < *argc; ++i) line += std::string(" ") + (*argv)[i];
   const bool use_mpi = launched_by_mpi();
   int rank = 0, world = 1;
   std::string error;
@@ -177,7 +286,7 @@ int main(int argc, char** argv) {
     std::unique_ptr<Communicator> comm;
     if (use_mpi) {
       record_launcher();  // Note [orphaned ranks]: nothing is committed once mpirun is gone
-      mpi_init(&argc, &argv);
+      mpi_init(argc, argv);
       comm = make_world_communicator();
     } else {
       comm = make_local_communicator();
@@ -185,40 +294,43 @@ int main(int argc, char** argv) {
     rank = comm->rank();
     world = comm->size();
     set_log_rank(rank, world, host_name());
-    if (*prepare && synthetic) cmd_prepare_synthetic(*comm, syn, out);
-    else if (*prepare) cmd_prepare_text(*comm, text, out);  // text, masked LM or features
-    else if (*pre) cmd_precompute(*comm, run);
-    else if (*train) cmd_train(*comm, run, resume);
-    else if (*runc) cmd_run(*comm, run, teacher_ranks);
-    else if (*ev) cmd_eval(*comm, run, checkpoint, split, json);
-    else if (*insp) cmd_inspect(inspect_path, json, verify);
-    else if (*exp) cmd_export(*comm, run, checkpoint, out, vocab);
-    else if (*bench) cmd_bench_topk(*comm, run, split, ks, json);
-    else if (*benchc) cmd_bench(*comm, bo);
+    command.run(*comm);
     comm.reset();
   } catch (const std::bad_alloc&) {
-    error = "out of memory (std::bad_alloc) in '" + command +
+    error = "out of memory (std::bad_alloc) in '" + line +
             "': a size in the config, data set, store or weights is larger than this host's memory";
   } catch (const c10::Error& e) {
     // LibTorch's own message, first line only (without its C++ backtrace).
     std::string m = e.what_without_backtrace();
     m = m.substr(0, m.find('\n'));
-    error = m.find("can't allocate memory") != std::string::npos
-                ? "out of memory in '" + command + "': " + m
-                : "LibTorch error in '" + command + "': " + m;
+    error = m.find("can't allocate memory") != std::string::npos ? "out of memory in '" + line + "': " + m
+                                                                   : "LibTorch error in '" + line + "': " + m;
   } catch (const std::exception& e) {
     error = e.what();
   }
   if (!error.empty()) {
-    // Note [collectives]: one failing rank ends the whole job, so no rank waits forever.
-    // One write per line, so lines from several ranks do not interleave.
-    const std::string line = "distill: error on rank " + std::to_string(rank) + "/" + std::to_string(world) + " (" +
-                             host_name() + "): " + error + "\n";
-    if (::write(2, line.data(), line.size()) < 0) std::cerr << line;
+    log_error(rank, world, error);
     if (use_mpi && world > 1) mpi_abort(1);
-    if (use_mpi) mpi_finalize();
-    return 1;
   }
   if (use_mpi) mpi_finalize();
+  return error.empty() ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace distill
+
+int main(int argc, char** argv) {
+  distill::ensure_passive_openmp(argv);
+  distill::keep_large_blocks();
+  CLI::App app{"distill: knowledge distillation from BERT-style teachers into small students"};
+  app.require_subcommand(1);
+  const auto commands = distill::add_commands(app);
+  CLI11_PARSE(app, argc, argv);
+  for (const auto& c : commands) {
+    if (!*c.sub) continue;
+    if (c.early)
+      if (const int code = c.early(); code != distill::kGoOn) return code;
+    return distill::run_ranks(c, &argc, &argv);
+  }
   return 0;
 }

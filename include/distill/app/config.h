@@ -51,6 +51,7 @@ constexpr long kMaxThreads = 1024;
 void validate_config(const RunConfig& c);
 // The resolved config as YAML, one "section: {key: value}" block per section, in a fixed order.
 std::string dump_config(const RunConfig& c);
+std::string config_help_table();
 // Hash of dump_config().
 std::string config_hash(const RunConfig& c);
 
