@@ -1,8 +1,8 @@
 # The sources of libdistill, one list per layer (the layer table is in README.md). main.cpp is the
 # distill executable; comm/nccl.cpp is built by cmake/DistillNccl.cmake when NCCL is found.
 set(DISTILL_UTIL_SOURCES
-  src/util/fs.cpp src/util/hash.cpp src/util/lock.cpp src/util/log.cpp src/util/progress.cpp
-  src/util/text.cpp)
+  src/util/fs.cpp src/util/hash.cpp src/util/lock.cpp src/util/log.cpp src/util/options.cpp
+  src/util/progress.cpp src/util/text.cpp)
 set(DISTILL_COMM_SOURCES
   src/comm/communicator.cpp src/comm/device.cpp src/comm/mpi.cpp src/comm/thread.cpp
   src/comm/watchdog.cpp)
@@ -13,7 +13,8 @@ set(DISTILL_STORE_SOURCES
   src/store/shard.cpp src/store/sizing.cpp src/store/verify.cpp src/store/writer.cpp)
 set(DISTILL_MODEL_SOURCES
   src/model/bert.cpp src/model/config.cpp src/model/device.cpp src/model/hf.cpp src/model/init.cpp
-  src/model/load.cpp src/model/network.cpp src/model/teacher_model.cpp src/model/vector.cpp
+  src/model/load.cpp src/model/network.cpp src/model/precision.cpp src/model/teacher_model.cpp
+  src/model/vector.cpp
   src/model/weights.cpp)
 set(DISTILL_DATA_SOURCES
   src/data/batch.cpp src/data/dataset.cpp src/data/loader.cpp src/data/prefetch.cpp src/data/prepare.cpp
@@ -23,9 +24,10 @@ set(DISTILL_KD_SOURCES
   src/kd/intermediate.cpp src/kd/layer_map.cpp src/kd/loss.cpp src/kd/objective.cpp)
 set(DISTILL_TRAIN_SOURCES
   src/train/checkpoint.cpp src/train/checkpointer.cpp src/train/eval.cpp src/train/nonfinite.cpp
-  src/train/optim.cpp src/train/reducer.cpp src/train/step_log.cpp src/train/student.cpp src/train/trainer.cpp)
+  src/train/optim.cpp src/train/options.cpp src/train/reducer.cpp src/train/step_log.cpp
+  src/train/student.cpp src/train/trainer.cpp)
 set(DISTILL_TEACHER_SOURCES
-  src/teacher/load.cpp src/teacher/precompute.cpp)
+  src/teacher/load.cpp src/teacher/options.cpp src/teacher/precompute.cpp)
 set(DISTILL_APP_SOURCES
   src/app/bench.cpp src/app/bench_topk.cpp src/app/commands.cpp src/app/config.cpp src/app/faults.cpp
   src/app/inspect.cpp src/app/student_run.cpp src/app/train_commands.cpp)

@@ -177,7 +177,7 @@ nlohmann::json train_figures(const BenchOptions& o, const TrainResult& r, int wo
   const double flops = bert_train_flops(o.model, o.seq) * samples;
   nlohmann::json j = {{"ranks", world},
                       {"device", r.device},
-                      {"precision", o.train.precision},
+                      {"precision", name(o.train.precision)},
                       {"threads_per_rank", at::get_num_threads()},
                       {"parameters", r.parameters},
                       {"batch_per_rank", o.batch},
@@ -234,7 +234,7 @@ nlohmann::json bench_train(Communicator& comm, const BenchOptions& o, Table& t) 
   if (comm.rank() == 0) fs::remove_all(job.opt.out_dir);
   comm.barrier();
   auto r = train(comm, job);
-  const double peak = matmul_peak(comm, device, parse_precision(o.train.precision, "--precision"));
+  const double peak = matmul_peak(comm, device, scalar_type(o.train.precision));
   // Rank 0's step time stands for the job (ranks step together); the peak is the ranks' mean.
   double per_rank_peak = peak;
   comm.allreduce(&per_rank_peak, 1, DType::kFloat64, ReduceOp::kAverage);

@@ -238,12 +238,18 @@ Command add_bench(CLI::App& app) {
   sub->add_option("--threads", o->train.threads, "intra-op threads per rank (0 = cores / ranks)")->capture_default_str();
   sub->add_option("--prefetch", o->train.prefetch, "batches made ahead by the loader thread")->capture_default_str();
   sub->add_option("--bucket-mb", o->train.bucket_mb, "gradient bucket size")->capture_default_str();
-  sub->add_option("--reduce", o->train.reduce, "nonblocking | blocking (train.reduce)")->capture_default_str();
+  // Fixed choices reach the options as config values do (train.reduce, train.precision).
+  auto choices = std::make_shared<std::pair<std::string, std::string>>(name(o->train.reduce), name(o->train.precision));
+  sub->add_option("--reduce", choices->first, "nonblocking | blocking (train.reduce)")->capture_default_str();
   sub->add_option("--device", o->train.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
-  sub->add_option("--precision", o->train.precision, "fp32 | bf16")->capture_default_str();
+  sub->add_option("--precision", choices->second, "fp32 | bf16")->capture_default_str();
   sub->add_option("--work-dir", o->work_dir, "scratch directory")->capture_default_str();
   sub->add_option("--json", o->json_out, "write the figures to this JSON file");
-  return {sub, {}, [o](Communicator& comm) { cmd_bench(comm, *o); }};
+  return {sub, {}, [o, choices](Communicator& comm) {
+            TrainOptions::options().set(o->train, "reduce", choices->first);
+            TrainOptions::options().set(o->train, "precision", choices->second);
+            cmd_bench(comm, *o);
+          }};
 }
 
 // Inspect reads files only: it runs on every rank without talking to the others.

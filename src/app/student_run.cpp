@@ -23,18 +23,18 @@ ModelConfig student_config(const RunConfig& c, const Dataset& data) {
   if (s.num_labels == 0) s.num_labels = data.num_labels();
   if (data.task == "features") {
     DISTILL_CHECK(s.is_vector(), ConfigError, "data set ", data.path, " holds feature vectors; student.kind = '",
-                  s.kind, "' needs token ids (use mlp or deep_linear)");
+                  name(s.kind), "' needs token ids (use mlp or deep_linear)");
     const auto dim = data.splits.begin()->second.dim;
     if (s.input_dim == 0) s.input_dim = dim;
     DISTILL_CHECK(s.input_dim == dim, ConfigError, "student.input_dim = ", s.input_dim, " but data set ", data.path,
                   " has ", dim, " features");
     return s;
   }
-  DISTILL_CHECK(s.is_bert(), ConfigError, "student.kind = '", s.kind, "' takes feature vectors; data set ", data.path,
+  DISTILL_CHECK(s.is_bert(), ConfigError, "student.kind = '", name(s.kind), "' takes feature vectors; data set ", data.path,
                 " holds token ids (a ", data.task, " task)");
-  DISTILL_CHECK((data.task == "mlm") == (s.kind == "bert_mlm"), ConfigError, "data set ", data.path, " is a ",
-                data.task, " task; student.kind = '", s.kind, "' needs ",
-                s.kind == "bert_mlm" ? "a masked-LM data set (prepare --mlm)" : "a classification data set");
+  DISTILL_CHECK((data.task == "mlm") == (s.kind == ModelKind::kBertMlm), ConfigError, "data set ", data.path, " is a ",
+                data.task, " task; student.kind = '", name(s.kind), "' needs ",
+                s.kind == ModelKind::kBertMlm ? "a masked-LM data set (prepare --mlm)" : "a classification data set");
   DISTILL_CHECK(s.vocab_size >= data.vocab_size, ConfigError, "student.vocab_size = ", s.vocab_size,
                 " is smaller than the vocabulary of ", data.path, " (", data.vocab_size, ")");
   DISTILL_CHECK(s.max_positions >= data.max_length, ConfigError, "student.max_positions = ", s.max_positions,
@@ -143,13 +143,13 @@ std::unique_ptr<StoreReader> open_streaming_store(Communicator& comm, const RunC
   DISTILL_CHECK(data.task != "mlm" && c.layers.hidden_map.empty() && c.layers.attention_map.empty(), ConfigError,
                 "distill run streams logits stores; masked-LM and layer-map stores need an offline precompute");
   DISTILL_CHECK(!c.teacher.path.empty(), ConfigError, "distill run needs teacher.path");
-  expect.dtype = c.store.dtype;
+  expect.dtype = name(c.store.dtype);
   expect.shard_size = c.store.shard_size;
   expect.num_labels = data.num_labels();
   auto store = std::make_unique<StoreReader>(c.store.path, expect, StoreReader::Streaming{});
   const ShardWindows windows{expect.num_examples, expect.shard_size, c.store.window};
   job.first_epoch_order = streaming_first_epoch_order(windows, static_cast<std::uint64_t>(c.train.seed));
-  job.wait_for_rows = wait_for_committed_rows(*store, windows, c.teacher.stream_timeout, comm.rank() == 0);
+  job.wait_for_rows = wait_for_committed_rows(*store, windows, c.stream.stream_timeout, comm.rank() == 0);
   return store;
 }
 

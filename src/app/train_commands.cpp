@@ -78,7 +78,7 @@ void cmd_train(Communicator& comm, const RunArgs& a, bool resume) {
 
 void cmd_run(Communicator& comm, const RunArgs& a, long teacher_ranks) {
   auto c = resolve_config(comm, a);
-  const long n = teacher_ranks > 0 ? teacher_ranks : c.teacher.ranks;
+  const long n = teacher_ranks > 0 ? teacher_ranks : c.stream.ranks;
   DISTILL_CHECK(n > 0 && n < comm.size(), ConfigError, "distill run needs 1..", comm.size() - 1,
                 " teacher ranks (--teacher-ranks or teacher.ranks) out of ", comm.size(), " ranks, got ", n);
   DISTILL_CHECK(!c.store.path.empty(), ConfigError, "distill run streams through the store: set store.path");

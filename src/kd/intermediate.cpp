@@ -6,16 +6,35 @@
 
 namespace distill {
 
-void LayerLossOptions::validate() const {
-  DISTILL_CHECK(hidden_loss == "mse" || hidden_loss == "cosine", ConfigError, "distill.hidden_loss = '", hidden_loss,
-                "': expected mse or cosine");
-  DISTILL_CHECK(attention_loss == "kl" || attention_loss == "mse", ConfigError, "distill.attention_loss = '",
-                attention_loss, "': expected kl or mse");
-  DISTILL_CHECK(head_mismatch == "refuse" || head_mismatch == "average", ConfigError, "distill.head_mismatch = '",
-                head_mismatch, "': expected refuse or average");
-  DISTILL_CHECK(hidden_weight >= 0 && attention_weight >= 0, ConfigError,
-                "distill.hidden_weight and distill.attention_weight must be >= 0");
+const char* name(HiddenLoss l) { return l == HiddenLoss::kCosine ? "cosine" : "mse"; }
+const char* name(AttentionLoss l) { return l == AttentionLoss::kMse ? "mse" : "kl"; }
+const char* name(HeadMismatch h) { return h == HeadMismatch::kAverage ? "average" : "refuse"; }
+
+const OptionTable<LayerLossOptions>& LayerLossOptions::options() {
+  static const OptionTable<LayerLossOptions> table = [] {
+    using O = LayerLossOptions;
+    const char* const kWeights = "distill.hidden_weight and distill.attention_weight must be >= 0";
+    OptionTable<O> t("distill");
+    t.add("hidden_map", &O::hidden_map,
+          "student <- teacher hidden states: uniform (student m <- teacher m*N/M), last, skip:2,4,6 or pairs 0:0,1:3; "
+          "hidden 0 = embeddings; empty = none");
+    t.add("attention_map", &O::attention_map, "the same for attention maps, layers 1..L; empty = none");
+    t.add("hidden_loss", &O::hidden_loss, {HiddenLoss::kMse, HiddenLoss::kCosine},
+          "over real tokens, through a learned projection when widths differ");
+    t.add("attention_loss", &O::attention_loss, {AttentionLoss::kKl, AttentionLoss::kMse},
+          "kl per head (MiniLM) or mse (TinyBERT), padding masked");
+    t.add("hidden_weight", &O::hidden_weight, "weight of the summed hidden term")
+        .check([](double v) { return v >= 0; }, kWeights);
+    t.add("attention_weight", &O::attention_weight, "weight of the summed attention term")
+        .check([](double v) { return v >= 0; }, kWeights);
+    t.add("head_mismatch", &O::head_mismatch, {HeadMismatch::kRefuse, HeadMismatch::kAverage},
+          "when student and teacher head counts differ: refuse, or compare head means");
+    return t;
+  }();
+  return table;
 }
+
+void LayerLossOptions::validate() const { options().check(*this); }
 
 at::Tensor hidden_mse(const at::Tensor& s, const at::Tensor& t, const at::Tensor& mask) {
   auto m = mask.to(s.dtype()).unsqueeze(-1);  // [batch, seq, 1]
@@ -54,8 +73,8 @@ LayerLossImpl::LayerLossImpl(const LayerLossOptions& o, const ModelConfig& st, c
   hidden_map_ = parse_layer_map(o.hidden_map, st.layers, te.layers, "hidden", "distill.hidden_map");
   attention_map_ = parse_layer_map(o.attention_map, st.layers, te.layers, "attention", "distill.attention_map");
   if (!attention_map_.empty() && st.heads != te.heads)
-    DISTILL_CHECK(o.head_mismatch == "average", ConfigError, "distill.attention_map: the student has ", st.heads,
-                  " heads, the teacher ", te.heads, " (pair ", attention_map_.pairs[0].first, ":",
+    DISTILL_CHECK(o.head_mismatch == HeadMismatch::kAverage, ConfigError, "distill.attention_map: the student has ",
+                  st.heads, " heads, the teacher ", te.heads, " (pair ", attention_map_.pairs[0].first, ":",
                   attention_map_.pairs[0].second, "); set distill.head_mismatch: average to compare head means");
   proj_ = register_module("hidden", torch::nn::ModuleDict());
   if (st.hidden != te.hidden)
@@ -77,7 +96,7 @@ LayerLossTerms LayerLossImpl::forward(const ModelOutput& s, const ModelOutput& t
     const auto key = std::to_string(si);
     if (proj_->contains(key)) hs = proj_[key]->as<torch::nn::LinearImpl>()->forward(hs);
     const auto& ht = t.hidden[ti].to(hs.dtype());
-    auto l = o_.hidden_loss == "mse" ? hidden_mse(hs, ht, mask) : hidden_cosine(hs, ht, mask);
+    auto l = o_.hidden_loss == HiddenLoss::kMse ? hidden_mse(hs, ht, mask) : hidden_cosine(hs, ht, mask);
     r.hidden = r.hidden.defined() ? r.hidden + l : l;
   }
   for (const auto& [si, ti] : attention_map_.pairs) {
@@ -90,7 +109,7 @@ LayerLossTerms LayerLossImpl::forward(const ModelOutput& s, const ModelOutput& t
       as = as.mean(1, true);
       at = at.mean(1, true);
     }
-    auto l = o_.attention_loss == "kl" ? attention_kl(as, at, mask) : attention_mse(as, at, mask);
+    auto l = o_.attention_loss == AttentionLoss::kKl ? attention_kl(as, at, mask) : attention_mse(as, at, mask);
     r.attention = r.attention.defined() ? r.attention + l : l;
   }
   return r;

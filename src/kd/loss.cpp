@@ -6,10 +6,22 @@
 
 namespace distill {
 
+const OptionTable<KdOptions>& KdOptions::options() {
+  static const OptionTable<KdOptions> table = [] {
+    OptionTable<KdOptions> t("distill");
+    t.add("alpha", &KdOptions::alpha, "weight of the hard-label cross-entropy");
+    t.add("beta", &KdOptions::beta, "weight of the soft term T^2 * KL(p_t || p_s)");
+    t.add("temperature", &KdOptions::temperature, "T of p = softmax(z / T); the T^2 factor keeps the gradient scale")
+        .check([](double v) { return v > 0; }, "{key} must be > 0, got {value}");
+    return t;
+  }();
+  return table;
+}
+
 void KdOptions::validate() const {
   DISTILL_CHECK(alpha >= 0 && beta >= 0 && alpha + beta > 0, ConfigError, "distill.alpha = ", alpha,
                 " and distill.beta = ", beta, " must be >= 0 and not both 0");
-  DISTILL_CHECK(temperature > 0, ConfigError, "distill.temperature must be > 0, got ", temperature);
+  options().check(*this);
 }
 
 at::Tensor soft_kl(const at::Tensor& student, const at::Tensor& teacher, double temperature) {

@@ -8,12 +8,46 @@
 
 namespace distill {
 
+const char* name(ModelKind k) {
+  switch (k) {
+    case ModelKind::kBert: return "bert";
+    case ModelKind::kBertMlm: return "bert_mlm";
+    case ModelKind::kMlp: return "mlp";
+    case ModelKind::kDeepLinear: return "deep_linear";
+  }
+  return "?";
+}
+
+const OptionTable<ModelConfig>& ModelConfig::options() {
+  static const OptionTable<ModelConfig> table = [] {
+    using C = ModelConfig;
+    OptionTable<C> t("student");
+    t.add("kind", &C::kind, {ModelKind::kBert, ModelKind::kBertMlm, ModelKind::kMlp, ModelKind::kDeepLinear},
+          "BERT classifier, BERT masked LM, or a network on feature vectors (mlp, deep_linear)");
+    t.add("vocab_size", &C::vocab_size, "BERT: token ids are < vocab_size");
+    t.add("hidden", &C::hidden, "BERT: width of every block; cost grows about quadratically");
+    t.add("layers", &C::layers, "BERT: encoder blocks; cost grows linearly");
+    t.add("heads", &C::heads, "BERT: attention heads; must divide hidden");
+    t.add("intermediate", &C::intermediate, "BERT: feed-forward width (4 * hidden in BERT)");
+    t.add("max_positions", &C::max_positions, "BERT: longest sequence the position table covers");
+    t.add("type_vocab", &C::type_vocab, "BERT: token_type_ids are < type_vocab");
+    t.add("num_labels", &C::num_labels, "classes of the head; 0 = from the data set")
+        .check([](long v) { return v >= 0; }, "{key} must be >= 0, got {value}");
+    t.add("dropout", &C::dropout, "hidden dropout during training");
+    t.add("attention_dropout", &C::attention_dropout, "BERT: dropout on attention probabilities during training");
+    t.add("input_dim", &C::input_dim, "vector models: feature width; 0 = from the data set");
+    t.add("width", &C::width, "vector models: width of the inner layers");
+    t.add("depth", &C::depth, "vector models: weight matrices (1 = a linear model)");
+    t.add("init_scale", &C::init_scale, "vector models: std of every initial weight; 0 = 1/sqrt(fan_in)");
+    return t;
+  }();
+  return table;
+}
+
 void ModelConfig::validate(const std::string& where) const {
-  DISTILL_CHECK(is_bert() || is_vector(), ConfigError, where, ".kind = '", kind,
-                "', expected bert, bert_mlm, mlp or deep_linear");
-  DISTILL_CHECK(num_labels >= 0, ConfigError, where, ".num_labels must be >= 0, got ", num_labels);
+  options().check(*this, where);
   if (is_vector()) {
-    DISTILL_CHECK(input_dim >= 0 && width > 0 && depth >= 1, ConfigError, where, ": ", kind,
+    DISTILL_CHECK(input_dim >= 0 && width > 0 && depth >= 1, ConfigError, where, ": ", name(kind),
                   " needs width > 0 and depth >= 1 (got width ", width, ", depth ", depth, ") and input_dim >= 0");
     DISTILL_CHECK(init_scale >= 0, ConfigError, where, ".init_scale must be >= 0, got ", init_scale);
     DISTILL_CHECK(dropout >= 0 && dropout < 1, ConfigError, where, ".dropout must be in [0, 1)");
@@ -32,16 +66,16 @@ void ModelConfig::validate(const std::string& where) const {
 
 nlohmann::json to_json(const ModelConfig& c) {
   if (c.is_vector())
-    return {{"model_type", "distill_" + c.kind}, {"distill_kind", c.kind}, {"input_dim", c.input_dim},
-            {"width", c.width}, {"depth", c.depth}, {"num_labels", c.num_labels}, {"init_scale", c.init_scale},
-            {"hidden_dropout_prob", c.dropout}};
+    return {{"model_type", std::string("distill_") + name(c.kind)}, {"distill_kind", name(c.kind)},
+            {"input_dim", c.input_dim}, {"width", c.width}, {"depth", c.depth}, {"num_labels", c.num_labels},
+            {"init_scale", c.init_scale}, {"hidden_dropout_prob", c.dropout}};
   nlohmann::json j = {{"vocab_size", c.vocab_size},       {"hidden_size", c.hidden},
           {"num_hidden_layers", c.layers},    {"num_attention_heads", c.heads},
           {"intermediate_size", c.intermediate}, {"max_position_embeddings", c.max_positions},
           {"type_vocab_size", c.type_vocab},  {"num_labels", c.num_labels},
           {"hidden_dropout_prob", c.dropout}, {"attention_probs_dropout_prob", c.attention_dropout},
           {"layer_norm_eps", c.layer_norm_eps}, {"model_type", "bert"}};
-  if (c.kind != "bert") j["distill_kind"] = c.kind;
+  if (c.kind != ModelKind::kBert) j["distill_kind"] = name(c.kind);
   return j;
 }
 
@@ -66,7 +100,11 @@ ModelConfig bert_config_from_json(const nlohmann::json& j, const std::string& wh
   auto get_if = [&](const char* key, auto& field) {
     if (j.contains(key)) read(key, field);
   };
-  get_if("distill_kind", c.kind);
+  if (j.contains("distill_kind")) {
+    std::string kind;
+    read("distill_kind", kind);
+    ModelConfig::options().set(c, "kind", kind, where);
+  }
   if (c.is_vector()) {
     get("input_dim", c.input_dim);
     get("width", c.width);

@@ -113,8 +113,8 @@ std::string hf_fingerprint(const std::string& dir) {
 void export_hf_dir(const std::string& dir, NetworkImpl& m, const std::vector<std::string>& label_names,
                    const std::string& vocab) {
   const auto& c = m.config();
-  DISTILL_CHECK(c.is_bert(), ConfigError, "export writes BERT models (bert, bert_mlm); this model is a ", c.kind);
-  const bool mlm = c.kind == "bert_mlm";
+  DISTILL_CHECK(c.is_bert(), ConfigError, "export writes BERT models (bert, bert_mlm); this model is a ", name(c.kind));
+  const bool mlm = c.kind == ModelKind::kBertMlm;
   DISTILL_CHECK(label_names.empty() || static_cast<long>(label_names.size()) == c.num_labels, ConfigError,
                 "export: ", label_names.size(), " label names for a model with ", c.num_labels, " labels");
   if (fs::exists(dir))

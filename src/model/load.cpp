@@ -10,15 +10,16 @@
 
 namespace distill {
 
-LoadedModel load_model(const std::string& path, bool require_head, long num_labels, const std::string& kind) {
+LoadedModel load_model(const std::string& path, bool require_head, long num_labels, std::optional<ModelKind> kind) {
   LoadedModel r;
   DISTILL_CHECK(!is_torchscript_path(path), ConfigError, path,
                 " is a TorchScript file: it can serve as a teacher, not as a BERT to train or evaluate");
   if (is_hf_dir(path)) {
     auto hf = read_hf_dir(path);
-    const bool mlm = kind == "bert_mlm" || (kind.empty() && require_head && !hf.mlm_head.empty() && !hf.has_classifier);
+    const bool mlm =
+        kind == ModelKind::kBertMlm || (!kind && require_head && !hf.mlm_head.empty() && !hf.has_classifier);
     if (mlm) {
-      hf.config.kind = "bert_mlm";
+      hf.config.kind = ModelKind::kBertMlm;
       hf.config.num_labels = 0;
       BertForMaskedLM m(hf.config);
       load_hf_mlm_weights(m, hf);
@@ -43,7 +44,7 @@ LoadedModel load_model(const std::string& path, bool require_head, long num_labe
     r.model = make_network(cfg);
     std::set<std::string> optional;
     if (!require_head) optional = {"classifier.weight", "classifier.bias"};
-    if (cfg.kind == "bert_mlm") optional.insert("cls.predictions.decoder.weight");
+    if (cfg.kind == ModelKind::kBertMlm) optional.insert("cls.predictions.decoder.weight");
     load_module(*r.model, st.tensors, r.file, optional);
   }
   r.fingerprint = model_fingerprint(path);

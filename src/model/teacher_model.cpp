@@ -26,7 +26,7 @@ class NetworkTeacher : public TeacherModel {
     precision_ = precision;
   }
   long num_labels() const override { return m_->config().num_labels; }
-  std::string kind() const override { return m_->config().kind; }
+  std::string kind() const override { return name(m_->config().kind); }
   const ModelConfig* config() const override { return &m_->config(); }
   long parameters() const override {
     long n = 0;

@@ -56,6 +56,34 @@ void parse_layout_json(StoreMeta& m, const std::string& text, const std::string&
   }
 }
 
+const char* name(StoreDtype d) { return d == StoreDtype::kFloat32 ? "float32" : "float16"; }
+
+const OptionTable<StoreOptions>& StoreOptions::options() {
+  static const OptionTable<StoreOptions> table = [] {
+    using O = StoreOptions;
+    const char* const kSizes = "store.topk must be >= 0 (0 = default), store.max_bytes and store.window positive";
+    OptionTable<O> t("store");
+    t.add("path", &O::path, "store directory; empty = no teacher targets (plain supervised training)");
+    t.add("dtype", &O::dtype, {StoreDtype::kFloat16, StoreDtype::kFloat32},
+          "logits on disk: float16 (half the bytes) or float32 (exact)");
+    t.add("shard_size", &O::shard_size, "examples per shard; smaller = finer resume, more files")
+        .check([](long v) { return v > 0; }, "{key} must be positive, got {value}");
+    t.add("topk", &O::topk, "masked LM: teacher logits kept per masked token; 0 = the most that fit in 300 bytes (64)")
+        .check([](long v) { return v >= 0; }, kSizes);
+    t.add("max_bytes", &O::max_bytes, "precompute prints its estimate and refuses a larger store (10 GiB)")
+        .check([](long v) { return v > 0; }, kSizes);
+    t.add("window", &O::window, "distill run: the first epoch shuffles within windows of this many shards")
+        .check([](long v) { return v > 0; }, kSizes);
+    t.add("verify", &O::verify,
+          "train checks every shard's digest against manifest.json when it opens the store "
+          "(each rank reads it once more)");
+    return t;
+  }();
+  return table;
+}
+
+h5::Type store_dtype(StoreDtype d) { return d == StoreDtype::kFloat32 ? h5::Type::kFloat32 : h5::Type::kFloat16; }
+
 h5::Type store_dtype(const std::string& name) {
   if (name == "float16") return h5::Type::kFloat16;
   if (name == "float32") return h5::Type::kFloat32;

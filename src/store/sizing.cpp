@@ -36,7 +36,7 @@ std::int64_t plan_topk(StoreMeta& meta, const StoreOptions& o, std::int64_t mask
 }  // namespace
 
 StoreMeta plan_store(StoreMeta meta, const StoreOptions& o, std::int64_t masked_tokens, bool log) {
-  meta.dtype = o.dtype;
+  meta.dtype = name(o.dtype);
   meta.shard_size = o.shard_size;
   const bool half = meta.dtype == "float16";
   std::int64_t per_example = meta.num_labels * (half ? 2 : 4) + 8;

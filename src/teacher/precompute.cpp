@@ -27,10 +27,10 @@ void check_teacher(Communicator& comm, const Dataset& data, const std::string& s
   const ModelConfig* tc = teacher.model->config();
   if (tc && tc->is_bert())
     check_fits_model(data, split_name, tc->vocab_size, tc->type_vocab, tc->max_positions, "teacher " + teacher.file);
-  DISTILL_CHECK(!mlm || (tc && tc->kind == "bert_mlm"), DataError, "data set ", data.path,
-                " is a masked-LM task; teacher ", teacher.file, " is a ", tc ? tc->kind : teacher.model->kind(),
+  DISTILL_CHECK(!mlm || (tc && tc->kind == ModelKind::kBertMlm), DataError, "data set ", data.path,
+                " is a masked-LM task; teacher ", teacher.file, " is a ", tc ? std::string(name(tc->kind)) : teacher.model->kind(),
                 ", expected a bert_mlm model");
-  DISTILL_CHECK(mlm || !tc || tc->kind != "bert_mlm", DataError, "teacher ", teacher.file,
+  DISTILL_CHECK(mlm || !tc || tc->kind != ModelKind::kBertMlm, DataError, "teacher ", teacher.file,
                 " is a masked-LM model; data set ", data.path, " is a ", data.task, " task");
 }
 

@@ -35,8 +35,8 @@ ModelConfig teacher_layers_config(const TrainJob& job) {
 LayerLoss make_layer_loss(const TrainJob& job) {
   if (job.layers.hidden_map.empty() && job.layers.attention_map.empty()) return LayerLoss{nullptr};
   const ModelConfig tc = teacher_layers_config(job);
-  DISTILL_CHECK(job.model.kind == "bert" && tc.kind == "bert", ConfigError, "layer maps need BERT classifiers as "
-                "student and teacher; the student is a ", job.model.kind, ", the teacher a ", tc.kind);
+  DISTILL_CHECK(job.model.kind == ModelKind::kBert && tc.kind == ModelKind::kBert, ConfigError, "layer maps need BERT classifiers as "
+                "student and teacher; the student is a ", name(job.model.kind), ", the teacher a ", name(tc.kind));
   LayerLoss layer_loss(job.layers, job.model, tc);
   if (job.online_teacher && job.online_teacher->config()) return layer_loss;
   const auto& m = job.store->manifest().meta;
@@ -69,7 +69,7 @@ Student::Student(Communicator& comm, const TrainJob& job, const c10::Device& dev
   if (layer_loss)
     for (auto& p : layer_loss->named_parameters()) named.emplace_back("distill.projections." + p.key(), p.value());
   for (const auto& [name, p] : named) params.push_back(p);
-  if (o.optimizer == "sgd") opt = std::make_unique<Sgd>(named, o.momentum, o.effective_weight_decay());
+  if (o.optimizer == OptimizerKind::kSgd) opt = std::make_unique<Sgd>(named, o.momentum, o.effective_weight_decay());
   else opt = std::make_unique<AdamW>(named, OptimOptions{0.9, 0.999, 1e-8, o.effective_weight_decay()});
 }
 

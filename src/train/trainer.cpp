@@ -20,48 +20,6 @@
 
 namespace distill {
 
-void TrainOptions::validate() const {
-  DISTILL_CHECK(batch_size > 0, ConfigError, "train.batch_size must be positive, got ", batch_size);
-  DISTILL_CHECK(epochs > 0 || max_steps > 0, ConfigError, "train.epochs or train.max_steps must be positive");
-  DISTILL_CHECK(lr > 0, ConfigError, "train.lr must be positive, got ", lr);
-  DISTILL_CHECK(warmup_steps >= 0 && checkpoint_every >= 0 && keep_checkpoints >= 0 && log_every > 0 &&
-                    max_steps >= 0 && threads >= 0 && eval_batch_size > 0,
-                ConfigError, "train.* counts must be non-negative (log_every and eval_batch_size positive)");
-  DISTILL_CHECK(max_grad_norm >= 0 && (weight_decay >= 0 || weight_decay == -1), ConfigError,
-                "train.max_grad_norm must be >= 0 and train.weight_decay >= 0 (or -1 for the optimizer's default)");
-  DISTILL_CHECK(optimizer == "adamw" || optimizer == "sgd", ConfigError, "train.optimizer = '", optimizer,
-                "', expected adamw or sgd");
-  DISTILL_CHECK(momentum >= 0 && momentum < 1, ConfigError, "train.momentum must be in [0, 1), got ", momentum);
-  DISTILL_CHECK(momentum == 0 || optimizer == "sgd", ConfigError, "train.momentum applies to train.optimizer: sgd");
-  DISTILL_CHECK(schedule == "linear" || schedule == "constant", ConfigError, "train.schedule = '", schedule,
-                "', expected linear or constant");
-  DISTILL_CHECK(precision == "fp32" || precision == "bf16", ConfigError, "train.precision = '", precision,
-                "', expected fp32 or bf16 (fp16 training would need loss scaling, which distill does not do)");
-  DISTILL_CHECK(reduce == "nonblocking" || reduce == "blocking", ConfigError, "train.reduce = '", reduce,
-                "', expected nonblocking or blocking");
-  DISTILL_CHECK(bucket_mb > 0 && comm_timeout > 0 && prefetch >= 0, ConfigError,
-                "train.bucket_mb and train.comm_timeout must be positive, train.prefetch >= 0");
-  DISTILL_CHECK(nonfinite == "stop" || nonfinite == "skip", ConfigError, "train.nonfinite = '", nonfinite,
-                "', expected stop or skip");
-  DISTILL_CHECK(max_skipped_steps >= 0, ConfigError, "train.max_skipped_steps must be >= 0, got ",
-                max_skipped_steps);
-}
-
-BucketOptions TrainOptions::buckets() const {
-  BucketOptions b;
-  b.bucket_bytes = static_cast<std::int64_t>(bucket_mb * (1 << 20));
-  return b;
-}
-
-c10::ScalarType train_precision(const TrainOptions& o, const c10::Device& d) {
-  auto p = parse_precision(o.precision, "train.precision");
-  if (d.is_cuda() || p == c10::ScalarType::Float) return p;
-  DISTILL_CHECK(o.device == "auto", ConfigError, "train.precision: ", o.precision, " needs a GPU; train.device is ",
-                o.device);
-  spdlog::warn("train.precision: {} applies on GPUs only; the CPU trains in fp32", o.precision);
-  return c10::ScalarType::Float;
-}
-
 namespace {
 
 // What one step uses besides its batch.
@@ -90,7 +48,7 @@ std::unique_ptr<GradReducer> make_reducer(Communicator& grad_comm, int world, co
                                           const std::vector<torch::Tensor>& params) {
   if (world == 1) return nullptr;
   auto b = o.buckets();
-  b.blocking = o.reduce == "blocking";
+  b.blocking = o.reduce == ReduceMode::kBlocking;
   return std::make_unique<GradReducer>(grad_comm, params, b);
 }
 
@@ -138,7 +96,7 @@ bool average_or_skip(const StepParts& s, const ObjectiveTerms& terms, double gra
   const auto& o = s.job.opt;
   const auto report = nonfinite_report(s.comm.rank(), local, grad_norm, s.job.data->split(s.job.train_split),
                                        sampler.indices(at.cursor));
-  handle_nonfinite_step(s.comm, report, at.step + 1, o.nonfinite == "skip", o.max_skipped_steps, at.skipped_steps);
+  handle_nonfinite_step(s.comm, report, at.step + 1, o.nonfinite == NonFinitePolicy::kSkip, o.max_skipped_steps, at.skipped_steps);
   return false;
 }
 
@@ -162,7 +120,7 @@ void checkpoint_if_due(const StepParts& s, Checkpointer& ckpt, const Progress& p
 void log_start(const StepParts& s, const DistributedSampler& sampler, std::int64_t parameters, std::int64_t total) {
   spdlog::info("training {} parameters on {} ranks ({}, {}) with {}: {} steps of {} examples{}, {} steps per epoch, "
                "{} gradient buckets",
-               parameters, s.comm.size(), s.device.str(), precision_name(s.precision), s.job.opt.optimizer, total,
+               parameters, s.comm.size(), s.device.str(), precision_name(s.precision), name(s.job.opt.optimizer), total,
                sampler.global_batch(), sampler.full_batch() ? " (full batch)" : "", sampler.steps_per_epoch(),
                s.reducer ? s.reducer->buckets().size() : 0);
 }
@@ -230,7 +188,7 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
     StepScalars mean;
     const bool apply = average_or_skip(parts, terms, gnorm, sampler, at, mean);
     timer.lap(&PhaseTimes::reduce);
-    const double lr = o.schedule == "constant" ? o.lr : linear_schedule(o.lr, at.step, total, warmup);
+    const double lr = o.schedule == Schedule::kConstant ? o.lr : linear_schedule(o.lr, at.step, total, warmup);
     if (apply) student.opt->step(lr);
     timer.lap(&PhaseTimes::optimizer);
     if (at.step - first_step >= job.untimed_steps) timer.add_to(res.profile, input_wait, comm_wait);

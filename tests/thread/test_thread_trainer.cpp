@@ -71,8 +71,8 @@ TrainOptions full_batch_sgd(const std::string& out_dir, long steps, double lr, d
   o.momentum = momentum;
   o.max_grad_norm = clip;
   o.log_every = 1000;
-  o.optimizer = "sgd";
-  o.schedule = "constant";
+  o.optimizer = OptimizerKind::kSgd;
+  o.schedule = Schedule::kConstant;
   o.device = "cpu";
   o.reduce = blocking ? "blocking" : "nonblocking";
   return o;
@@ -127,8 +127,8 @@ double accuracy(const std::map<std::string, torch::Tensor>& w, const ModelConfig
   for (long i = 0; i < m.depth; ++i) {
     const std::string l = "layers." + std::to_string(i);
     x = torch::matmul(x, w.at(l + ".weight").t());
-    if (m.kind == "mlp") x = x + w.at(l + ".bias");
-    if (m.kind == "mlp" && i + 1 < m.depth) x = torch::relu(x);
+    if (m.kind == ModelKind::kMlp) x = x + w.at(l + ".bias");
+    if (m.kind == ModelKind::kMlp && i + 1 < m.depth) x = torch::relu(x);
   }
   return x.argmax(1).eq(labels(s)).to(torch::kFloat64).mean().item<double>();
 }

@@ -10,7 +10,8 @@
 #include "distill/model/config.h"
 #include "distill/store/schema.h"
 #include "distill/teacher/precompute.h"
-#include "distill/train/trainer.h"
+#include "distill/train/options.h"
+#include "distill/util/options.h"
 
 namespace distill {
 
@@ -19,11 +20,23 @@ struct DataOptions {
   std::string train_split = "train"; // split trained on (and precomputed)
   std::string eval_split = "dev";    // split evaluated at the end of training
   std::string test_split = "test";   // split 'distill eval' reports on
+
+  static const OptionTable<DataOptions>& options();  // the data.* keys
+};
+
+// What only 'distill run' uses. Its keys sit in the teacher section: teacher.ranks and
+// teacher.stream_timeout.
+struct StreamOptions {
+  long ranks = 0;               // teacher ranks (the first ones); --teacher-ranks overrides
+  double stream_timeout = 600;  // students fail after this many seconds without a new shard
+
+  static const OptionTable<StreamOptions>& options();
 };
 
 struct RunConfig {
   DataOptions data;
   TeacherOptions teacher;
+  StreamOptions stream;
   ModelConfig student;
   // student.init: start the student from these weights (a distill model or checkpoint, or a
   // Hugging Face directory); its architecture then comes from there, dropout from `student`.
@@ -43,10 +56,6 @@ std::vector<std::string> config_keys();
 void load_config_file(RunConfig& c, const std::string& path);
 // Applies "section.key=value"; errors name the key and the expected type.
 void apply_override(RunConfig& c, const std::string& assignment);
-// The most intra-op threads one rank may ask for (train.threads); size_threads() further refuses
-// more than kThreadsPerCore threads per core the rank may run on.
-constexpr long kMaxThreads = 1024;
-
 // Checks every section (and cross-field rules); throws ConfigError naming the field.
 void validate_config(const RunConfig& c);
 // The resolved config as YAML, one "section: {key: value}" block per section, in a fixed order.
@@ -54,6 +63,9 @@ std::string dump_config(const RunConfig& c);
 std::string config_help_table();
 // Hash of dump_config().
 std::string config_hash(const RunConfig& c);
+// Every key as a Markdown table (key | type or choices | default | meaning), in dump order; the
+// README's config table is this text.
+std::string config_help_table();
 
 // Levenshtein distance, for "did you mean" hints.
 std::size_t edit_distance(const std::string& a, const std::string& b);

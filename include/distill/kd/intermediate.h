@@ -10,18 +10,30 @@
 
 #include "distill/kd/layer_map.h"
 #include "distill/model/network.h"
+#include "distill/util/options.h"
 
 namespace distill {
+
+enum class HiddenLoss { kMse, kCosine };
+enum class AttentionLoss { kKl, kMse };       // KL per head (MiniLM) or MSE (TinyBERT)
+enum class HeadMismatch { kRefuse, kAverage };  // when head counts differ: refuse, or compare head means
+
+// The spellings in configs: mse, cosine; kl, mse; refuse, average.
+const char* name(HiddenLoss l);
+const char* name(AttentionLoss l);
+const char* name(HeadMismatch h);
 
 struct LayerLossOptions {
   std::string hidden_map;             // layer map spec (layer_map.h); empty = no hidden loss
   std::string attention_map;          // layer map spec; empty = no attention loss
-  std::string hidden_loss = "mse";    // mse | cosine
-  std::string attention_loss = "kl";  // kl (MiniLM) | mse (TinyBERT)
+  HiddenLoss hidden_loss = HiddenLoss::kMse;
+  AttentionLoss attention_loss = AttentionLoss::kKl;
   double hidden_weight = 1.0;         // weight of the summed hidden term
   double attention_weight = 1.0;      // weight of the summed attention term
-  std::string head_mismatch = "refuse";  // refuse | average: when head counts differ, compare head means
+  HeadMismatch head_mismatch = HeadMismatch::kRefuse;
 
+  // The distill.* keys of the intermediate layers.
+  static const OptionTable<LayerLossOptions>& options();
   void validate() const;  // throws ConfigError naming distill.* fields
 };
 

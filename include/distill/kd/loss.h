@@ -3,6 +3,8 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include "distill/util/options.h"
+
 namespace distill {
 
 struct KdOptions {
@@ -10,6 +12,8 @@ struct KdOptions {
   double beta = 0.5;         // weight of the soft-target term
   double temperature = 2.0;  // T; the soft term is scaled by T^2 so its gradient scale is T-independent
 
+  // The distill.alpha, beta and temperature keys.
+  static const OptionTable<KdOptions>& options();
   void validate() const;     // throws ConfigError naming distill.* fields
 };
 

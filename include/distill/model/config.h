@@ -5,10 +5,16 @@
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 
+#include "distill/util/options.h"
+
 namespace distill {
 
+enum class ModelKind { kBert, kBertMlm, kMlp, kDeepLinear };
+// "bert", "bert_mlm", "mlp", "deep_linear": the spelling in configs, model files and logs.
+const char* name(ModelKind k);
+
 struct ModelConfig {
-  std::string kind = "bert";     // bert | bert_mlm | mlp | deep_linear
+  ModelKind kind = ModelKind::kBert;
   long vocab_size = 1000;        // token ids are < vocab_size
   long hidden = 128;             // width of every block; cost grows ~quadratically
   long layers = 2;               // encoder blocks; cost grows linearly
@@ -26,9 +32,11 @@ struct ModelConfig {
   long depth = 2;                // weight matrices (1 = a linear model)
   double init_scale = 0;         // std of every initial weight; 0 = 1/sqrt(fan_in)
 
-  bool is_bert() const { return kind == "bert" || kind == "bert_mlm"; }
-  bool is_vector() const { return kind == "mlp" || kind == "deep_linear"; }
+  bool is_bert() const { return kind == ModelKind::kBert || kind == ModelKind::kBertMlm; }
+  bool is_vector() const { return kind == ModelKind::kMlp || kind == ModelKind::kDeepLinear; }
 
+  // The student.* keys (layer_norm_eps is no config key: it comes with imported weights).
+  static const OptionTable<ModelConfig>& options();
   // Throws ConfigError naming the field (prefixed by `where`) when sizes are inconsistent.
   void validate(const std::string& where) const;
 };

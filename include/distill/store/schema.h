@@ -10,15 +10,21 @@
 #include <vector>
 
 #include "distill/io/h5.h"
+#include "distill/util/options.h"
 
 namespace distill {
 
 constexpr std::int64_t kStoreSchemaVersion = 1;
 
+// Logits dtype on disk: float16 (half the bytes) or float32 (exact).
+enum class StoreDtype { kFloat16, kFloat32 };
+// "float16", "float32": the spelling in configs and in shard and manifest metadata.
+const char* name(StoreDtype d);
+
 // What the store options in a run config say.
 struct StoreOptions {
   std::string path;                 // directory of shards; "" = no store (plain supervised training)
-  std::string dtype = "float16";    // logits dtype on disk: float16 (half the bytes) or float32 (exact)
+  StoreDtype dtype = StoreDtype::kFloat16;
   long shard_size = 1024;           // examples per shard; smaller = finer resume, more files
   long topk = 0;                    // masked LM: teacher logits kept per masked token; 0 = the most
                                     // that fit in 300 bytes per token (64 with uint16 indices)
@@ -26,6 +32,9 @@ struct StoreOptions {
   long window = 4;                  // distill run: the first epoch shuffles within windows of this many shards
   bool verify = true;               // train: check each shard's digest against manifest.json on open
                                     // (Note [verified stores]); every rank reads the whole store once more
+
+  // The store.* keys.
+  static const OptionTable<StoreOptions>& options();
 };
 
 // What every shard and the manifest say about themselves.
@@ -72,5 +81,6 @@ bool parse_shard_name(const std::string& name, ShardRange* r);
 // The ranges that cover [0, n) in shards of `shard_size`.
 std::vector<ShardRange> shard_ranges(std::int64_t n, std::int64_t shard_size);
 h5::Type store_dtype(const std::string& name);  // throws ConfigError for an unknown name
+h5::Type store_dtype(StoreDtype d);
 
 }  // namespace distill

@@ -7,7 +7,9 @@
 #include <string>
 
 #include "distill/comm/communicator.h"
+#include "distill/model/precision.h"
 #include "distill/model/teacher_model.h"
+#include "distill/util/options.h"
 
 namespace distill {
 
@@ -16,13 +18,14 @@ struct TeacherOptions {
   // directory (config.json + model.safetensors), or a TorchScript file (.pt).
   std::string path;
   long batch_size = 64;   // inference batch; memory grows linearly
-  std::string device = "auto";     // Note [devices]: auto | cpu | cuda | cuda:N
-  std::string precision = "fp32";  // inference precision on a GPU: fp32 | bf16 | fp16
+  std::string device = "auto";  // Note [devices]: auto | cpu | cuda | cuda:N
+  Precision precision = Precision::kFp32;  // inference precision on a GPU: fp32 | bf16 | fp16
   // Run the teacher inside every student rank instead of reading the store: costs a teacher
   // forward per step, stores nothing; needed for hidden-state and attention losses.
   bool online = false;
-  long ranks = 0;                // distill run: teacher ranks (the first ones); --teacher-ranks overrides
-  double stream_timeout = 600;   // distill run: students fail after this many seconds without a new shard
+
+  // The teacher.* keys (teacher.ranks and teacher.stream_timeout are StreamOptions, app/config.h).
+  static const OptionTable<TeacherOptions>& options();
 };
 
 struct LoadedTeacher {

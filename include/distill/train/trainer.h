@@ -19,50 +19,11 @@
 #include "distill/model/network.h"
 #include "distill/store/reader.h"
 #include "distill/train/optim.h"
+#include "distill/train/options.h"
 #include "distill/train/reducer.h"
 #include "distill/train/step_log.h"
 
 namespace distill {
-
-struct TrainOptions {
-  std::string out_dir = "runs/student";  // checkpoints/ and metrics.jsonl go here
-  // Per rank; the global batch is batch_size * ranks. A batch_size of at least the train split's
-  // size means full-batch steps: each step uses every example once, split among the ranks.
-  long batch_size = 32;
-  long epochs = 3;              // used when max_steps = 0
-  long max_steps = 0;           // total optimizer steps; 0 = epochs * steps per epoch
-  double lr = 5e-4;             // peak learning rate
-  long warmup_steps = 0;        // linear warmup; 0 = 6% of the steps
-  std::string optimizer = "adamw";  // adamw | sgd
-  double momentum = 0;          // sgd only
-  double weight_decay = -1;     // -1 = the optimizer's default: 0.01 for adamw, 0 for sgd
-  std::string schedule = "linear";  // linear (warmup, then decay to 0) | constant
-  double max_grad_norm = 1.0;   // global-norm clipping; 0 = off
-  long checkpoint_every = 0;    // steps between checkpoints; 0 = only at the end
-  long keep_checkpoints = 2;    // newest kept; 0 = all
-  long log_every = 10;          // steps between metrics lines
-  long eval_batch_size = 128;
-  long seed = 1234;             // model init, sampling order and dropout streams derive from it
-  long threads = 0;             // intra-op threads per rank; 0 = cores of the node / ranks on it
-  std::string device = "auto";     // Note [devices]: auto | cpu | cuda | cuda:N
-  std::string precision = "fp32";  // fp32 | bf16 (autocast on GPUs, float32 master weights)
-  double bucket_mb = 25;           // gradient buckets after a first one of 1 MiB (train/reducer.h)
-  // How a ready bucket is reduced: nonblocking (completes in finish(), overlapping backward) or
-  // blocking (at once, in the hook); the same sums either way.
-  std::string reduce = "nonblocking";
-  long prefetch = 2;               // batches the loader thread makes ahead; 0 = none (synchronous)
-  double comm_timeout = 600;       // watchdog (MPI and NCCL): seconds one collective may take
-  // Note [non-finite steps]: a step whose loss or gradient norm is not finite on any rank is
-  // "stop" (default): the job ends naming the step, ranks, terms and example ids, and no checkpoint
-  // is written after it; "skip": the update is skipped and counted, and more than
-  // max_skipped_steps skips end the job.
-  std::string nonfinite = "stop";
-  long max_skipped_steps = 10;
-
-  void validate() const;  // throws ConfigError naming train.* fields
-  BucketOptions buckets() const;
-  double effective_weight_decay() const { return weight_decay >= 0 ? weight_decay : optimizer == "sgd" ? 0.0 : 0.01; }
-};
 
 struct TrainJob {
   const Dataset* data = nullptr;
@@ -107,9 +68,5 @@ struct TrainResult {
 
 // Collective over `comm`.
 TrainResult train(Communicator& comm, const TrainJob& job);
-
-// train.precision resolved for `d`: bf16 on a GPU; with train.device auto the CPU falls back to
-// fp32 (with a warning), an explicit cpu device with bf16 is a ConfigError.
-c10::ScalarType train_precision(const TrainOptions& o, const c10::Device& d);
 
 }  // namespace distill

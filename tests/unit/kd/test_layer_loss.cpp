@@ -142,7 +142,7 @@ TEST(LayerLoss, ProjectionsHeadsAndTheirGradients) {
   // Head means when counts differ.
   o.hidden_map = "";
   o.attention_map = "1:2";
-  o.head_mismatch = "average";
+  o.head_mismatch = HeadMismatch::kAverage;
   LayerLoss avg(o, cfg(4, 1, 2), cfg(6, 2, 3));
   ModelOutput sa, ta;
   sa.attentions = {probs(2, 11)};

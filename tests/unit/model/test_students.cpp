@@ -18,7 +18,7 @@
 namespace distill {
 namespace {
 
-ModelConfig vector_config(const std::string& kind, long depth) {
+ModelConfig vector_config(ModelKind kind, long depth) {
   ModelConfig c;
   c.kind = kind;
   c.input_dim = 5;
@@ -31,7 +31,7 @@ ModelConfig vector_config(const std::string& kind, long depth) {
 
 TEST(VectorNet, DeepLinearIsTheProductOfItsMatricesWithoutBiases) {
   torch::manual_seed(1);
-  auto m = make_network(vector_config("deep_linear", 3));
+  auto m = make_network(vector_config(ModelKind::kDeepLinear, 3));
   std::vector<std::string> names;
   for (const auto& p : m->named_parameters()) names.push_back(p.key());
   EXPECT_EQ(names, (std::vector<std::string>{"layers.0.weight", "layers.1.weight", "layers.2.weight"}));
@@ -47,7 +47,7 @@ TEST(VectorNet, DeepLinearIsTheProductOfItsMatricesWithoutBiases) {
 
 TEST(VectorNet, InitScaleIsTheStdOfEveryWeight) {
   torch::manual_seed(2);
-  auto c = vector_config("deep_linear", 2);
+  auto c = vector_config(ModelKind::kDeepLinear, 2);
   c.input_dim = 400;
   c.width = 500;
   c.init_scale = 0.01;
@@ -60,7 +60,7 @@ TEST(VectorNet, InitScaleIsTheStdOfEveryWeight) {
 
 TEST(VectorNet, MlpHasBiasesAndRelu) {
   torch::manual_seed(3);
-  auto m = make_network(vector_config("mlp", 2));
+  auto m = make_network(vector_config(ModelKind::kMlp, 2));
   m->eval();
   auto p = m->named_parameters();
   EXPECT_TRUE(p.contains("layers.0.bias") && p.contains("layers.1.bias"));
@@ -74,7 +74,7 @@ TEST(VectorNet, MlpHasBiasesAndRelu) {
 TEST(MaskedLM, LogitsAtMaskedPositionsUseTheTiedEmbeddings) {
   torch::manual_seed(4);
   ModelConfig c;
-  c.kind = "bert_mlm";
+  c.kind = ModelKind::kBertMlm;
   c.vocab_size = 50;
   c.hidden = 16;
   c.heads = 2;
@@ -107,7 +107,7 @@ TEST(MaskedLM, LogitsAtMaskedPositionsUseTheTiedEmbeddings) {
 TEST(MaskedLM, HuggingFaceDirectoryRoundTrip) {
   torch::manual_seed(8);
   ModelConfig c;
-  c.kind = "bert_mlm";
+  c.kind = ModelKind::kBertMlm;
   c.vocab_size = 40;
   c.hidden = 8;
   c.heads = 2;
@@ -122,14 +122,14 @@ TEST(MaskedLM, HuggingFaceDirectoryRoundTrip) {
   EXPECT_EQ(cfg.at("architectures")[0], "BertForMaskedLM");
   EXPECT_FALSE(cfg.contains("id2label"));
   auto back = load_model(dir);  // a teacher: BertForMaskedLM layout -> masked LM
-  EXPECT_EQ(back.model->config().kind, "bert_mlm");
+  EXPECT_EQ(back.model->config().kind, ModelKind::kBertMlm);
   back.model->eval();
   ModelInputs in{torch::randint(0, 40, {2, 5}), torch::ones({2, 5}, torch::kInt64), torch::zeros({2, 5}, torch::kInt64)};
   torch::NoGradGuard g;
   EXPECT_TRUE(torch::equal(back.model->forward(in).logits, m->forward(in).logits));
   // As a classifier student's init the same directory gives an encoder (head freshly initialised).
-  auto enc = load_model(dir, false, 3, "bert");
-  EXPECT_EQ(enc.model->config().kind, "bert");
+  auto enc = load_model(dir, false, 3, ModelKind::kBert);
+  EXPECT_EQ(enc.model->config().kind, ModelKind::kBert);
   EXPECT_EQ(enc.model->config().num_labels, 3);
 }
 

@@ -66,7 +66,7 @@ TEST(StoreWriter, RankShardsAreRoundRobin) {
 
 TEST(StoreWriter, PlanSizesAndRefuses) {
   StoreOptions o;
-  o.dtype = "float32";
+  o.dtype = StoreDtype::kFloat32;
   o.shard_size = 4;
   auto meta = plan_store(logits_meta("", 3, 10, 0), o, 0, false);
   EXPECT_EQ(meta.dtype, "float32");

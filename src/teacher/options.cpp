@@ -1,0 +1,26 @@
+// TeacherOptions (teacher/precompute.h): the teacher.* keys.
+#include "distill/teacher/precompute.h"
+
+namespace distill {
+
+const OptionTable<TeacherOptions>& TeacherOptions::options() {
+  static const OptionTable<TeacherOptions> table = [] {
+    using O = TeacherOptions;
+    OptionTable<O> t("teacher");
+    t.add("path", &O::path,
+          "a distill model file, checkpoint step directory or checkpoints/ directory, a Hugging Face directory "
+          "(config.json + model.safetensors) or a TorchScript .pt");
+    t.add("batch_size", &O::batch_size, "inference batch of precompute; memory grows linearly")
+        .check([](long v) { return v > 0; }, "{key} must be positive");
+    t.add("online", &O::online,
+          "run the teacher inside every student rank instead of reading a store: a teacher forward per step, "
+          "nothing stored; needed for layer maps without a store");
+    t.add("device", &O::device, "auto, cpu, cuda or cuda:N (see GPUs)");
+    t.add("precision", &O::precision, {Precision::kFp32, Precision::kBf16, Precision::kFp16},
+          "inference precision on a GPU");
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace distill
