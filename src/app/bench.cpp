@@ -58,7 +58,8 @@ Dataset random_dataset(std::int64_t n, std::int64_t seq, std::int64_t vocab, std
   s.token_type_ids.assign(n * seq, 0);
   for (std::int64_t i = 0; i < n; ++i) {
     s.input_ids[i * seq] = 101;
-    for (std::int64_t t = 1; t < seq; ++t) s.input_ids[i * seq + t] = static_cast<std::int32_t>(1000 + g() % (vocab - 1000));
+    for (std::int64_t t = 1; t < seq; ++t)
+      s.input_ids[i * seq + t] = static_cast<std::int32_t>(1000 + g() % (vocab - 1000));
     s.labels.push_back(static_cast<std::int64_t>(g() % labels));
     s.example_id.push_back(i);
   }
@@ -135,7 +136,8 @@ struct Table {
     for (const auto& r : rows) {
       std::string line;
       for (std::size_t k = 0; k < r.size(); ++k)
-        line += (k == 0 ? r[k] + std::string(w[k] - r[k].size(), ' ') : std::string(w[k] - r[k].size() + 2, ' ') + r[k]);
+        line +=
+            (k == 0 ? r[k] + std::string(w[k] - r[k].size(), ' ') : std::string(w[k] - r[k].size() + 2, ' ') + r[k]);
       std::cout << line << "\n";
     }
     std::cout << std::flush;
@@ -263,8 +265,10 @@ nlohmann::json bench_precompute(Communicator& comm, const BenchOptions& o, Table
   const auto teacher = load_teacher(topt, comm);
   auto r = precompute(comm, data, "train", teacher, topt, sopt);
   const double eps = static_cast<double>(r.examples_computed) / r.seconds;
-  nlohmann::json j = {{"ranks", comm.size()},           {"examples", r.examples_computed},
-                      {"seconds", r.seconds},            {"examples_per_s", eps},
+  nlohmann::json j = {{"ranks", comm.size()},
+                      {"examples", r.examples_computed},
+                      {"seconds", r.seconds},
+                      {"examples_per_s", eps},
                       {"write_seconds_rank0", r.write_seconds},
                       {"write_share", r.write_seconds / r.seconds},
                       {"write_wait_share", r.write_wait_seconds / r.seconds},
@@ -348,9 +352,8 @@ nlohmann::json bench_store(Communicator& comm, const BenchOptions& o, Table& t) 
   t.rows = {{"store (rank 0)", "store MB/s", "plain file MB/s", "store / plain"},
             {"write (fsync)", fmt_num(w), fmt_num(plain_w), fmt_num(w / plain_w, 2)},
             {"read", fmt_num(r), fmt_num(plain_r), fmt_num(r / plain_r, 2)}};
-  return {{"bytes", bytes},         {"examples", o.examples},   {"labels", o.store_labels},
-          {"write_MBps", w},        {"read_MBps", r},           {"plain_write_MBps", plain_w},
-          {"plain_read_MBps", plain_r}};
+  return {{"bytes", bytes}, {"examples", o.examples},      {"labels", o.store_labels},  {"write_MBps", w},
+          {"read_MBps", r}, {"plain_write_MBps", plain_w}, {"plain_read_MBps", plain_r}};
 }
 
 }  // namespace
@@ -364,14 +367,22 @@ void cmd_bench(Communicator& comm, const BenchOptions& o) {
   fs::create_directories(o.work_dir);
   Table table;
   nlohmann::json j;
-  if (o.what == "train") j = bench_train(comm, o, table);
-  else if (o.what == "precompute") j = bench_precompute(comm, o, table);
-  else if (o.what == "allreduce") j = bench_allreduce(comm, o, table);
-  else if (o.what == "store") j = bench_store(comm, o, table);
-  else throw ConfigError(str("bench '", o.what, "': expected train, precompute, allreduce or store"));
+  if (o.what == "train")
+    j = bench_train(comm, o, table);
+  else if (o.what == "precompute")
+    j = bench_precompute(comm, o, table);
+  else if (o.what == "allreduce")
+    j = bench_allreduce(comm, o, table);
+  else if (o.what == "store")
+    j = bench_store(comm, o, table);
+  else
+    throw ConfigError(str("bench '", o.what, "': expected train, precompute, allreduce or store"));
   j["bench"] = o.what;
-  j["threads"] = {{"intra_op_per_rank", threads}, {"ranks_on_node", comm.local_size()},
-                  {"cores", check.cores}, {"blas_per_rank", check.blas}, {"ok", check.ok}};
+  j["threads"] = {{"intra_op_per_rank", threads},
+                  {"ranks_on_node", comm.local_size()},
+                  {"cores", check.cores},
+                  {"blas_per_rank", check.blas},
+                  {"ok", check.ok}};
   if (comm.rank() != 0) return;
   table.print();
   if (!o.json_out.empty()) {

@@ -62,12 +62,15 @@ void cmd_bench_topk(Communicator& comm, const RunArgs& a, const std::string& spl
   comm.allreduce(sums.data(), sums.size(), DType::kFloat64, ReduceOp::kSum);
   if (comm.rank() != 0) return;
   const double tokens = std::max(1.0, sums[0]), dense = sums[1] / tokens;
-  nlohmann::json out = {{"split", split_name}, {"masked_tokens", sums[0]}, {"temperature", T},
+  nlohmann::json out = {{"split", split_name}, {"masked_tokens", sums[0]},           {"temperature", T},
                         {"dense_loss", dense}, {"dense_bytes_per_token", vocab * 2}, {"k", nlohmann::json::array()}};
   for (std::size_t j = 0; j < ks.size(); ++j) {
     const double sparse = sums[2 + 2 * j] / tokens;
-    out["k"].push_back({{"k", ks[j]}, {"bytes_per_token", topk_bytes_per_token(ks[j], true, short_idx)},
-                        {"topk_loss", sparse}, {"gap", dense - sparse}, {"relative_gap", (dense - sparse) / dense},
+    out["k"].push_back({{"k", ks[j]},
+                        {"bytes_per_token", topk_bytes_per_token(ks[j], true, short_idx)},
+                        {"topk_loss", sparse},
+                        {"gap", dense - sparse},
+                        {"relative_gap", (dense - sparse) / dense},
                         {"teacher_mass_outside", sums[3 + 2 * j] / tokens}});
   }
   if (json) {

@@ -57,8 +57,10 @@ bool overlap(const std::vector<int>& a, const std::vector<int>& b) {
   std::size_t i = 0, j = 0;
   while (i < a.size() && j < b.size()) {
     if (a[i] == b[j]) return true;
-    if (a[i] < b[j]) ++i;
-    else ++j;
+    if (a[i] < b[j])
+      ++i;
+    else
+      ++j;
   }
   return false;
 }
@@ -110,10 +112,12 @@ ThreadCheck assess_threads(const std::vector<RankCpus>& ranks, int self, int thr
   const bool rank_ok = threads <= c.cores;
   const bool node_ok = static_cast<long>(c.ranks) * threads <= c.node_cores;
   c.ok = rank_ok && node_ok;
-  c.summary = str(c.ranks, " ranks on this node x ", threads, " threads; this rank may use ", c.cores, " cores, the ",
-                  c.ranks, " ranks ", c.node_cores, " cores", shared ? " (shared between ranks)" : " (one set per rank)",
-                  ": ", c.ok ? "ok" : !rank_ok ? "OVERSUBSCRIBED (more threads than this rank's cores)"
-                                                : "OVERSUBSCRIBED (ranks x threads exceed the node's cores)");
+  c.summary =
+      str(c.ranks, " ranks on this node x ", threads, " threads; this rank may use ", c.cores, " cores, the ", c.ranks,
+          " ranks ", c.node_cores, " cores", shared ? " (shared between ranks)" : " (one set per rank)", ": ",
+          c.ok       ? "ok"
+          : !rank_ok ? "OVERSUBSCRIBED (more threads than this rank's cores)"
+                     : "OVERSUBSCRIBED (ranks x threads exceed the node's cores)");
   return c;
 }
 
@@ -140,8 +144,9 @@ ThreadCheck check_threads(int local_ranks) {
 
 int size_threads(int requested, int local_ranks, const std::string& what) {
   const int cores = usable_cores();
-  DISTILL_CHECK(requested <= kThreadsPerCore * cores, ConfigError, what, " = ", requested, " exceeds ",
-                kThreadsPerCore, " threads per core of the ", cores, " cores this rank may use; 0 sizes the pools "
+  DISTILL_CHECK(requested <= kThreadsPerCore * cores, ConfigError, what, " = ", requested, " exceeds ", kThreadsPerCore,
+                " threads per core of the ", cores,
+                " cores this rank may use; 0 sizes the pools "
                 "from the cores");
   const int n = requested > 0 ? requested : std::max(1, cores / std::max(1, local_ranks));
   torch::set_num_threads(n);
@@ -190,8 +195,8 @@ void cmd_prepare_synthetic(Communicator& comm, const SyntheticOptions& o, const 
     if (!parent_dir(out).empty()) fs::create_directories(parent_dir(out));
     auto d = make_synthetic(o);
     write_dataset(out, d);
-    spdlog::info("wrote {}: train {}, dev {}, test {} examples of length {}, {} labels, content hash {}", out,
-                 o.train, o.dev, o.test, o.seq, o.num_labels, read_dataset(out).content_hash);
+    spdlog::info("wrote {}: train {}, dev {}, test {} examples of length {}, {} labels, content hash {}", out, o.train,
+                 o.dev, o.test, o.seq, o.num_labels, read_dataset(out).content_hash);
   }
   comm.barrier();
 }
@@ -216,10 +221,11 @@ void cmd_prepare_text(Communicator& comm, const PrepareOptions& o, const std::st
           spdlog::info("masked LM: {} tokens masked at p = {} (seed {})", masked, o.mask_prob, o.seed);
         }
         for (const auto& m : rep.bad_examples) spdlog::warn("skipped {}", m);
-        spdlog::info("wrote {}: {} rows read, {} bad rows skipped, {} truncated to {} tokens; train {}, dev {}, test {}; "
-                     "{} labels; vocabulary {} ({} tokens, hash {}); content hash {}",
-                     out, rep.rows, rep.bad_rows, rep.truncated, o.max_length, rep.train, rep.dev, rep.test,
-                     d.label_names.size(), o.vocab, d.vocab_size, d.vocab_hash, read_dataset(out).content_hash);
+        spdlog::info(
+            "wrote {}: {} rows read, {} bad rows skipped, {} truncated to {} tokens; train {}, dev {}, test {}; "
+            "{} labels; vocabulary {} ({} tokens, hash {}); content hash {}",
+            out, rep.rows, rep.bad_rows, rep.truncated, o.max_length, rep.train, rep.dev, rep.test,
+            d.label_names.size(), o.vocab, d.vocab_size, d.vocab_hash, read_dataset(out).content_hash);
       }
     } catch (const Error& e) {
       error = e.what();
@@ -247,10 +253,11 @@ void cmd_precompute(Communicator& comm, const RunArgs& a) {
   spec.temperature = c.distill.temperature;
   auto r = precompute(comm, data, c.data.train_split, teacher, c.teacher, c.store, spec, fault_precompute_hooks());
   if (comm.rank() == 0)
-    spdlog::info("precompute done: {} shards written, {} already committed, {} examples in {:.1f}s ({:.0f}/s on {} "
-                 "ranks), store {} bytes",
-                 r.shards_written, r.shards_skipped, r.examples_computed, r.seconds,
-                 r.seconds > 0 ? r.examples_computed / r.seconds : 0.0, comm.size(), r.store_bytes);
+    spdlog::info(
+        "precompute done: {} shards written, {} already committed, {} examples in {:.1f}s ({:.0f}/s on {} "
+        "ranks), store {} bytes",
+        r.shards_written, r.shards_skipped, r.examples_computed, r.seconds,
+        r.seconds > 0 ? r.examples_computed / r.seconds : 0.0, comm.size(), r.store_bytes);
 }
 
 void cmd_export(Communicator& comm, const RunArgs& a, const std::string& checkpoint, const std::string& out,
@@ -274,8 +281,7 @@ void cmd_eval(Communicator& comm, const RunArgs& a, const std::string& checkpoin
   auto data = read_dataset(c.data.path);
   const std::string split = split_arg.empty() ? c.data.test_split : split_arg;
   const std::string ck = checkpoint.empty() ? checkpoints_dir(c.train.out_dir) : checkpoint;
-  DISTILL_CHECK(data.split(split).n > 0, DataError, c.data.path, ": split '", split,
-                "' is empty: nothing to evaluate");
+  DISTILL_CHECK(data.split(split).n > 0, DataError, c.data.path, ": split '", split, "' is empty: nothing to evaluate");
   auto student = load_model(ck);
   if (const auto& sc = student.model->config(); sc.is_bert())
     check_fits_model(data, split, sc.vocab_size, sc.type_vocab, sc.max_positions, "student " + student.file);

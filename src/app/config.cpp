@@ -91,8 +91,8 @@ std::string nearest_key(const std::string& key, const std::vector<std::string>& 
   for (const auto& k : pool) {
     const std::string kl = k.substr(k.find('.') + 1);
     std::size_t score = same_section ? edit_distance(leaf, kl) : edit_distance(key, k);
-    const bool abbreviation = !kl.empty() && !leaf.empty() && kl[0] == leaf[0] &&
-                              (is_subsequence(kl, leaf) || is_subsequence(leaf, kl));
+    const bool abbreviation =
+        !kl.empty() && !leaf.empty() && kl[0] == leaf[0] && (is_subsequence(kl, leaf) || is_subsequence(leaf, kl));
     if (!abbreviation) score += 1000;
     if (score < best_score) {
       best_score = score;
@@ -105,8 +105,8 @@ std::string nearest_key(const std::string& key, const std::vector<std::string>& 
 void set_field(RunConfig& c, const std::string& key, const std::string& value, const std::string& where) {
   const auto* f = run_options().find(key);
   if (!f)
-    throw ConfigError(str(where, ": unknown config key '", key, "'; did you mean '", nearest_key(key, config_keys()),
-                          "'?"));
+    throw ConfigError(
+        str(where, ": unknown config key '", key, "'; did you mean '", nearest_key(key, config_keys()), "'?"));
   try {
     f->parse(c, value);
   } catch (const BadValue& e) {
@@ -163,9 +163,11 @@ void load_config_file(RunConfig& c, const std::string& path) {
       if (sec.second.IsNull()) continue;
       if (!sec.second.IsMap()) {
         auto keys = config_keys();
-        bool is_section = std::any_of(keys.begin(), keys.end(), [&](const std::string& k) { return k.rfind(section + ".", 0) == 0; });
+        bool is_section =
+            std::any_of(keys.begin(), keys.end(), [&](const std::string& k) { return k.rfind(section + ".", 0) == 0; });
         DISTILL_CHECK(!is_section, ConfigError, path, ": section '", section, "' must be a mapping of keys");
-        throw ConfigError(str(path, ": unknown config key '", section, "'; did you mean '", nearest_key(section, keys), "'?"));
+        throw ConfigError(
+            str(path, ": unknown config key '", section, "'; did you mean '", nearest_key(section, keys), "'?"));
       }
       std::set<std::string> keys;
       for (const auto& kv : sec.second) {

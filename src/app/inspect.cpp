@@ -23,9 +23,15 @@ namespace {
 
 json inspect_dataset(const std::string& path) {
   auto d = read_dataset(path);
-  json j = {{"kind", "dataset"}, {"path", path}, {"schema_version", kDatasetSchemaVersion},
-            {"vocab_size", d.vocab_size}, {"vocab_hash", d.vocab_hash}, {"max_length", d.max_length},
-            {"task", d.task}, {"label_names", d.label_names}, {"content_hash", d.content_hash},
+  json j = {{"kind", "dataset"},
+            {"path", path},
+            {"schema_version", kDatasetSchemaVersion},
+            {"vocab_size", d.vocab_size},
+            {"vocab_hash", d.vocab_hash},
+            {"max_length", d.max_length},
+            {"task", d.task},
+            {"label_names", d.label_names},
+            {"content_hash", d.content_hash},
             {"file_bytes", static_cast<std::int64_t>(fs::file_size(path))}};
   for (const auto& [name, s] : d.splits) {
     json sp = {{"examples", s.n}, {"seq", s.seq}};
@@ -59,16 +65,32 @@ json inspect_store(const std::string& dir, bool verify, StoreHealth& h) {
                   ? str("ok: ", h.digests_checked, " of ", h.manifest.shards.size(), " shards match manifest.json",
                         h.digests_absent ? str(", ", h.digests_absent, " list no digest") : std::string())
                   : str(h.digests_checked, " shards match manifest.json; see bad_shards");
-  json j = {{"kind", "store"}, {"path", dir}, {"status", h.healthy() ? "healthy" : "broken"},
-            {"problems", h.problems}, {"examples", h.covered}, {"split_examples", h.examples}, {"gaps", gaps},
-            {"missing_shards", h.missing}, {"bad_shards", h.bad}, {"unlisted_shards", h.unlisted},
-            {"partial_files", h.partial}, {"digests", digests}};
+  json j = {{"kind", "store"},
+            {"path", dir},
+            {"status", h.healthy() ? "healthy" : "broken"},
+            {"problems", h.problems},
+            {"examples", h.covered},
+            {"split_examples", h.examples},
+            {"gaps", gaps},
+            {"missing_shards", h.missing},
+            {"bad_shards", h.bad},
+            {"unlisted_shards", h.unlisted},
+            {"partial_files", h.partial},
+            {"digests", digests}};
   if (!h.has_manifest) return j;
   json layout = json::parse(layout_json(s));
-  j.update({{"layout", layout}, {"schema_version", s.schema_version}, {"teacher_fingerprint", s.teacher_fingerprint},
-            {"dataset_hash", s.dataset_hash}, {"split", s.split}, {"targets", s.targets}, {"dtype", s.dtype},
-            {"num_labels", s.num_labels}, {"shard_size", s.shard_size}, {"teacher_batch_size", s.teacher_batch_size},
-            {"shards", h.manifest.shards.size()}, {"bytes", bytes},
+  j.update({{"layout", layout},
+            {"schema_version", s.schema_version},
+            {"teacher_fingerprint", s.teacher_fingerprint},
+            {"dataset_hash", s.dataset_hash},
+            {"split", s.split},
+            {"targets", s.targets},
+            {"dtype", s.dtype},
+            {"num_labels", s.num_labels},
+            {"shard_size", s.shard_size},
+            {"teacher_batch_size", s.teacher_batch_size},
+            {"shards", h.manifest.shards.size()},
+            {"bytes", bytes},
             {"bytes_per_example", s.num_examples ? static_cast<double>(bytes) / s.num_examples : 0.0}});
   return j;
 }
@@ -87,12 +109,17 @@ json inspect_shard(const std::string& path) {
   auto f = h5::File::open(path);
   const bool topk = f.attr_string("/", "targets") == "mlm_topk";
   auto info = f.info(topk ? "/topk_values" : "/logits");
-  return {{"kind", "shard"}, {"path", path}, {"schema_version", f.attr_int("/", "schema_version")},
+  return {{"kind", "shard"},
+          {"path", path},
+          {"schema_version", f.attr_int("/", "schema_version")},
           {"targets", f.attr_string("/", "targets")},
           {"teacher_fingerprint", f.attr_string("/", "teacher_fingerprint")},
-          {"dataset_hash", f.attr_string("/", "dataset_hash")}, {"dtype", f.attr_string("/", "dtype")},
-          {"example_begin", f.attr_int("/", "example_begin")}, {"example_end", f.attr_int("/", "example_end")},
-          {topk ? "topk_values_shape" : "logits_shape", info.shape}, {"fletcher32", info.fletcher32},
+          {"dataset_hash", f.attr_string("/", "dataset_hash")},
+          {"dtype", f.attr_string("/", "dtype")},
+          {"example_begin", f.attr_int("/", "example_begin")},
+          {"example_end", f.attr_int("/", "example_end")},
+          {topk ? "topk_values_shape" : "logits_shape", info.shape},
+          {"fletcher32", info.fletcher32},
           {"bytes", static_cast<std::int64_t>(fs::file_size(path))}};
 }
 
@@ -104,8 +131,12 @@ json inspect_model_file(const std::string& path) {
     for (auto d : t.shape) k *= d;
     params += k;
   }
-  json j = {{"kind", "weights"}, {"path", path}, {"tensors", st.tensors.size()}, {"elements", params},
-            {"bytes", static_cast<std::int64_t>(fs::file_size(path))}, {"metadata", st.metadata}};
+  json j = {{"kind", "weights"},
+            {"path", path},
+            {"tensors", st.tensors.size()},
+            {"elements", params},
+            {"bytes", static_cast<std::int64_t>(fs::file_size(path))},
+            {"metadata", st.metadata}};
   return j;
 }
 
@@ -113,10 +144,17 @@ json inspect_checkpoints(const std::string& root) {
   auto ck = load_latest_checkpoint(root);
   DISTILL_CHECK(ck.has_value(), DataError, root, " has no 'latest' checkpoint");
   const auto& s = ck->state;
-  json j = {{"kind", "checkpoint"}, {"path", ck->dir}, {"step", s.step}, {"epoch", s.epoch},
-            {"epoch_step", s.epoch_step}, {"best_metric", s.best_metric}, {"world_size", s.world_size},
-            {"config_hash", s.config_hash}, {"dataset_hash", s.dataset_hash},
-            {"teacher_fingerprint", s.teacher_fingerprint}, {"all_checkpoints", list_checkpoints(root)}};
+  json j = {{"kind", "checkpoint"},
+            {"path", ck->dir},
+            {"step", s.step},
+            {"epoch", s.epoch},
+            {"epoch_step", s.epoch_step},
+            {"best_metric", s.best_metric},
+            {"world_size", s.world_size},
+            {"config_hash", s.config_hash},
+            {"dataset_hash", s.dataset_hash},
+            {"teacher_fingerprint", s.teacher_fingerprint},
+            {"all_checkpoints", list_checkpoints(root)}};
   j["model"] = inspect_model_file(ck->dir + "/model.safetensors");
   return j;
 }
@@ -124,8 +162,10 @@ json inspect_checkpoints(const std::string& root) {
 void print_flat(const json& j, const std::string& prefix) {
   for (auto it = j.begin(); it != j.end(); ++it) {
     const auto key = prefix.empty() ? it.key() : prefix + "." + it.key();
-    if (it->is_object()) print_flat(*it, key);
-    else std::cout << key << ": " << it->dump() << "\n";
+    if (it->is_object())
+      print_flat(*it, key);
+    else
+      std::cout << key << ": " << it->dump() << "\n";
   }
 }
 
@@ -136,31 +176,41 @@ void cmd_inspect(const std::string& path, bool as_json, bool verify) {
   json j;
   std::optional<StoreHealth> store;
   if (fs::is_directory(path)) {
-    if (fs::exists(fs::path(path) / "manifest.json") || looks_like_store(path)) j = inspect_store(path, verify, store.emplace());
-    else if (fs::exists(fs::path(path) / "latest")) j = inspect_checkpoints(path);
-    else if (fs::exists(fs::path(checkpoints_dir(path)) / "latest")) j = inspect_checkpoints(checkpoints_dir(path));
-    else if (fs::exists(fs::path(path) / "model.safetensors")) j = inspect_model_file(path + "/model.safetensors");
-    else throw DataError(str(path, " is neither a store (manifest.json) nor a checkpoint directory"));
+    if (fs::exists(fs::path(path) / "manifest.json") || looks_like_store(path))
+      j = inspect_store(path, verify, store.emplace());
+    else if (fs::exists(fs::path(path) / "latest"))
+      j = inspect_checkpoints(path);
+    else if (fs::exists(fs::path(checkpoints_dir(path)) / "latest"))
+      j = inspect_checkpoints(checkpoints_dir(path));
+    else if (fs::exists(fs::path(path) / "model.safetensors"))
+      j = inspect_model_file(path + "/model.safetensors");
+    else
+      throw DataError(str(path, " is neither a store (manifest.json) nor a checkpoint directory"));
   } else if (fs::path(path).extension() == ".safetensors") {
     j = inspect_model_file(path);
   } else {
     auto f = h5::File::open(path);
-    if (f.has_attr("/", "content_hash")) j = inspect_dataset(path);
-    else if (f.has_attr("/", "teacher_fingerprint")) j = inspect_shard(path);
-    else throw DataError(str(path, " is an HDF5 file but neither a distill data set nor a store shard"));
+    if (f.has_attr("/", "content_hash"))
+      j = inspect_dataset(path);
+    else if (f.has_attr("/", "teacher_fingerprint"))
+      j = inspect_shard(path);
+    else
+      throw DataError(str(path, " is an HDF5 file but neither a distill data set nor a store shard"));
   }
-  if (as_json) std::cout << j.dump(2) << std::endl;
-  else print_flat(j, "");
+  if (as_json)
+    std::cout << j.dump(2) << std::endl;
+  else
+    print_flat(j, "");
   if (!store || store->healthy()) return;
   // A broken store is a failed inspect (non-zero exit), after the report.
   const auto& h = *store;
   std::string what = h.problems.empty() ? "" : h.problems.front() + "; ";
-  throw StoreError(str("store ", path, " is broken: ", what, "usable shards cover ", h.covered, " of ", h.examples,
-                       " examples", h.gaps.empty() ? "" : str(" (first gap: rows [", h.gaps.front().begin, ", ",
-                                                              h.gaps.front().end, "))"),
-                       ", ", h.missing.size(), " listed shards missing, ", h.bad.size(), " unusable",
-                       h.bad.empty() ? std::string() : " (" + h.bad.front() + ")",
-                       "; rerun 'distill precompute' with this store.path to redo what is missing"));
+  throw StoreError(
+      str("store ", path, " is broken: ", what, "usable shards cover ", h.covered, " of ", h.examples, " examples",
+          h.gaps.empty() ? "" : str(" (first gap: rows [", h.gaps.front().begin, ", ", h.gaps.front().end, "))"), ", ",
+          h.missing.size(), " listed shards missing, ", h.bad.size(), " unusable",
+          h.bad.empty() ? std::string() : " (" + h.bad.front() + ")",
+          "; rerun 'distill precompute' with this store.path to redo what is missing"));
 }
 
 }  // namespace distill

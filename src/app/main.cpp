@@ -70,40 +70,50 @@ struct PrepareArgs {
 // The text, masked-LM and feature options; returns --input.
 CLI::Option* add_table_options(CLI::App* sub, PrepareOptions& text) {
   auto* in = sub->add_option("-i,--input", text.input, "table of examples (.csv, .tsv, .jsonl; .h5 with --features)")
-                 ->check(CLI::ExistingFile)->group("Text");
+                 ->check(CLI::ExistingFile)
+                 ->group("Text");
   sub->add_option("--format", text.format, "csv | tsv | jsonl (default: from the extension)")->group("Text");
   sub->add_option("--columns", text.column_names, "column names of a CSV/TSV file without a header row")
-      ->delimiter(',')->group("Text");
+      ->delimiter(',')
+      ->group("Text");
   sub->add_option("--text-column", text.text_column, "column of the text")->capture_default_str()->group("Text");
   sub->add_option("--pair-column", text.pair_column, "column of the second segment (pairs)")->group("Text");
   sub->add_option("--label-column", text.label_column, "column of the label")->capture_default_str()->group("Text");
   sub->add_option("--labels", text.labels, "label values in class order (default: sorted distinct values)")
-      ->delimiter(',')->group("Text");
+      ->delimiter(',')
+      ->group("Text");
   sub->add_option("--label-names", text.label_names, "names stored for the classes, one per --labels value")
-      ->delimiter(',')->group("Text");
+      ->delimiter(',')
+      ->group("Text");
   sub->add_option("--vocab", text.vocab, "WordPiece vocab.txt")->check(CLI::ExistingFile)->group("Text");
   sub->add_flag("--cased", text.cased, "keep case and accents (cased vocabularies)")->group("Text");
   sub->add_option("--max-length", text.max_length, "padded length with [CLS]/[SEP]; longer texts are truncated")
-      ->capture_default_str()->group("Text");
+      ->capture_default_str()
+      ->group("Text");
   sub->add_option("--dev-fraction", text.dev_fraction, "share of rows for dev")->capture_default_str()->group("Text");
-  sub->add_option("--test-fraction", text.test_fraction, "share of rows for test")->capture_default_str()
+  sub->add_option("--test-fraction", text.test_fraction, "share of rows for test")
+      ->capture_default_str()
       ->group("Text");
   sub->add_option("--split-seed", text.seed, "seed of the train/dev/test split")->capture_default_str()->group("Text");
   sub->add_flag("--skip-bad-rows", text.skip_bad_rows, "count and skip bad rows instead of stopping at the first")
       ->group("Text");
   sub->add_flag("--mlm", text.mlm, "masked-LM examples from the text column (no labels)")->group("Masked LM");
   sub->add_option("--mask-prob", text.mask_prob, "share of tokens masked")->capture_default_str()->group("Masked LM");
-  sub->add_flag("--features", text.features, "feature vectors from a CSV of numbers or an HDF5 file "
-                "(features, labels)")->group("Features");
+  sub->add_flag("--features", text.features,
+                "feature vectors from a CSV of numbers or an HDF5 file "
+                "(features, labels)")
+      ->group("Features");
   sub->add_option("--label-index", text.label_index, "CSV column of the label (negative: from the end)")
-      ->capture_default_str()->group("Features");
+      ->capture_default_str()
+      ->group("Features");
   sub->add_flag("--standardize", text.standardize, "z-score features with the train split's mean and std")
       ->group("Features");
   return in;
 }
 
 void add_synthetic_options(CLI::App* sub, PrepareArgs& a, CLI::Option* input) {
-  sub->add_flag("--synthetic", a.synthetic, "generate the synthetic marker-counting task")->group("Synthetic")
+  sub->add_flag("--synthetic", a.synthetic, "generate the synthetic marker-counting task")
+      ->group("Synthetic")
       ->excludes(input);
   SyntheticOptions& syn = a.syn;
   sub->add_option("--train", syn.train, "train examples")->capture_default_str()->group("Synthetic");
@@ -127,8 +137,10 @@ Command add_prepare(CLI::App& app) {
     return 2;
   };
   auto run = [a](Communicator& comm) {
-    if (a->synthetic) cmd_prepare_synthetic(comm, a->syn, a->out);
-    else cmd_prepare_text(comm, a->text, a->out);  // text, masked LM or features
+    if (a->synthetic)
+      cmd_prepare_synthetic(comm, a->syn, a->out);
+    else
+      cmd_prepare_text(comm, a->text, a->out);  // text, masked LM or features
   };
   return {sub, early, run};
 }
@@ -166,7 +178,8 @@ Command add_run(CLI::App& app) {
     long teacher_ranks = 0;
   };
   auto a = std::make_shared<Args>();
-  auto* sub = app.add_subcommand("run", "streaming: teacher ranks precompute while the other ranks train on each "
+  auto* sub = app.add_subcommand("run",
+                                 "streaming: teacher ranks precompute while the other ranks train on each "
                                  "committed shard");
   add_run_args(sub, a->run);
   sub->add_option("--teacher-ranks", a->teacher_ranks, "ranks that run the teacher (default: teacher.ranks)");
@@ -221,7 +234,8 @@ Command add_bench_topk(CLI::App& app) {
 Command add_bench(CLI::App& app) {
   auto o = std::make_shared<BenchOptions>();
   auto* sub = app.add_subcommand("bench", "throughput on synthetic data: train, precompute, allreduce or store");
-  sub->add_option("what", o->what, "train | precompute | allreduce | store")->required()
+  sub->add_option("what", o->what, "train | precompute | allreduce | store")
+      ->required()
       ->check(CLI::IsMember({"train", "precompute", "allreduce", "store"}));
   sub->add_option("--hidden", o->model.hidden, "model width")->capture_default_str();
   sub->add_option("--layers", o->model.layers, "encoder blocks")->capture_default_str();
@@ -235,7 +249,8 @@ Command add_bench(CLI::App& app) {
   sub->add_option("--warmup", o->warmup, "untimed first steps (train)")->capture_default_str();
   sub->add_option("--examples", o->examples, "examples (precompute, store)")->capture_default_str();
   sub->add_option("--store-labels", o->store_labels, "logits per row (store)")->capture_default_str();
-  sub->add_option("--threads", o->train.threads, "intra-op threads per rank (0 = cores / ranks)")->capture_default_str();
+  sub->add_option("--threads", o->train.threads, "intra-op threads per rank (0 = cores / ranks)")
+      ->capture_default_str();
   sub->add_option("--prefetch", o->train.prefetch, "batches made ahead by the loader thread")->capture_default_str();
   sub->add_option("--bucket-mb", o->train.bucket_mb, "gradient bucket size")->capture_default_str();
   // Fixed choices reach the options as config values do (train.reduce, train.precision).
@@ -268,8 +283,8 @@ Command add_inspect(CLI::App& app) {
 
 // Every subcommand, in the order --help lists them.
 std::vector<Command> add_commands(CLI::App& app) {
-  return {add_prepare(app), add_precompute(app), add_train(app), add_run(app), add_eval(app),
-          add_export(app), add_bench_topk(app), add_bench(app), add_inspect(app)};
+  return {add_prepare(app), add_precompute(app), add_train(app), add_run(app),    add_eval(app),
+          add_export(app),  add_bench_topk(app), add_bench(app), add_inspect(app)};
 }
 
 // Writes the one error line of this rank: "distill: error on rank R/W (host): message".
@@ -310,7 +325,7 @@ int run_ranks(const Command& command, int* argc, char*** argv) {
     std::string m = e.what_without_backtrace();
     m = m.substr(0, m.find('\n'));
     error = m.find("can't allocate memory") != std::string::npos ? "out of memory in '" + line + "': " + m
-                                                                   : "LibTorch error in '" + line + "': " + m;
+                                                                 : "LibTorch error in '" + line + "': " + m;
   } catch (const std::exception& e) {
     error = e.what();
   }

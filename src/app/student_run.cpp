@@ -30,8 +30,8 @@ ModelConfig student_config(const RunConfig& c, const Dataset& data) {
                   " has ", dim, " features");
     return s;
   }
-  DISTILL_CHECK(s.is_bert(), ConfigError, "student.kind = '", name(s.kind), "' takes feature vectors; data set ", data.path,
-                " holds token ids (a ", data.task, " task)");
+  DISTILL_CHECK(s.is_bert(), ConfigError, "student.kind = '", name(s.kind), "' takes feature vectors; data set ",
+                data.path, " holds token ids (a ", data.task, " task)");
   DISTILL_CHECK((data.task == "mlm") == (s.kind == ModelKind::kBertMlm), ConfigError, "data set ", data.path, " is a ",
                 data.task, " task; student.kind = '", name(s.kind), "' needs ",
                 s.kind == ModelKind::kBertMlm ? "a masked-LM data set (prepare --mlm)" : "a classification data set");
@@ -48,12 +48,12 @@ std::vector<long> parse_init_layers(const RunConfig& c, const ModelConfig& t, co
   for (const auto& item : split(c.student_init_layers, ',')) {
     char* end = nullptr;
     const long l = std::strtol(item.c_str(), &end, 10);
-    DISTILL_CHECK(!item.empty() && *end == '\0' && l >= 1 && l <= t.layers, ConfigError, "student.init_layers: '",
-                  item, "' is not a layer of ", c.student_init, " (1..", t.layers, ")");
+    DISTILL_CHECK(!item.empty() && *end == '\0' && l >= 1 && l <= t.layers, ConfigError, "student.init_layers: '", item,
+                  "' is not a layer of ", c.student_init, " (1..", t.layers, ")");
     layers.push_back(l);
   }
-  DISTILL_CHECK(static_cast<long>(layers.size()) == s.layers, ConfigError, "student.init_layers lists ",
-                layers.size(), " layers for a student of ", s.layers);
+  DISTILL_CHECK(static_cast<long>(layers.size()) == s.layers, ConfigError, "student.init_layers lists ", layers.size(),
+                " layers for a student of ", s.layers);
   return layers;
 }
 
@@ -88,9 +88,9 @@ void init_from_model(Communicator& comm, const RunConfig& c, const Dataset& data
   ModelConfig s = init->model->config();
   s.dropout = c.student.dropout;
   s.attention_dropout = c.student.attention_dropout;
-  DISTILL_CHECK(s.vocab_size >= data.vocab_size && s.max_positions >= data.max_length, ConfigError,
-                "student.init ", c.student_init, " covers ", s.vocab_size, " tokens and ", s.max_positions,
-                " positions; data set ", data.path, " needs ", data.vocab_size, " and ", data.max_length);
+  DISTILL_CHECK(s.vocab_size >= data.vocab_size && s.max_positions >= data.max_length, ConfigError, "student.init ",
+                c.student_init, " covers ", s.vocab_size, " tokens and ", s.max_positions, " positions; data set ",
+                data.path, " needs ", data.vocab_size, " and ", data.max_length);
   if (comm.rank() == 0)
     spdlog::info("student starts from {}: {} layers, hidden {}, {} heads (architecture taken from there)",
                  c.student_init, s.layers, s.hidden, s.heads);
@@ -101,23 +101,27 @@ void init_from_model(Communicator& comm, const RunConfig& c, const Dataset& data
 // The student's architecture and first weights (job.model, job.init), checked against the data set.
 void set_student(Communicator& comm, const RunConfig& c, const Dataset& data, TrainJob& job) {
   job.model = student_config(c, data);
-  if (!c.student_init_layers.empty()) init_from_layers(comm, c, data, job);
-  else if (!c.student_init.empty()) init_from_model(comm, c, data, job);
+  if (!c.student_init_layers.empty())
+    init_from_layers(comm, c, data, job);
+  else if (!c.student_init.empty())
+    init_from_model(comm, c, data, job);
   if (job.model.is_bert())
     for (const auto& name : {c.data.train_split, c.data.eval_split})
       if (data.splits.count(name))
-        check_fits_model(data, name, job.model.vocab_size, job.model.type_vocab, job.model.max_positions, "the student");
+        check_fits_model(data, name, job.model.vocab_size, job.model.type_vocab, job.model.max_positions,
+                         "the student");
 }
 
 // teacher.online: the teacher runs in every rank instead of a store; the same on every rank.
 std::unique_ptr<LoadedTeacher> open_online_teacher(Communicator& comm, const RunConfig& c, const Dataset& data) {
-  DISTILL_CHECK(c.store.path.empty(), ConfigError, "teacher.online and store.path are both set: the online "
+  DISTILL_CHECK(c.store.path.empty(), ConfigError,
+                "teacher.online and store.path are both set: the online "
                 "teacher replaces the store; clear one of them");
   auto online = std::make_unique<LoadedTeacher>(load_teacher(c.teacher, comm));
   comm.check_same(online->fingerprint, "teacher fingerprint");
   const long tl = online->model->num_labels();
-  DISTILL_CHECK(data.task == "mlm" || tl == 0 || tl == data.num_labels(), DataError, "teacher ", online->file, " has ", tl,
-                " labels, data set ", data.path, " has ", data.num_labels());
+  DISTILL_CHECK(data.task == "mlm" || tl == 0 || tl == data.num_labels(), DataError, "teacher ", online->file, " has ",
+                tl, " labels, data set ", data.path, " has ", data.num_labels());
   if (const auto* tc = online->model->config(); tc && tc->is_bert())
     check_fits_model(data, c.data.train_split, tc->vocab_size, tc->type_vocab, tc->max_positions,
                      "teacher " + online->file);
@@ -160,8 +164,10 @@ void check_store_fits(const StoreReader& store, const RunConfig& c, const Datase
     DISTILL_CHECK(sm.num_labels == student.vocab_size, StoreError, "store ", c.store.path, " holds logits over ",
                   sm.num_labels, " tokens, the student's vocabulary has ", student.vocab_size);
     DISTILL_CHECK(std::abs(sm.temperature - c.distill.temperature) < 1e-12, ConfigError, "store ", c.store.path,
-                  " was precomputed at temperature ", sm.temperature, " (its lse is logsumexp(z / T)); this run's "
-                  "distill.temperature is ", c.distill.temperature, ": use the same or precompute again");
+                  " was precomputed at temperature ", sm.temperature,
+                  " (its lse is logsumexp(z / T)); this run's "
+                  "distill.temperature is ",
+                  c.distill.temperature, ": use the same or precompute again");
   } else {
     DISTILL_CHECK(store.num_labels() == student.num_labels, StoreError, "store ", c.store.path, " holds ",
                   store.num_labels(), " labels, the student expects ", student.num_labels);
@@ -207,8 +213,9 @@ std::unique_ptr<StudentRun> open_student_run(Communicator& comm, const RunConfig
     job.teacher_fingerprint = run->online->fingerprint;
   }
   if (!c.store.path.empty()) run->store = open_store(comm, c, data, teachers, job);
-  DISTILL_CHECK(data.task == "mlm" || job.model.num_labels == data.num_labels(), DataError, "student.num_labels = ",
-                job.model.num_labels, " but data set ", data.path, " has ", data.num_labels(), " labels");
+  DISTILL_CHECK(data.task == "mlm" || job.model.num_labels == data.num_labels(), DataError,
+                "student.num_labels = ", job.model.num_labels, " but data set ", data.path, " has ", data.num_labels(),
+                " labels");
   return run;
 }
 

@@ -39,10 +39,11 @@ void add_stream_balance(nlohmann::json& j, const RunConfig& c, const TrainResult
   j["teacher_examples_per_s_per_rank"] = per_rank;
   j["teacher_ranks"] = teachers;
   j["teacher_ranks_to_keep_students_busy"] = per_rank > 0 ? static_cast<long>(std::ceil(consumption / per_rank)) : 0;
-  spdlog::info("balance: students waited {:.1f}% of {:.1f}s; teachers computed {:.0f} examples/s per rank on {} "
-               "ranks, students consume {:.0f} examples/s when not waiting: {} teacher ranks would keep them busy",
-               100.0 * j["wait_share"].get<double>(), secs, per_rank, teachers, consumption,
-               j["teacher_ranks_to_keep_students_busy"].get<long>());
+  spdlog::info(
+      "balance: students waited {:.1f}% of {:.1f}s; teachers computed {:.0f} examples/s per rank on {} "
+      "ranks, students consume {:.0f} examples/s when not waiting: {} teacher ranks would keep them busy",
+      100.0 * j["wait_share"].get<double>(), secs, per_rank, teachers, consumption,
+      j["teacher_ranks_to_keep_students_busy"].get<long>());
 }
 
 // Rank 0 writes train.out_dir/train_summary.json and logs it. Collective over `comm` (the waits
@@ -52,7 +53,7 @@ void report_training(Communicator& comm, const RunConfig& c, const TrainResult& 
   comm.allreduce(&wait, 1, DType::kFloat64, ReduceOp::kAverage);
   comm.allreduce(&secs, 1, DType::kFloat64, ReduceOp::kAverage);
   if (comm.rank() != 0) return;
-  nlohmann::json j = {{"steps", r.steps}, {"final_loss", r.final_loss}, {"samples_per_s", r.samples_per_s},
+  nlohmann::json j = {{"steps", r.steps},           {"final_loss", r.final_loss}, {"samples_per_s", r.samples_per_s},
                       {"parameters", r.parameters}, {"checkpoint", r.checkpoint}, {"ranks", comm.size()}};
   if (r.dev_accuracy >= 0) j["dev_accuracy"] = r.dev_accuracy;
   if (teachers > 0) add_stream_balance(j, c, r, secs, wait, teachers);
@@ -85,8 +86,9 @@ void cmd_run(Communicator& comm, const RunArgs& a, long teacher_ranks) {
   const bool teacher = comm.rank() < n;
   // Note [groups]: from here on each group only talks among itself; the store is the channel.
   auto group = comm.split(teacher ? 0 : 1, comm.rank());
-  set_log_rank(comm.rank(), comm.size(), host_name() + (teacher ? " teacher " : " student ") +
-                                             std::to_string(group->rank()) + "/" + std::to_string(group->size()));
+  set_log_rank(comm.rank(), comm.size(),
+               host_name() + (teacher ? " teacher " : " student ") + std::to_string(group->rank()) + "/" +
+                   std::to_string(group->size()));
   if (!teacher) {
     if (group->rank() == 0)
       spdlog::info("streaming: {} student ranks train while {} teacher ranks write {}", group->size(), n, c.store.path);
@@ -103,8 +105,11 @@ void cmd_run(Communicator& comm, const RunArgs& a, long teacher_ranks) {
   auto r = precompute(*group, data, c.data.train_split, loaded, c.teacher, c.store, spec, fault_precompute_hooks());
   if (group->rank() != 0) return;
   const double per_rank = r.seconds > 0 ? r.examples_computed / r.seconds / group->size() : 0.0;
-  nlohmann::json t = {{"ranks", group->size()}, {"examples_computed", r.examples_computed}, {"seconds", r.seconds},
-                      {"shards_written", r.shards_written}, {"shards_skipped", r.shards_skipped},
+  nlohmann::json t = {{"ranks", group->size()},
+                      {"examples_computed", r.examples_computed},
+                      {"seconds", r.seconds},
+                      {"shards_written", r.shards_written},
+                      {"shards_skipped", r.shards_skipped},
                       {"examples_per_s_per_rank", per_rank}};
   write_file_atomic((fs::path(c.store.path) / "teachers.json").string(), t.dump(2) + "\n");
   spdlog::info("teachers done: {} shards written, {} already committed, {:.0f} examples/s per teacher rank; leaving",

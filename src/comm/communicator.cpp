@@ -8,11 +8,16 @@ namespace distill {
 
 std::size_t dtype_size(DType t) {
   switch (t) {
-    case DType::kFloat32: return 4;
-    case DType::kFloat64: return 8;
-    case DType::kInt32: return 4;
-    case DType::kInt64: return 8;
-    case DType::kUInt8: return 1;
+    case DType::kFloat32:
+      return 4;
+    case DType::kFloat64:
+      return 8;
+    case DType::kInt32:
+      return 4;
+    case DType::kInt64:
+      return 8;
+    case DType::kUInt8:
+      return 1;
   }
   return 0;
 }
@@ -57,8 +62,8 @@ std::vector<std::string> Communicator::allgather_string(const std::string& s) {
 void Communicator::check_same(const std::string& value, const std::string& what) {
   auto all = allgather_string(value);
   for (int r = 0; r < size(); ++r) {
-    DISTILL_CHECK(all[r] == all[0], CommError, what, " differs between ranks: rank 0 has ", all[0],
-                  ", rank ", r, " has ", all[r]);
+    DISTILL_CHECK(all[r] == all[0], CommError, what, " differs between ranks: rank 0 has ", all[0], ", rank ", r,
+                  " has ", all[r]);
   }
 }
 

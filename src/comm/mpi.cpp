@@ -93,9 +93,9 @@ class CallWatch {
       const auto age = std::chrono::steady_clock::now() - op.start;
       if (age < timeout_) continue;
       const std::string line =
-          str("distill: error on rank ", rank_, " (", host_, "): ", op.call, " of ", op.count,
-              " elements (rank ", op.group_rank, " of a group of ", op.group_size, ") did not complete within ",
-              timeout_.count(), " s (train.comm_timeout): a peer is stopped, hung or dead; ending the job\n");
+          str("distill: error on rank ", rank_, " (", host_, "): ", op.call, " of ", op.count, " elements (rank ",
+              op.group_rank, " of a group of ", op.group_size, ") did not complete within ", timeout_.count(),
+              " s (train.comm_timeout): a peer is stopped, hung or dead; ending the job\n");
       if (::write(2, line.data(), line.size()) < 0) {
       }
       // MPI_Abort from this thread (the job runs at MPI_THREAD_FUNNELED) may itself block: the alarm
@@ -131,11 +131,16 @@ class CallGuard {
 
 MPI_Datatype mpi_type(DType t) {
   switch (t) {
-    case DType::kFloat32: return MPI_FLOAT;
-    case DType::kFloat64: return MPI_DOUBLE;
-    case DType::kInt32: return MPI_INT32_T;
-    case DType::kInt64: return MPI_INT64_T;
-    case DType::kUInt8: return MPI_UINT8_T;
+    case DType::kFloat32:
+      return MPI_FLOAT;
+    case DType::kFloat64:
+      return MPI_DOUBLE;
+    case DType::kInt32:
+      return MPI_INT32_T;
+    case DType::kInt64:
+      return MPI_INT64_T;
+    case DType::kUInt8:
+      return MPI_UINT8_T;
   }
   return MPI_BYTE;
 }
@@ -143,9 +148,12 @@ MPI_Datatype mpi_type(DType t) {
 MPI_Op mpi_op(ReduceOp op) {
   switch (op) {
     case ReduceOp::kSum:
-    case ReduceOp::kAverage: return MPI_SUM;
-    case ReduceOp::kMax: return MPI_MAX;
-    case ReduceOp::kMin: return MPI_MIN;
+    case ReduceOp::kAverage:
+      return MPI_SUM;
+    case ReduceOp::kMax:
+      return MPI_MAX;
+    case ReduceOp::kMin:
+      return MPI_MIN;
   }
   return MPI_SUM;
 }
@@ -206,8 +214,7 @@ class MpiCommunicator final : public Communicator {
     mpi_check(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
     mpi_check(MPI_Comm_size(comm_, &size_), "MPI_Comm_size");
     MPI_Comm node;
-    mpi_check(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node),
-              "MPI_Comm_split_type");
+    mpi_check(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node), "MPI_Comm_split_type");
     mpi_check(MPI_Comm_size(node, &local_size_), "MPI_Comm_size");
     mpi_check(MPI_Comm_rank(node, &local_rank_), "MPI_Comm_rank");
     MPI_Comm_free(&node);
@@ -251,15 +258,13 @@ class MpiCommunicator final : public Communicator {
     return r;
   }
   void broadcast(void* data, std::size_t count, DType t, int root) override {
-    DISTILL_CHECK(root >= 0 && root < size_, CommError, "broadcast root ", root, " out of range for ",
-                  size_, " ranks");
+    DISTILL_CHECK(root >= 0 && root < size_, CommError, "broadcast root ", root, " out of range for ", size_, " ranks");
     CallGuard g("MPI_Bcast", count, rank_, size_);
     mpi_check(MPI_Bcast(data, static_cast<int>(count), mpi_type(t), root, comm_), "MPI_Bcast");
   }
   void allgather(const void* in, void* out, std::size_t count, DType t) override {
     CallGuard g("MPI_Allgather", count, rank_, size_);
-    mpi_check(MPI_Allgather(in, static_cast<int>(count), mpi_type(t), out, static_cast<int>(count),
-                            mpi_type(t), comm_),
+    mpi_check(MPI_Allgather(in, static_cast<int>(count), mpi_type(t), out, static_cast<int>(count), mpi_type(t), comm_),
               "MPI_Allgather");
   }
   void barrier() override {

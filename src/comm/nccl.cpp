@@ -22,23 +22,32 @@ void cuda_check(cudaError_t e, const char* call, int rank) {
 
 ncclDataType_t nccl_type(DType t) {
   switch (t) {
-    case DType::kFloat32: return ncclFloat32;
-    case DType::kFloat64: return ncclFloat64;
-    case DType::kInt32: return ncclInt32;
-    case DType::kInt64: return ncclInt64;
-    case DType::kUInt8: return ncclUint8;
+    case DType::kFloat32:
+      return ncclFloat32;
+    case DType::kFloat64:
+      return ncclFloat64;
+    case DType::kInt32:
+      return ncclInt32;
+    case DType::kInt64:
+      return ncclInt64;
+    case DType::kUInt8:
+      return ncclUint8;
   }
   throw CommError("unknown dtype for NCCL");
 }
 
 ncclRedOp_t nccl_op(ReduceOp op, DType t) {
   switch (op) {
-    case ReduceOp::kSum: return ncclSum;
+    case ReduceOp::kSum:
+      return ncclSum;
     case ReduceOp::kAverage:
-      DISTILL_CHECK(t == DType::kFloat32 || t == DType::kFloat64, CommError, "average is defined for floating types only");
+      DISTILL_CHECK(t == DType::kFloat32 || t == DType::kFloat64, CommError,
+                    "average is defined for floating types only");
       return ncclAvg;
-    case ReduceOp::kMax: return ncclMax;
-    case ReduceOp::kMin: return ncclMin;
+    case ReduceOp::kMax:
+      return ncclMax;
+    case ReduceOp::kMin:
+      return ncclMin;
   }
   throw CommError("unknown reduce op for NCCL");
 }
@@ -55,7 +64,9 @@ bool on_device(const void* p) {
 // A CUDA event owned by whoever last holds it (the watchdog, a pending request).
 struct Event {
   cudaEvent_t e = nullptr;
-  explicit Event(int rank) { cuda_check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate", rank); }
+  explicit Event(int rank) {
+    cuda_check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate", rank);
+  }
   ~Event() { cudaEventDestroy(e); }
   bool done() const { return cudaEventQuery(e) != cudaErrorNotReady; }
 };

@@ -36,32 +36,46 @@ struct Call {
 
 const char* dtype_name(DType t) {
   switch (t) {
-    case DType::kFloat32: return "float32";
-    case DType::kFloat64: return "float64";
-    case DType::kInt32: return "int32";
-    case DType::kInt64: return "int64";
-    case DType::kUInt8: return "uint8";
+    case DType::kFloat32:
+      return "float32";
+    case DType::kFloat64:
+      return "float64";
+    case DType::kInt32:
+      return "int32";
+    case DType::kInt64:
+      return "int64";
+    case DType::kUInt8:
+      return "uint8";
   }
   return "?";
 }
 
 const char* op_name(ReduceOp op) {
   switch (op) {
-    case ReduceOp::kSum: return "sum";
-    case ReduceOp::kAverage: return "average";
-    case ReduceOp::kMax: return "max";
-    case ReduceOp::kMin: return "min";
+    case ReduceOp::kSum:
+      return "sum";
+    case ReduceOp::kAverage:
+      return "average";
+    case ReduceOp::kMax:
+      return "max";
+    case ReduceOp::kMin:
+      return "min";
   }
   return "?";
 }
 
 std::string describe(const Call& c) {
   switch (c.kind) {
-    case Kind::kAllreduce: return str("allreduce (", op_name(c.op), ") of ", c.count, " ", dtype_name(c.t), " elements");
-    case Kind::kBroadcast: return str("broadcast of ", c.count, " ", dtype_name(c.t), " elements from rank ", c.root);
-    case Kind::kAllgather: return str("allgather of ", c.count, " ", dtype_name(c.t), " elements");
-    case Kind::kBarrier: return "barrier";
-    case Kind::kSplit: return "split";
+    case Kind::kAllreduce:
+      return str("allreduce (", op_name(c.op), ") of ", c.count, " ", dtype_name(c.t), " elements");
+    case Kind::kBroadcast:
+      return str("broadcast of ", c.count, " ", dtype_name(c.t), " elements from rank ", c.root);
+    case Kind::kAllgather:
+      return str("allgather of ", c.count, " ", dtype_name(c.t), " elements");
+    case Kind::kBarrier:
+      return "barrier";
+    case Kind::kSplit:
+      return "split";
   }
   return "?";
 }
@@ -70,10 +84,14 @@ std::string describe(const Call& c) {
 bool same_call(const Call& a, const Call& b) {
   if (a.kind != b.kind) return false;
   switch (a.kind) {
-    case Kind::kAllreduce: return a.count == b.count && a.t == b.t && a.op == b.op;
-    case Kind::kBroadcast: return a.count == b.count && a.t == b.t && a.root == b.root;
-    case Kind::kAllgather: return a.count == b.count && a.t == b.t;
-    default: return true;
+    case Kind::kAllreduce:
+      return a.count == b.count && a.t == b.t && a.op == b.op;
+    case Kind::kBroadcast:
+      return a.count == b.count && a.t == b.t && a.root == b.root;
+    case Kind::kAllgather:
+      return a.count == b.count && a.t == b.t;
+    default:
+      return true;
   }
 }
 
@@ -113,11 +131,16 @@ void reduce_in_rank_order(const std::vector<Call>& calls) {
 void reduce_all(const std::vector<Call>& calls) {
   if (calls[0].count == 0) return;
   switch (calls[0].t) {
-    case DType::kFloat32: return reduce_in_rank_order<float>(calls);
-    case DType::kFloat64: return reduce_in_rank_order<double>(calls);
-    case DType::kInt32: return reduce_in_rank_order<std::int32_t>(calls);
-    case DType::kInt64: return reduce_in_rank_order<std::int64_t>(calls);
-    case DType::kUInt8: return reduce_in_rank_order<std::uint8_t>(calls);
+    case DType::kFloat32:
+      return reduce_in_rank_order<float>(calls);
+    case DType::kFloat64:
+      return reduce_in_rank_order<double>(calls);
+    case DType::kInt32:
+      return reduce_in_rank_order<std::int32_t>(calls);
+    case DType::kInt64:
+      return reduce_in_rank_order<std::int64_t>(calls);
+    case DType::kUInt8:
+      return reduce_in_rank_order<std::uint8_t>(calls);
   }
 }
 
@@ -153,7 +176,7 @@ struct Slot {
   int arrivals = 0, departures = 0;
   bool done = false;
   std::vector<std::shared_ptr<Group>> groups;  // split: each rank's new group
-  std::vector<int> ranks;                       // split: each rank's rank there
+  std::vector<int> ranks;                      // split: each rank's rank there
 };
 
 struct Group {
@@ -185,15 +208,22 @@ void split_all(const Group& g, Slot& s) {
 void complete(const Group& g, Slot& s) {
   const Call& c = s.calls[0];
   switch (c.kind) {
-    case Kind::kAllreduce: reduce_all(s.calls); break;
+    case Kind::kAllreduce:
+      reduce_all(s.calls);
+      break;
     case Kind::kBroadcast:
       for (std::size_t r = 0; r < s.calls.size(); ++r)
         if (static_cast<int>(r) != c.root && c.count > 0)
           std::memcpy(s.calls[r].data, s.calls[c.root].data, c.count * dtype_size(c.t));
       break;
-    case Kind::kAllgather: gather_all(s.calls); break;
-    case Kind::kBarrier: break;
-    case Kind::kSplit: split_all(g, s); break;
+    case Kind::kAllgather:
+      gather_all(s.calls);
+      break;
+    case Kind::kBarrier:
+      break;
+    case Kind::kSplit:
+      split_all(g, s);
+      break;
   }
   s.done = true;
 }

@@ -49,8 +49,7 @@ void Watchdog::loop() {
       if (it->second.done()) {
         it = ops_.erase(it);
       } else if (now - it->second.started > timeout_) {
-        reason = str(it->second.what, " did not complete within ", timeout_.count(),
-                     " s (a peer died or hangs)");
+        reason = str(it->second.what, " did not complete within ", timeout_.count(), " s (a peer died or hangs)");
       } else {
         ++it;
       }

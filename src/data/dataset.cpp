@@ -44,8 +44,8 @@ std::string dataset_content_hash(const Dataset& d) {
 
 namespace {
 void check_split(const Dataset& d, const std::string& name, const DataSplit& s) {
-  DISTILL_CHECK(d.task == "sequence" || d.task == "features" || d.task == "mlm", DataError, d.path, ": task '",
-                d.task, "', expected sequence, features or mlm");
+  DISTILL_CHECK(d.task == "sequence" || d.task == "features" || d.task == "mlm", DataError, d.path, ": task '", d.task,
+                "', expected sequence, features or mlm");
   if (d.task == "features") {
     DISTILL_CHECK(s.dim > 0 && s.seq == 0 && s.features.size() == static_cast<std::size_t>(s.n * s.dim), DataError,
                   d.path, ": split ", name, " features disagree with n = ", s.n, ", dim = ", s.dim);
@@ -59,19 +59,19 @@ void check_split(const Dataset& d, const std::string& name, const DataSplit& s) 
                   " mlm_labels disagree with n = ", s.n, ", seq = ", s.seq);
     for (std::size_t i = 0; i < s.mlm_labels.size(); ++i)
       DISTILL_CHECK(s.mlm_labels[i] == kIgnoreLabel || (s.mlm_labels[i] >= 0 && s.mlm_labels[i] < d.vocab_size),
-                    DataError, d.path, ": split ", name, " mlm label ", i, " is ", s.mlm_labels[i], ", expected -100 or 0..",
-                    d.vocab_size - 1);
+                    DataError, d.path, ": split ", name, " mlm label ", i, " is ", s.mlm_labels[i],
+                    ", expected -100 or 0..", d.vocab_size - 1);
   }
   const auto cells = static_cast<std::size_t>(s.n * s.seq);
   DISTILL_CHECK(s.input_ids.size() == cells && s.attention_mask.size() == cells && s.token_type_ids.size() == cells &&
                     s.labels.size() == static_cast<std::size_t>(s.n) && s.example_id.size() == s.labels.size(),
                 DataError, d.path, ": split ", name, " arrays disagree with n = ", s.n, ", seq = ", s.seq);
   for (std::size_t i = 0; i < s.labels.size() && d.task != "mlm"; ++i)
-    DISTILL_CHECK(s.labels[i] >= 0 && s.labels[i] < d.num_labels(), DataError, d.path, ": split ", name,
-                  " example ", i, " has label ", s.labels[i], ", expected 0..", d.num_labels() - 1);
+    DISTILL_CHECK(s.labels[i] >= 0 && s.labels[i] < d.num_labels(), DataError, d.path, ": split ", name, " example ", i,
+                  " has label ", s.labels[i], ", expected 0..", d.num_labels() - 1);
   for (std::size_t i = 0; i < cells; ++i)
-    DISTILL_CHECK(s.input_ids[i] >= 0 && s.input_ids[i] < d.vocab_size, DataError, d.path, ": split ", name,
-                  " token ", i, " has id ", s.input_ids[i], ", outside the vocabulary of ", d.vocab_size);
+    DISTILL_CHECK(s.input_ids[i] >= 0 && s.input_ids[i] < d.vocab_size, DataError, d.path, ": split ", name, " token ",
+                  i, " has id ", s.input_ids[i], ", outside the vocabulary of ", d.vocab_size);
   if (d.task == "features") return;
   DISTILL_CHECK(d.max_length >= 0 && (d.max_length == 0 || s.seq <= d.max_length), DataError, d.path,
                 ": attribute max_length = ", d.max_length, " but split ", name, " holds rows of ", s.seq,
@@ -110,8 +110,8 @@ h5::DatasetInfo checked_info(const h5::File& f, std::uint64_t file_bytes, const 
   auto info = f.info(name);
   DISTILL_CHECK(info.shape.size() == rank, DataError, f.path(), ": ", name, " has ", info.shape.size(),
                 " dimensions, expected ", rank);
-  const bool is_integer = info.type == h5::Type::kInt32 || info.type == h5::Type::kInt64 ||
-                          info.type == h5::Type::kUInt16;
+  const bool is_integer =
+      info.type == h5::Type::kInt32 || info.type == h5::Type::kInt64 || info.type == h5::Type::kUInt16;
   DISTILL_CHECK(is_integer == integer, DataError, f.path(), ": ", name, " holds ", h5::type_name(info.type),
                 " values, expected ", integer ? "integers" : "floats");
   std::uint64_t bytes = 4;
@@ -190,8 +190,7 @@ void check_fits_model(const Dataset& d, const std::string& split, std::int64_t v
 
 namespace {
 Dataset read_dataset_file(const std::string& path) {
-  DISTILL_CHECK(path_exists(path), DataError, "data set ", path,
-                " does not exist (make one with 'distill prepare')");
+  DISTILL_CHECK(path_exists(path), DataError, "data set ", path, " does not exist (make one with 'distill prepare')");
   auto f = h5::File::open(path);
   Dataset d;
   d.path = path;
@@ -235,7 +234,8 @@ Dataset read_dataset_file(const std::string& path) {
       s.attention_mask = f.read_vector<std::int32_t>(g + "/attention_mask", h5::Type::kInt32);
       s.token_type_ids = f.read_vector<std::int32_t>(g + "/token_type_ids", h5::Type::kInt32);
     }
-    for (const char* a : {"/labels", "/example_id"}) check_rows(f, g + a, checked_info(f, file_bytes, g + a, 1, true), n, 0);
+    for (const char* a : {"/labels", "/example_id"})
+      check_rows(f, g + a, checked_info(f, file_bytes, g + a, 1, true), n, 0);
     s.labels = f.read_vector<std::int64_t>(g + "/labels", h5::Type::kInt64);
     s.example_id = f.read_vector<std::int64_t>(g + "/example_id", h5::Type::kInt64);
     if (features) {

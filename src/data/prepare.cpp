@@ -60,8 +60,8 @@ void check_fractions(const PrepareOptions& o) {
 }
 
 // BERT's masking of one encoded text (see PrepareOptions::mlm); returns the labels row.
-std::vector<std::int32_t> mask_tokens(Encoding& e, const WordPieceTokenizer& tok, std::uint64_t seed,
-                                      std::int64_t row, double prob) {
+std::vector<std::int32_t> mask_tokens(Encoding& e, const WordPieceTokenizer& tok, std::uint64_t seed, std::int64_t row,
+                                      double prob) {
   SplitMix64 rng(mix_seed(seed, 0x6d6c6d, static_cast<std::uint64_t>(row)));
   std::vector<std::int32_t> labels(e.ids.size(), kIgnoreLabel);
   std::vector<std::size_t> candidates;
@@ -75,8 +75,10 @@ std::vector<std::int32_t> mask_tokens(Encoding& e, const WordPieceTokenizer& tok
   for (auto i : chosen) {
     labels[i] = e.ids[i];
     const double u = rng.uniform();
-    if (u < 0.8) e.ids[i] = tok.mask_id();
-    else if (u < 0.9) e.ids[i] = static_cast<std::int32_t>(rng.below(static_cast<std::uint64_t>(tok.size())));
+    if (u < 0.8)
+      e.ids[i] = tok.mask_id();
+    else if (u < 0.9)
+      e.ids[i] = static_cast<std::int32_t>(rng.below(static_cast<std::uint64_t>(tok.size())));
   }
   return labels;
 }
@@ -137,8 +139,10 @@ class ExampleReader {
     if (!o_.labels.empty() && !label_of(row, *label, &y)) return;
     Example e{row.index, y, {}};
     if (!encode(row, *text, pair, &e.enc)) return;
-    if (o_.mlm) e.label = 0;
-    else if (o_.labels.empty()) raw_labels.push_back(*label);
+    if (o_.mlm)
+      e.label = 0;
+    else if (o_.labels.empty())
+      raw_labels.push_back(*label);
     examples.push_back(std::move(e));
   }
 

@@ -15,7 +15,8 @@ std::uint64_t SplitMix64::below(std::uint64_t n) {
   // Rejection sampling: no modulo bias.
   const std::uint64_t limit = UINT64_MAX - UINT64_MAX % n;
   std::uint64_t v;
-  do v = next(); while (v >= limit);
+  do v = next();
+  while (v >= limit);
   return v % n;
 }
 

@@ -46,7 +46,8 @@ Dataset make_synthetic(const SyntheticOptions& o) {
       for (std::int64_t t = 0; t < len; ++t) s.attention_mask[i * o.seq + t] = 1;
       // Label: most markers, ties to the lowest class; then label noise.
       std::int64_t y = 0;
-      for (std::int64_t c = 1; c < o.num_labels; ++c) if (count[c] > count[y]) y = c;
+      for (std::int64_t c = 1; c < o.num_labels; ++c)
+        if (count[c] > count[y]) y = c;
       if (rng.uniform() < o.noise) y = static_cast<std::int64_t>(rng.below(o.num_labels));
       s.labels.push_back(y);
       s.example_id.push_back(next_id++);

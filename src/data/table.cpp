@@ -105,9 +105,12 @@ TableFormat parse_table_format(const std::string& name) {
 }
 
 TableFormat table_format_of(const std::string& path) {
-  for (const char* e : {".csv"}) if (ends_with(path, e)) return TableFormat::kCsv;
-  for (const char* e : {".tsv", ".tab", ".txt"}) if (ends_with(path, e)) return TableFormat::kTsv;
-  for (const char* e : {".jsonl", ".ndjson", ".json"}) if (ends_with(path, e)) return TableFormat::kJsonl;
+  for (const char* e : {".csv"})
+    if (ends_with(path, e)) return TableFormat::kCsv;
+  for (const char* e : {".tsv", ".tab", ".txt"})
+    if (ends_with(path, e)) return TableFormat::kTsv;
+  for (const char* e : {".jsonl", ".ndjson", ".json"})
+    if (ends_with(path, e)) return TableFormat::kJsonl;
   throw ConfigError(str("cannot tell the format of ", path, " from its extension: give --format csv, tsv or jsonl"));
 }
 
@@ -184,13 +187,14 @@ void read_table(const std::string& path, const TableOptions& o, const std::funct
       cells = split(line, '\t');
     }
     if (row.error.empty() && cells.size() != header.size())
-      row.error = str("has ", cells.size(), " fields, expected ", header.size(), " (", header.size() == 1 ? "column " : "columns ",
-                      [&] {
-                        std::ostringstream os;
-                        for (std::size_t k = 0; k < header.size(); ++k) os << (k ? ", " : "") << header[k];
-                        return os.str();
-                      }(),
-                      ")");
+      row.error = str(
+          "has ", cells.size(), " fields, expected ", header.size(), " (", header.size() == 1 ? "column " : "columns ",
+          [&] {
+            std::ostringstream os;
+            for (std::size_t k = 0; k < header.size(); ++k) os << (k ? ", " : "") << header[k];
+            return os.str();
+          }(),
+          ")");
     if (row.error.empty())
       for (std::size_t k = 0; k < header.size(); ++k) row.fields[header[k]] = std::move(cells[k]);
     check_nul(row);

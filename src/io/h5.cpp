@@ -49,12 +49,12 @@ R check(R rc, const std::string& what) {
 }
 
 // DISTILL_CHECK for HDF5 calls: the message ends with the cause on HDF5's error stack.
-#define H5_CHECK(cond, ...)                                                      \
-  do {                                                                           \
-    if (!(cond)) {                                                               \
-      const auto cause_ = hdf5_cause();                                          \
-      throw Error(str(__VA_ARGS__, cause_.empty() ? "" : ": ", cause_));         \
-    }                                                                            \
+#define H5_CHECK(cond, ...)                                              \
+  do {                                                                   \
+    if (!(cond)) {                                                       \
+      const auto cause_ = hdf5_cause();                                  \
+      throw Error(str(__VA_ARGS__, cause_.empty() ? "" : ": ", cause_)); \
+    }                                                                    \
   } while (0)
 
 hid_t make_float16() {
@@ -86,45 +86,69 @@ void Handle::reset() {
 hid_t file_type(Type t) {
   static const hid_t f16 = make_float16();
   switch (t) {
-    case Type::kFloat16: return f16;
-    case Type::kFloat32: return H5T_IEEE_F32LE;
-    case Type::kInt32: return H5T_STD_I32LE;
-    case Type::kInt64: return H5T_STD_I64LE;
-    case Type::kUInt16: return H5T_STD_U16LE;
-    case Type::kFloat64: return H5T_IEEE_F64LE;
+    case Type::kFloat16:
+      return f16;
+    case Type::kFloat32:
+      return H5T_IEEE_F32LE;
+    case Type::kInt32:
+      return H5T_STD_I32LE;
+    case Type::kInt64:
+      return H5T_STD_I64LE;
+    case Type::kUInt16:
+      return H5T_STD_U16LE;
+    case Type::kFloat64:
+      return H5T_IEEE_F64LE;
   }
   return -1;
 }
 
 hid_t mem_type(Type t) {
   switch (t) {
-    case Type::kFloat16: return file_type(Type::kFloat16);
-    case Type::kFloat32: return H5T_NATIVE_FLOAT;
-    case Type::kInt32: return H5T_NATIVE_INT32;
-    case Type::kInt64: return H5T_NATIVE_INT64;
-    case Type::kUInt16: return H5T_NATIVE_UINT16;
-    case Type::kFloat64: return H5T_NATIVE_DOUBLE;
+    case Type::kFloat16:
+      return file_type(Type::kFloat16);
+    case Type::kFloat32:
+      return H5T_NATIVE_FLOAT;
+    case Type::kInt32:
+      return H5T_NATIVE_INT32;
+    case Type::kInt64:
+      return H5T_NATIVE_INT64;
+    case Type::kUInt16:
+      return H5T_NATIVE_UINT16;
+    case Type::kFloat64:
+      return H5T_NATIVE_DOUBLE;
   }
   return -1;
 }
 
 const char* type_name(Type t) {
   switch (t) {
-    case Type::kFloat16: return "float16";
-    case Type::kFloat32: return "float32";
-    case Type::kInt32: return "int32";
-    case Type::kInt64: return "int64";
-    case Type::kUInt16: return "uint16";
-    case Type::kFloat64: return "float64";
+    case Type::kFloat16:
+      return "float16";
+    case Type::kFloat32:
+      return "float32";
+    case Type::kInt32:
+      return "int32";
+    case Type::kInt64:
+      return "int64";
+    case Type::kUInt16:
+      return "uint16";
+    case Type::kFloat64:
+      return "float64";
   }
   return "?";
 }
 
 std::size_t type_size(Type t) {
   switch (t) {
-    case Type::kFloat16: case Type::kUInt16: return 2;
-    case Type::kFloat32: case Type::kInt32: return 4;
-    case Type::kInt64: case Type::kFloat64: return 8;
+    case Type::kFloat16:
+    case Type::kUInt16:
+      return 2;
+    case Type::kFloat32:
+    case Type::kInt32:
+      return 4;
+    case Type::kInt64:
+    case Type::kFloat64:
+      return 8;
   }
   return 0;
 }
@@ -207,8 +231,8 @@ void File::write(const std::string& name, Type t, const std::vector<hsize_t>& sh
             H5Dclose);
   DISTILL_CHECK(ds.valid(), Error, "cannot create dataset '", name, "' in ", path_);
   if (numel(shape) > 0)
-    H5_CHECK(H5Dwrite(ds.get(), mem_type(t), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0,
-                  "cannot write dataset '", name, "' in ", path_);
+    H5_CHECK(H5Dwrite(ds.get(), mem_type(t), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0, "cannot write dataset '", name,
+             "' in ", path_);
 }
 
 DatasetInfo File::info(const std::string& name) const {
@@ -227,10 +251,14 @@ DatasetInfo File::info(const std::string& name) const {
     out.type = size == 2 ? Type::kFloat16 : size == 4 ? Type::kFloat32 : Type::kFloat64;
   } else if (cls == H5T_INTEGER) {
     bool is_signed = H5Tget_sign(type.get()) == H5T_SGN_2;
-    if (size == 8 && is_signed) out.type = Type::kInt64;
-    else if (size == 4 && is_signed) out.type = Type::kInt32;
-    else if (size == 2 && !is_signed) out.type = Type::kUInt16;
-    else out.type = Type::kInt64;  // other integer widths: reported (and best read) as int64
+    if (size == 8 && is_signed)
+      out.type = Type::kInt64;
+    else if (size == 4 && is_signed)
+      out.type = Type::kInt32;
+    else if (size == 2 && !is_signed)
+      out.type = Type::kUInt16;
+    else
+      out.type = Type::kInt64;  // other integer widths: reported (and best read) as int64
   } else {
     throw Error(str(path_, ": dataset '", name, "' is neither integer nor float"));
   }
@@ -299,9 +327,8 @@ void File::read(const std::string& name, Type as, void* out) const {
   Handle ds = open_dataset(name);
   const auto n = static_cast<std::size_t>(numel(info(name).shape));
   if (n == 0) return;  // an empty split: nothing to read (HDF5 wants a buffer even then)
-  const herr_t e = as == Type::kFloat32
-                       ? read_float32(ds.get(), H5S_ALL, H5S_ALL, out, n)
-                       : H5Dread(ds.get(), mem_type(as), H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
+  const herr_t e = as == Type::kFloat32 ? read_float32(ds.get(), H5S_ALL, H5S_ALL, out, n)
+                                        : H5Dread(ds.get(), mem_type(as), H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
   DISTILL_CHECK(e >= 0, Error, path_, ": cannot read dataset '", name,
                 "' (corrupt or truncated: checksum or I/O error)");
 }
@@ -322,8 +349,8 @@ void File::read_rows(const std::string& name, Type as, hsize_t begin, hsize_t en
   Handle mspace(check(H5Screate_simple(rank, count.data(), nullptr), "H5Screate_simple"), H5Sclose);
   const herr_t e = as == Type::kFloat32 ? read_float32(ds.get(), mspace.get(), space.get(), out, numel(count))
                                         : H5Dread(ds.get(), mem_type(as), mspace.get(), space.get(), H5P_DEFAULT, out);
-  DISTILL_CHECK(e >= 0, Error,
-                path_, ": cannot read rows of '", name, "' (corrupt or truncated: checksum or I/O error)");
+  DISTILL_CHECK(e >= 0, Error, path_, ": cannot read rows of '", name,
+                "' (corrupt or truncated: checksum or I/O error)");
 }
 
 namespace {
@@ -385,8 +412,7 @@ std::string File::attr_string(const std::string& obj, const std::string& key) co
   Handle o = open_object(obj);
   Handle a = open_attr(o.get(), key, path_);
   Handle ftype(H5Aget_type(a.get()), H5Tclose);
-  DISTILL_CHECK(H5Tget_class(ftype.get()) == H5T_STRING, Error, path_, ": attribute '", key,
-                "' is not a string");
+  DISTILL_CHECK(H5Tget_class(ftype.get()) == H5T_STRING, Error, path_, ": attribute '", key, "' is not a string");
   if (H5Tis_variable_str(ftype.get()) > 0) {
     Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
     H5Tset_size(type.get(), H5T_VARIABLE);

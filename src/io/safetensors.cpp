@@ -25,8 +25,8 @@ std::string encode_safetensors(const SafeTensors& st) {
   for (const auto& [name, t] : st.tensors) {
     std::int64_t n = 1;
     for (auto d : t.shape) n *= d;
-    DISTILL_CHECK(static_cast<std::uint64_t>(n) * safetensors_dtype_size(t.dtype) == t.bytes.size(), Error,
-                  "tensor ", name, " has ", t.bytes.size(), " bytes, its shape and dtype need ",
+    DISTILL_CHECK(static_cast<std::uint64_t>(n) * safetensors_dtype_size(t.dtype) == t.bytes.size(), Error, "tensor ",
+                  name, " has ", t.bytes.size(), " bytes, its shape and dtype need ",
                   n * static_cast<std::int64_t>(safetensors_dtype_size(t.dtype)));
     header[name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.bytes.size()}}};
     offset += t.bytes.size();
@@ -71,8 +71,8 @@ SafeTensors decode_safetensors(const std::string& bytes, const std::string& wher
     }
     const auto& v = it.value();
     const std::string tensor = str(where, ": tensor '", it.key(), "'");
-    DISTILL_CHECK(v.is_object() && v.contains("dtype") && v.contains("shape") && v.contains("data_offsets"),
-                  DataError, tensor, " lacks dtype, shape or data_offsets");
+    DISTILL_CHECK(v.is_object() && v.contains("dtype") && v.contains("shape") && v.contains("data_offsets"), DataError,
+                  tensor, " lacks dtype, shape or data_offsets");
     TensorBlob t;
     DISTILL_CHECK(v["dtype"].is_string(), DataError, tensor, " has dtype ", v["dtype"].dump(), ", expected a string");
     t.dtype = v["dtype"].get<std::string>();
@@ -98,8 +98,8 @@ SafeTensors decode_safetensors(const std::string& bytes, const std::string& wher
     std::uint64_t need = item;
     bool overflow = false;
     for (auto d : t.shape) overflow = overflow || __builtin_mul_overflow(need, static_cast<std::uint64_t>(d), &need);
-    DISTILL_CHECK(!overflow && need == end - begin, DataError, tensor, " spans ", end - begin,
-                  " bytes, its shape ", v["shape"].dump(), " and dtype ", t.dtype, " need ",
+    DISTILL_CHECK(!overflow && need == end - begin, DataError, tensor, " spans ", end - begin, " bytes, its shape ",
+                  v["shape"].dump(), " and dtype ", t.dtype, " need ",
                   overflow ? std::string("more than 2^64") : std::to_string(need));
     t.bytes = bytes.substr(base + begin, end - begin);
     ranges.push_back({begin, end});

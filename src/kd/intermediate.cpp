@@ -101,8 +101,8 @@ LayerLossTerms LayerLossImpl::forward(const ModelOutput& s, const ModelOutput& t
   }
   for (const auto& [si, ti] : attention_map_.pairs) {
     DISTILL_CHECK(si <= static_cast<long>(s.attentions.size()) && ti <= static_cast<long>(t.attentions.size()),
-                  DataError, "distill.attention_map pair ", si, ":", ti, ": the student returned ",
-                  s.attentions.size(), " attention maps, the teacher ", t.attentions.size());
+                  DataError, "distill.attention_map pair ", si, ":", ti, ": the student returned ", s.attentions.size(),
+                  " attention maps, the teacher ", t.attentions.size());
     auto as = s.attentions[si - 1];
     auto at = t.attentions[ti - 1].to(as.dtype());
     if (as.size(1) != at.size(1)) {

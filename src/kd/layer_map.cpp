@@ -55,7 +55,8 @@ LayerMap parse_layer_map(const std::string& spec, long M, long N, const std::str
       auto colon = item.find(':');
       DISTILL_CHECK(colon != std::string::npos, ConfigError, name, " = '", spec, "': '", item,
                     "' is neither uniform, last, skip:... nor a student:teacher pair");
-      m.pairs.emplace_back(parse_index(item.substr(0, colon), name, spec), parse_index(item.substr(colon + 1), name, spec));
+      m.pairs.emplace_back(parse_index(item.substr(0, colon), name, spec),
+                           parse_index(item.substr(colon + 1), name, spec));
     }
   }
   const long lo = kind == "hidden" ? 0 : 1;

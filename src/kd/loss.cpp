@@ -30,8 +30,7 @@ at::Tensor soft_kl(const at::Tensor& student, const at::Tensor& teacher, double 
   return (log_pt.exp() * (log_pt - log_ps)).sum(-1).mean();
 }
 
-LossTerms kd_loss(const at::Tensor& student, const at::Tensor& teacher, const at::Tensor& labels,
-                  const KdOptions& o) {
+LossTerms kd_loss(const at::Tensor& student, const at::Tensor& teacher, const at::Tensor& labels, const KdOptions& o) {
   LossTerms t;
   t.hard_ce = torch::nn::functional::cross_entropy(student, labels);
   if (!teacher.defined()) {
@@ -51,8 +50,8 @@ at::Tensor topk_soft_kl(const at::Tensor& student, const at::Tensor& values, con
                     lse.size(0) == values.size(0) && student.dim() == 2 && student.size(0) == values.size(0),
                 DataError, "top-k targets of shape ", values.sizes(), " / ", indices.sizes(), " / ", lse.sizes(),
                 " do not fit student logits ", student.sizes());
-  auto log_q = torch::log_softmax(student / temperature, -1);            // [rows, V]
-  auto log_q_k = log_q.gather(1, indices);                               // [rows, k]
+  auto log_q = torch::log_softmax(student / temperature, -1);  // [rows, V]
+  auto log_q_k = log_q.gather(1, indices);                     // [rows, k]
   auto log_p_k = values.to(log_q.dtype()) / temperature - lse.to(log_q.dtype()).unsqueeze(1);
   auto p_k = log_p_k.exp();
   auto top = (p_k * (log_p_k - log_q_k)).sum(1);

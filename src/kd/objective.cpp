@@ -12,10 +12,9 @@ Objective::Objective(const KdOptions& kd, const LayerLossOptions& layers, LayerL
 
 ObjectiveTerms Objective::operator()(const ModelOutput& student, const TeacherTargets& teacher,
                                      const at::Tensor& labels, const at::Tensor& mask) {
-  const LossTerms kd = teacher.topk_values.defined()
-                           ? topk_kd_loss(student.logits, teacher.topk_values, teacher.topk_indices,
-                                          teacher.topk_lse, labels, kd_)
-                           : kd_loss(student.logits, teacher.logits, labels, kd_);
+  const LossTerms kd = teacher.topk_values.defined() ? topk_kd_loss(student.logits, teacher.topk_values,
+                                                                    teacher.topk_indices, teacher.topk_lse, labels, kd_)
+                                                     : kd_loss(student.logits, teacher.logits, labels, kd_);
   ObjectiveTerms t{kd.total, kd.hard_ce, kd.soft_kl, {}, {}};
   if (!layer_loss_) return t;
   const LayerLossTerms lt = layer_loss_->forward(student, teacher.layers, mask);

@@ -65,7 +65,7 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& x, const torch
   auto scores = torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(head_dim));
   auto p = torch::softmax(scores + additive_mask, -1);  // [batch, heads, seq, seq]
   if (probs) *probs = p;
-  auto ctx = torch::matmul(dropout(p), v);               // [batch, heads, seq, head_dim]
+  auto ctx = torch::matmul(dropout(p), v);  // [batch, heads, seq, head_dim]
   return ctx.transpose(1, 2).reshape({b, s, heads * head_dim});
 }
 
@@ -117,9 +117,7 @@ BertPoolerImpl::BertPoolerImpl(const ModelConfig& c) {
   init_linear(dense);
 }
 
-torch::Tensor BertPoolerImpl::forward(const torch::Tensor& hidden) {
-  return torch::tanh(dense(hidden.select(1, 0)));
-}
+torch::Tensor BertPoolerImpl::forward(const torch::Tensor& hidden) { return torch::tanh(dense(hidden.select(1, 0))); }
 
 BertModelImpl::BertModelImpl(const ModelConfig& c, bool with_pooler) {
   embeddings = register_module("embeddings", BertEmbeddings(c));
@@ -130,8 +128,7 @@ BertModelImpl::BertModelImpl(const ModelConfig& c, bool with_pooler) {
 torch::Tensor BertModelImpl::forward(const ModelInputs& in, ModelOutput& out, bool want_hidden, bool want_attn) {
   auto x = embeddings(in.input_ids, in.token_type_ids);
   // [batch, 1, 1, seq]: 0 for real tokens, the lowest float for padding (as in HF).
-  auto mask = (1.0 - in.attention_mask.to(x.dtype()).unsqueeze(1).unsqueeze(2)) *
-              std::numeric_limits<float>::lowest();
+  auto mask = (1.0 - in.attention_mask.to(x.dtype()).unsqueeze(1).unsqueeze(2)) * std::numeric_limits<float>::lowest();
   if (want_hidden) out.hidden.push_back(x);
   for (const auto& m : *encoder->layer) {
     torch::Tensor probs;

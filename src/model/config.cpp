@@ -10,10 +10,14 @@ namespace distill {
 
 const char* name(ModelKind k) {
   switch (k) {
-    case ModelKind::kBert: return "bert";
-    case ModelKind::kBertMlm: return "bert_mlm";
-    case ModelKind::kMlp: return "mlp";
-    case ModelKind::kDeepLinear: return "deep_linear";
+    case ModelKind::kBert:
+      return "bert";
+    case ModelKind::kBertMlm:
+      return "bert_mlm";
+    case ModelKind::kMlp:
+      return "mlp";
+    case ModelKind::kDeepLinear:
+      return "deep_linear";
   }
   return "?";
 }
@@ -60,21 +64,26 @@ void ModelConfig::validate(const std::string& where) const {
                 ".hidden = ", hidden);
   DISTILL_CHECK(max_positions > 0 && type_vocab > 0, ConfigError, where,
                 ": max_positions and type_vocab must be positive");
-  DISTILL_CHECK(dropout >= 0 && dropout < 1 && attention_dropout >= 0 && attention_dropout < 1, ConfigError,
-                where, ": dropout rates must be in [0, 1)");
+  DISTILL_CHECK(dropout >= 0 && dropout < 1 && attention_dropout >= 0 && attention_dropout < 1, ConfigError, where,
+                ": dropout rates must be in [0, 1)");
 }
 
 nlohmann::json to_json(const ModelConfig& c) {
   if (c.is_vector())
-    return {{"model_type", std::string("distill_") + name(c.kind)}, {"distill_kind", name(c.kind)},
-            {"input_dim", c.input_dim}, {"width", c.width}, {"depth", c.depth}, {"num_labels", c.num_labels},
-            {"init_scale", c.init_scale}, {"hidden_dropout_prob", c.dropout}};
-  nlohmann::json j = {{"vocab_size", c.vocab_size},       {"hidden_size", c.hidden},
-          {"num_hidden_layers", c.layers},    {"num_attention_heads", c.heads},
-          {"intermediate_size", c.intermediate}, {"max_position_embeddings", c.max_positions},
-          {"type_vocab_size", c.type_vocab},  {"num_labels", c.num_labels},
-          {"hidden_dropout_prob", c.dropout}, {"attention_probs_dropout_prob", c.attention_dropout},
-          {"layer_norm_eps", c.layer_norm_eps}, {"model_type", "bert"}};
+    return {{"model_type", std::string("distill_") + name(c.kind)},
+            {"distill_kind", name(c.kind)},
+            {"input_dim", c.input_dim},
+            {"width", c.width},
+            {"depth", c.depth},
+            {"num_labels", c.num_labels},
+            {"init_scale", c.init_scale},
+            {"hidden_dropout_prob", c.dropout}};
+  nlohmann::json j = {{"vocab_size", c.vocab_size},          {"hidden_size", c.hidden},
+                      {"num_hidden_layers", c.layers},       {"num_attention_heads", c.heads},
+                      {"intermediate_size", c.intermediate}, {"max_position_embeddings", c.max_positions},
+                      {"type_vocab_size", c.type_vocab},     {"num_labels", c.num_labels},
+                      {"hidden_dropout_prob", c.dropout},    {"attention_probs_dropout_prob", c.attention_dropout},
+                      {"layer_norm_eps", c.layer_norm_eps},  {"model_type", "bert"}};
   if (c.kind != ModelKind::kBert) j["distill_kind"] = name(c.kind);
   return j;
 }
@@ -90,7 +99,9 @@ ModelConfig bert_config_from_json(const nlohmann::json& j, const std::string& wh
                     : std::is_floating_point_v<T>  ? v.is_number()
                                                    : v.is_number_integer();
     DISTILL_CHECK(ok, ConfigError, where, ": model config '", key, "' is ", v.dump(), ", expected ",
-                  std::is_same_v<T, std::string> ? "a string" : std::is_floating_point_v<T> ? "a number" : "an integer");
+                  std::is_same_v<T, std::string> ? "a string"
+                  : std::is_floating_point_v<T>  ? "a number"
+                                                 : "an integer");
     field = v.get<T>();
   };
   auto get = [&](const char* key, auto& field) {
@@ -122,8 +133,10 @@ ModelConfig bert_config_from_json(const nlohmann::json& j, const std::string& wh
   get("intermediate_size", c.intermediate);
   get("max_position_embeddings", c.max_positions);
   get("type_vocab_size", c.type_vocab);
-  if (j.contains("num_labels")) get("num_labels", c.num_labels);
-  else if (j.contains("id2label")) c.num_labels = static_cast<long>(j.at("id2label").size());
+  if (j.contains("num_labels"))
+    get("num_labels", c.num_labels);
+  else if (j.contains("id2label"))
+    c.num_labels = static_cast<long>(j.at("id2label").size());
   get_if("hidden_dropout_prob", c.dropout);
   get_if("attention_probs_dropout_prob", c.attention_dropout);
   get_if("layer_norm_eps", c.layer_norm_eps);

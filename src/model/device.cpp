@@ -10,7 +10,6 @@
 
 #include "distill/util/error.h"
 
-
 // The per-device autocast API replaced the CUDA-only one in LibTorch 2.4.
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
 #define DISTILL_AUTOCAST_PER_DEVICE 1

@@ -69,7 +69,8 @@ HfBert read_hf_dir(const std::string& dir) {
     }
   }
   const auto st_path = (fs::path(dir) / "model.safetensors").string();
-  DISTILL_CHECK(fs::exists(st_path), DataError, dir, " has config.json but no model.safetensors (PyTorch .bin "
+  DISTILL_CHECK(fs::exists(st_path), DataError, dir,
+                " has config.json but no model.safetensors (PyTorch .bin "
                 "checkpoints are not read: save with safe_serialization=True)");
   auto st = load_safetensors(st_path);
   for (auto& [name, blob] : st.tensors) {
@@ -94,7 +95,8 @@ void load_hf_weights(BertForSequenceClassification& m, const HfBert& hf, bool re
 }
 
 void load_hf_mlm_weights(BertForMaskedLM& m, const HfBert& hf) {
-  DISTILL_CHECK(!hf.mlm_head.empty(), DataError, hf.dir, "/model.safetensors has no cls.predictions.* tensors: "
+  DISTILL_CHECK(!hf.mlm_head.empty(), DataError, hf.dir,
+                "/model.safetensors has no cls.predictions.* tensors: "
                 "not a masked-LM checkpoint");
   std::map<std::string, TensorBlob> t;
   for (const auto& [k, v] : hf.tensors)

@@ -29,7 +29,8 @@ LoadedModel load_model(const std::string& path, bool require_head, long num_labe
       return r;
     }
     if (num_labels > 0) hf.config.num_labels = num_labels;
-    DISTILL_CHECK(hf.config.num_labels > 0, DataError, path, "/config.json gives no label count (num_labels or "
+    DISTILL_CHECK(hf.config.num_labels > 0, DataError, path,
+                  "/config.json gives no label count (num_labels or "
                   "id2label); a teacher needs its classifier");
     BertForSequenceClassification m(hf.config);
     load_hf_weights(m, hf, require_head);

@@ -80,9 +80,9 @@ class TorchScriptTeacher : public TeacherModel {
       auto x = to_device(in, device_);
       r = m_.forward({x.input_ids, x.attention_mask, x.token_type_ids});
     } catch (const c10::Error& e) {
-      throw DataError(distill::str("TorchScript teacher ", path_, " failed on a batch of shape ",
-                                   in.input_ids.sizes(), " (forward(input_ids, attention_mask, token_type_ids)): ",
-                                   e.what_without_backtrace()));
+      throw DataError(
+          distill::str("TorchScript teacher ", path_, " failed on a batch of shape ", in.input_ids.sizes(),
+                       " (forward(input_ids, attention_mask, token_type_ids)): ", e.what_without_backtrace()));
     }
     ModelOutput out;
     c10::IValue hidden, attn;
@@ -97,7 +97,8 @@ class TorchScriptTeacher : public TeacherModel {
       if (e.size() > 2) attn = e[2];
     } else if (r.isGenericDict()) {
       auto d = r.toGenericDict();
-      DISTILL_CHECK(d.contains("logits"), DataError, "TorchScript teacher ", path_, " returned a dict without 'logits'");
+      DISTILL_CHECK(d.contains("logits"), DataError, "TorchScript teacher ", path_,
+                    " returned a dict without 'logits'");
       out.logits = d.at("logits").toTensor();
       if (d.contains("hidden_states")) hidden = d.at("hidden_states");
       if (d.contains("attentions")) attn = d.at("attentions");

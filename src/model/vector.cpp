@@ -28,9 +28,8 @@ VectorNetImpl::VectorNetImpl(const ModelConfig& c) : config_(c) {
 }
 
 ModelOutput VectorNetImpl::forward(const ModelInputs& in, bool want_hidden, bool) {
-  DISTILL_CHECK(in.features.defined() && in.features.dim() == 2 && in.features.size(1) == config_.input_dim,
-                DataError, "a ", distill::name(config_.kind), " model takes feature vectors of width ",
-                config_.input_dim,
+  DISTILL_CHECK(in.features.defined() && in.features.dim() == 2 && in.features.size(1) == config_.input_dim, DataError,
+                "a ", distill::name(config_.kind), " model takes feature vectors of width ", config_.input_dim,
                 in.features.defined() ? distill::str(", got shape ", in.features.sizes()) : ", got token ids");
   ModelOutput out;
   auto x = in.features;

@@ -15,17 +15,28 @@ namespace distill {
 namespace {
 std::string st_dtype(torch::ScalarType t) {
   switch (t) {
-    case torch::kFloat32: return "F32";
-    case torch::kFloat64: return "F64";
-    case torch::kFloat16: return "F16";
-    case torch::kBFloat16: return "BF16";
-    case torch::kInt64: return "I64";
-    case torch::kInt32: return "I32";
-    case torch::kInt16: return "I16";
-    case torch::kInt8: return "I8";
-    case torch::kUInt8: return "U8";
-    case torch::kBool: return "BOOL";
-    default: throw Error(distill::str("no safetensors dtype for torch dtype ", t));
+    case torch::kFloat32:
+      return "F32";
+    case torch::kFloat64:
+      return "F64";
+    case torch::kFloat16:
+      return "F16";
+    case torch::kBFloat16:
+      return "BF16";
+    case torch::kInt64:
+      return "I64";
+    case torch::kInt32:
+      return "I32";
+    case torch::kInt16:
+      return "I16";
+    case torch::kInt8:
+      return "I8";
+    case torch::kUInt8:
+      return "U8";
+    case torch::kBool:
+      return "BOOL";
+    default:
+      throw Error(distill::str("no safetensors dtype for torch dtype ", t));
   }
 }
 torch::ScalarType torch_dtype(const std::string& d) {
@@ -75,8 +86,8 @@ void load_module(torch::nn::Module& m, const std::map<std::string, TensorBlob>& 
       return;
     }
     if (it->second.shape != dst.sizes().vec()) {
-      misshaped.push_back(distill::str(name, " ", shape_str(it->second.shape), " (the model expects ",
-                                       shape_str(dst.sizes()), ")"));
+      misshaped.push_back(
+          distill::str(name, " ", shape_str(it->second.shape), " (the model expects ", shape_str(dst.sizes()), ")"));
       return;
     }
     dst.copy_(from_blob(it->second).to(dst.scalar_type()));

@@ -116,9 +116,9 @@ class Encoder {
         examples += (examples.empty() ? "" : ", ") + std::to_string(out_.example_ids.at(static_cast<std::size_t>(i)));
       last = i;
     }
-    return str("non-finite ", name, " (NaN or infinity", half ? ", or beyond float16's range of +-65504" : "",
-               ") in ", count, token_offsets.empty() ? " examples" : " masked tokens", " of shard ", shard_name(r_),
-               " (rows [", r_.begin, ", ", r_.end, ")), first at example ids ", examples);
+    return str("non-finite ", name, " (NaN or infinity", half ? ", or beyond float16's range of +-65504" : "", ") in ",
+               count, token_offsets.empty() ? " examples" : " masked tokens", " of shard ", shard_name(r_), " (rows [",
+               r_.begin, ", ", r_.end, ")), first at example ids ", examples);
   }
 };
 
@@ -160,8 +160,8 @@ EncodedShard encode_shard(const StoreMeta& meta, const ShardRange& r, ShardTarge
   const auto seq = static_cast<hsize_t>(meta.seq);
   e.values("logits", std::move(t.logits), {count, static_cast<hsize_t>(meta.num_labels)}, meta.dtype == "float16", 256);
   for (long l : meta.hidden_layers)
-    e.values("hidden/" + std::to_string(l), std::move(t.hidden[l]), {count, seq, static_cast<hsize_t>(meta.hidden_size)},
-             true, 1);
+    e.values("hidden/" + std::to_string(l), std::move(t.hidden[l]),
+             {count, seq, static_cast<hsize_t>(meta.hidden_size)}, true, 1);
   for (long l : meta.attention_layers)
     e.values("attention/" + std::to_string(l), std::move(t.attention[l]),
              {count, static_cast<hsize_t>(meta.heads), seq, seq}, true, 1);

@@ -28,8 +28,8 @@ void write_manifest(const std::string& dir, const Manifest& m) {
   if (s.teacher_batch_size > 0) j["teacher_batch_size"] = s.teacher_batch_size;
   j["shards"] = json::array();
   for (const auto& e : m.shards)
-    j["shards"].push_back({{"file", e.file}, {"begin", e.range.begin}, {"end", e.range.end},
-                           {"bytes", e.bytes}, {"digest", e.digest}});
+    j["shards"].push_back(
+        {{"file", e.file}, {"begin", e.range.begin}, {"end", e.range.end}, {"bytes", e.bytes}, {"digest", e.digest}});
   write_file_atomic(manifest_path(dir), j.dump(2) + "\n");
 }
 
@@ -56,16 +56,18 @@ Manifest read_manifest(const std::string& dir) {
     for (const auto& e : j.at("shards"))
       m.shards.push_back({e.at("file").get<std::string>(),
                           {e.at("begin").get<std::int64_t>(), e.at("end").get<std::int64_t>()},
-                          e.at("bytes").get<std::int64_t>(), e.at("digest").get<std::string>()});
+                          e.at("bytes").get<std::int64_t>(),
+                          e.at("digest").get<std::string>()});
   } catch (const json::exception& e) {
     throw StoreError(str(path, " is malformed: ", e.what()));
   }
   for (const auto& e : m.shards) {
     const bool ranged = e.range.begin >= 0 && e.range.begin < e.range.end;
-    DISTILL_CHECK(ranged && e.file == shard_name(e.range), StoreError, path, ": shard entry \"", e.file, "\" for rows [",
-                  e.range.begin, ", ", e.range.end, ") should be the plain file name \"",
-                  ranged ? shard_name(e.range) : std::string("shard-<first>-<last>.h5"),
-                  "\" in the store directory; shards are read from the store directory only (rerun 'distill precompute')");
+    DISTILL_CHECK(
+        ranged && e.file == shard_name(e.range), StoreError, path, ": shard entry \"", e.file, "\" for rows [",
+        e.range.begin, ", ", e.range.end, ") should be the plain file name \"",
+        ranged ? shard_name(e.range) : std::string("shard-<first>-<last>.h5"),
+        "\" in the store directory; shards are read from the store directory only (rerun 'distill precompute')");
   }
   return m;
 }
@@ -80,7 +82,8 @@ std::string shard_path(const std::string& dir, const ShardEntry& e) {
     const auto root = fs::weakly_canonical(dir, ec);
     const bool inside = !ec && target.parent_path() == root;
     DISTILL_CHECK(inside, StoreError, manifest_path(dir), ": shard entry \"", e.file, "\" is a link to ",
-                  target.string(), ", outside the store directory ", dir, "; shards are read from the store directory only");
+                  target.string(), ", outside the store directory ", dir,
+                  "; shards are read from the store directory only");
   }
   return path.string();
 }
@@ -98,8 +101,8 @@ void check_store_meta(const StoreMeta& have, const StoreMeta& expect, const std:
                 expect.split, "'");
   DISTILL_CHECK(expect.num_labels == 0 || have.num_labels == expect.num_labels, StoreError, where, " holds ",
                 have.num_labels, " labels, the student expects ", expect.num_labels);
-  DISTILL_CHECK(expect.num_examples == 0 || have.num_examples == expect.num_examples, StoreError, where,
-                " covers ", have.num_examples, " examples, the split has ", expect.num_examples);
+  DISTILL_CHECK(expect.num_examples == 0 || have.num_examples == expect.num_examples, StoreError, where, " covers ",
+                have.num_examples, " examples, the split has ", expect.num_examples);
   DISTILL_CHECK(have.targets == "logits" || have.targets == "mlm_topk", StoreError, where, " holds targets '",
                 have.targets, "', this distill reads 'logits' and 'mlm_topk'");
   DISTILL_CHECK(expect.targets.empty() || have.targets == expect.targets, StoreError, where, " holds targets '",
@@ -107,8 +110,10 @@ void check_store_meta(const StoreMeta& have, const StoreMeta& expect, const std:
   DISTILL_CHECK(have.teacher_batch_size == 0 || expect.teacher_batch_size == 0 ||
                     have.teacher_batch_size == expect.teacher_batch_size,
                 StoreError, where, " was computed with teacher.batch_size ", have.teacher_batch_size, ", expected ",
-                expect.teacher_batch_size, " (float16 targets can differ between batch sizes, so a store holds one); "
-                "set teacher.batch_size: ", have.teacher_batch_size, " or precompute into a new store.path");
+                expect.teacher_batch_size,
+                " (float16 targets can differ between batch sizes, so a store holds one); "
+                "set teacher.batch_size: ",
+                have.teacher_batch_size, " or precompute into a new store.path");
 }
 
 }  // namespace distill

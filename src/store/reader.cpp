@@ -90,8 +90,8 @@ double StoreReader::wait_for_shards(std::int64_t count, double timeout_s) {
     }
     if (ok) continue;
     DISTILL_CHECK(std::chrono::duration<double>(clock::now() - progress).count() < timeout_s, StoreError,
-                  "streaming: no new shard for ", timeout_s, " s while waiting for ", shard_name(r), " in ", dir_,
-                  " (", loaded_, " of ", shard_count(), " shards committed); are the teacher ranks alive?",
+                  "streaming: no new shard for ", timeout_s, " s while waiting for ", shard_name(r), " in ", dir_, " (",
+                  loaded_, " of ", shard_count(), " shards committed); are the teacher ranks alive?",
                   last_error.empty() ? "" : " Last read error: " + last_error);
     std::this_thread::sleep_for(std::chrono::duration<double>(sleep_s));
     sleep_s = std::min(0.2, sleep_s * 2);
@@ -111,7 +111,8 @@ void StoreReader::read_layer(const std::string& group, long layer, const std::ve
                 " holds no ", group, " of teacher layer ", layer);
   // Shards are sorted and contiguous: find the one holding row i.
   const auto& sh = manifest_.shards;
-  auto it = std::upper_bound(sh.begin(), sh.end(), i, [](std::int64_t v, const ShardEntry& e) { return v < e.range.end; });
+  auto it =
+      std::upper_bound(sh.begin(), sh.end(), i, [](std::int64_t v, const ShardEntry& e) { return v < e.range.end; });
   DISTILL_CHECK(it != sh.end() && i >= it->range.begin, StoreError, "store ", dir_, ": row ", i, " out of range");
   const auto k = static_cast<std::size_t>(it - sh.begin());
   if (open_[k].id() < 0) open_[k] = h5::File::open(shard_path(dir_, *it));

@@ -32,10 +32,15 @@ std::vector<ShardRange> shard_ranges(std::int64_t n, std::int64_t shard_size) {
 }
 
 std::string layout_json(const StoreMeta& m) {
-  nlohmann::json j = {{"topk", m.topk}, {"index_dtype", m.index_dtype}, {"temperature", m.temperature},
-                      {"hidden_layers", m.hidden_layers}, {"attention_layers", m.attention_layers},
-                      {"teacher_layers", m.teacher_layers}, {"hidden_size", m.hidden_size},
-                      {"heads", m.heads}, {"seq", m.seq}};
+  nlohmann::json j = {{"topk", m.topk},
+                      {"index_dtype", m.index_dtype},
+                      {"temperature", m.temperature},
+                      {"hidden_layers", m.hidden_layers},
+                      {"attention_layers", m.attention_layers},
+                      {"teacher_layers", m.teacher_layers},
+                      {"hidden_size", m.hidden_size},
+                      {"heads", m.heads},
+                      {"seq", m.seq}};
   return j.dump();
 }
 

@@ -48,7 +48,8 @@ std::string write_shard(const std::string& dir, const StoreMeta& meta, const Sha
 std::string write_shard(const std::string& dir, const StoreMeta& meta, const ShardRange& r, const void* logits,
                         const std::vector<std::int64_t>& example_ids, int rank) {
   const auto count = static_cast<hsize_t>(r.end - r.begin);
-  return write_shard(dir, meta, r, {{"logits", store_dtype(meta.dtype), {count, static_cast<hsize_t>(meta.num_labels)}, logits}},
+  return write_shard(dir, meta, r,
+                     {{"logits", store_dtype(meta.dtype), {count, static_cast<hsize_t>(meta.num_labels)}, logits}},
                      example_ids, rank);
 }
 
@@ -72,8 +73,10 @@ std::pair<StoreMeta, ShardRange> meta_of(const h5::File& f, const std::string& p
 }
 
 std::string unreadable(const std::string& name, const Error& e) {
-  return str("store shard ", name, " is unreadable (truncated or corrupt; delete it and rerun "
-             "'distill precompute'): ", e.what());
+  return str("store shard ", name,
+             " is unreadable (truncated or corrupt; delete it and rerun "
+             "'distill precompute'): ",
+             e.what());
 }
 
 }  // namespace
@@ -91,8 +94,8 @@ std::pair<StoreMeta, ShardRange> read_shard_meta(const std::string& path) {
 
 ShardData read_shard(const std::string& path, const StoreMeta& expect, const ShardRange& r) {
   const std::string name = std::filesystem::path(path).filename().string();
-  DISTILL_CHECK(path_exists(path), StoreError, "store shard ", name, " is missing from ",
-                parent_dir(path), "; rerun 'distill precompute' to redo it");
+  DISTILL_CHECK(path_exists(path), StoreError, "store shard ", name, " is missing from ", parent_dir(path),
+                "; rerun 'distill precompute' to redo it");
   ShardData s;
   try {
     auto f = h5::File::open(path);
@@ -130,10 +133,9 @@ ShardData read_shard(const std::string& path, const StoreMeta& expect, const Sha
     for (long l : s.meta.attention_layers)
       expect_shape("/attention/" + std::to_string(l), {count, static_cast<hsize_t>(s.meta.heads), seq, seq});
     auto info = f.info("/logits");
-    DISTILL_CHECK(info.shape.size() == 2 && info.shape[0] == count &&
-                      info.shape[1] == static_cast<hsize_t>(s.meta.num_labels),
-                  StoreError, "store shard ", name, ": logits have the wrong shape for ", count, " x ",
-                  s.meta.num_labels);
+    DISTILL_CHECK(
+        info.shape.size() == 2 && info.shape[0] == count && info.shape[1] == static_cast<hsize_t>(s.meta.num_labels),
+        StoreError, "store shard ", name, ": logits have the wrong shape for ", count, " x ", s.meta.num_labels);
     s.logits.resize(count * s.meta.num_labels);
     f.read("/logits", h5::Type::kFloat32, s.logits.data());
   } catch (const StoreError&) {

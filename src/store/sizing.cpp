@@ -47,11 +47,12 @@ StoreMeta plan_store(StoreMeta meta, const StoreOptions& o, std::int64_t masked_
   const std::int64_t n = meta.num_examples;
   const std::int64_t estimate = per_example * n;
   if (log)
-    spdlog::info("store estimate: {} bytes per example ({} hidden layers, {} attention layers), {} bytes for {} "
-                 "examples (store.max_bytes {})",
-                 per_example, meta.hidden_layers.size(), meta.attention_layers.size(), estimate, n, o.max_bytes);
-  DISTILL_CHECK(estimate <= o.max_bytes, ConfigError, "the store would take about ", estimate, " bytes (",
-                per_example, " per example x ", n, "), more than store.max_bytes = ", o.max_bytes,
+    spdlog::info(
+        "store estimate: {} bytes per example ({} hidden layers, {} attention layers), {} bytes for {} "
+        "examples (store.max_bytes {})",
+        per_example, meta.hidden_layers.size(), meta.attention_layers.size(), estimate, n, o.max_bytes);
+  DISTILL_CHECK(estimate <= o.max_bytes, ConfigError, "the store would take about ", estimate, " bytes (", per_example,
+                " per example x ", n, "), more than store.max_bytes = ", o.max_bytes,
                 "; raise store.max_bytes, map fewer layers, or use teacher.online: true");
   return meta;
 }

@@ -24,8 +24,10 @@ void verify_shard_digest(const std::string& dir, const ShardEntry& e) {
                          e.range.end, ")"));
   }
   DISTILL_CHECK(found == e.digest, StoreError, "store shard ", e.file, " in ", dir, " has digest ", found,
-                ", manifest.json says ", e.digest, " (corrupt or replaced); rerun 'distill precompute' with this "
-                "store.path to redo rows [", e.range.begin, ", ", e.range.end, ")");
+                ", manifest.json says ", e.digest,
+                " (corrupt or replaced); rerun 'distill precompute' with this "
+                "store.path to redo rows [",
+                e.range.begin, ", ", e.range.end, ")");
 }
 
 bool StoreHealth::healthy() const {
@@ -59,8 +61,10 @@ StoreHealth check_store(const std::string& dir, bool verify) {
   for (const auto& f : fs::directory_iterator(dir)) {
     const auto name = f.path().filename().string();
     ShardRange r;
-    if (name.find(".partial-") != std::string::npos) h.partial.push_back(name);
-    else if (parse_shard_name(name, &r)) on_disk[name] = r;
+    if (name.find(".partial-") != std::string::npos)
+      h.partial.push_back(name);
+    else if (parse_shard_name(name, &r))
+      on_disk[name] = r;
   }
   std::sort(h.partial.begin(), h.partial.end());
   std::vector<ShardEntry> entries;
@@ -73,7 +77,8 @@ StoreHealth check_store(const std::string& dir, bool verify) {
       h.problems.push_back(e.what());
     }
   } else {
-    h.problems.push_back(str("store ", dir, " has no manifest.json (precompute not finished?); rerun 'distill "
+    h.problems.push_back(str("store ", dir,
+                             " has no manifest.json (precompute not finished?); rerun 'distill "
                              "precompute' with this store.path"));
   }
   if (!h.has_manifest) {
@@ -98,7 +103,8 @@ StoreHealth check_store(const std::string& dir, bool verify) {
   std::int64_t end = 0;
   for (const auto& e : entries) {
     if (h.has_manifest && e.range.begin < end)
-      h.problems.push_back(str("manifest.json lists ", e.file, " overlapping the previous shard (rows up to ", end, ")"));
+      h.problems.push_back(
+          str("manifest.json lists ", e.file, " overlapping the previous shard (rows up to ", end, ")"));
     end = std::max(end, e.range.end);
     on_disk.erase(e.file);
     try {

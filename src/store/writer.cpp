@@ -58,9 +58,10 @@ std::int64_t check_shard_batch_sizes(const std::string& dir, const StoreMeta& me
     unrecorded += have.teacher_batch_size == 0;
     DISTILL_CHECK(have.teacher_batch_size == 0 || have.teacher_batch_size == meta.teacher_batch_size, StoreError,
                   "store ", dir, ": shard ", name, " was computed with teacher.batch_size ", have.teacher_batch_size,
-                  ", this precompute uses ", meta.teacher_batch_size, " (float16 targets can differ between batch "
-                  "sizes, so a store holds one); set teacher.batch_size: ", have.teacher_batch_size,
-                  " to resume this store, or precompute into a new store.path");
+                  ", this precompute uses ", meta.teacher_batch_size,
+                  " (float16 targets can differ between batch "
+                  "sizes, so a store holds one); set teacher.batch_size: ",
+                  have.teacher_batch_size, " to resume this store, or precompute into a new store.path");
   }
   return unrecorded;
 }
@@ -97,9 +98,11 @@ void prepare_store(const std::string& dir, const StoreMeta& meta) {
   fs::create_directories(dir);
   if (fs::exists(manifest_path(dir))) check_manifest(dir, meta);
   if (const auto n = check_shard_batch_sizes(dir, meta))
-    spdlog::warn("store {}: {} committed shards do not record the teacher.batch_size they were computed with "
-                 "(older distill); they are kept, and if it was not {} their float16 targets may differ in the "
-                 "last bit from the new shards'", dir, n, meta.teacher_batch_size);
+    spdlog::warn(
+        "store {}: {} committed shards do not record the teacher.batch_size they were computed with "
+        "(older distill); they are kept, and if it was not {} their float16 targets may differ in the "
+        "last bit from the new shards'",
+        dir, n, meta.teacher_batch_size);
   for (const auto& e : fs::directory_iterator(dir))
     if (e.path().filename().string().find(".partial-") != std::string::npos) fs::remove(e.path());
 }
@@ -167,8 +170,8 @@ void StoreWriter::wait() {
 std::string StoreWriter::entries() const {
   auto j = nlohmann::json::array();
   for (const auto& e : entries_)
-    j.push_back({{"file", e.file}, {"begin", e.range.begin}, {"end", e.range.end}, {"bytes", e.bytes},
-                 {"digest", e.digest}});
+    j.push_back(
+        {{"file", e.file}, {"begin", e.range.begin}, {"end", e.range.end}, {"bytes", e.bytes}, {"digest", e.digest}});
   return j.dump();
 }
 
@@ -179,7 +182,8 @@ Manifest StoreWriter::commit_manifest(const std::vector<std::string>& entries_of
     for (const auto& e : nlohmann::json::parse(s))
       m.shards.push_back({e.at("file").get<std::string>(),
                           {e.at("begin").get<std::int64_t>(), e.at("end").get<std::int64_t>()},
-                          e.at("bytes").get<std::int64_t>(), e.at("digest").get<std::string>()});
+                          e.at("bytes").get<std::int64_t>(),
+                          e.at("digest").get<std::string>()});
   std::sort(m.shards.begin(), m.shards.end(),
             [](const ShardEntry& a, const ShardEntry& b) { return a.range.begin < b.range.begin; });
   if (rank_ == 0) write_manifest(dir_, m);

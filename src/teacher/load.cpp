@@ -33,9 +33,10 @@ LoadedTeacher load_teacher(const TeacherOptions& o, const Communicator& comm) {
   const auto d = resolve_device(o.device, comm.local_rank(), "teacher.device");
   auto precision = scalar_type(o.precision);
   if (!d.is_cuda() && precision != c10::ScalarType::Float) {
-    DISTILL_CHECK(o.device == "auto", ConfigError, "teacher.precision: ", name(o.precision), " needs a GPU; teacher.device is ",
-                  o.device);
-    if (comm.rank() == 0) spdlog::warn("teacher.precision: {} applies on GPUs only; the CPU runs fp32", name(o.precision));
+    DISTILL_CHECK(o.device == "auto", ConfigError, "teacher.precision: ", name(o.precision),
+                  " needs a GPU; teacher.device is ", o.device);
+    if (comm.rank() == 0)
+      spdlog::warn("teacher.precision: {} applies on GPUs only; the CPU runs fp32", name(o.precision));
     precision = c10::ScalarType::Float;
   }
   t.model->place(d, precision);
@@ -48,8 +49,10 @@ std::string teacher_fingerprint(const std::string& path) { return model_fingerpr
 
 long storable_teacher_layers(const LoadedTeacher& t) {
   const ModelConfig* tc = t.model->config();
-  DISTILL_CHECK(tc && tc->kind == ModelKind::kBert, ConfigError, "storing hidden states and attention maps needs a BERT "
-                "classifier teacher (distill or HF); ", t.file, " is a ", tc ? std::string(name(tc->kind)) : t.model->kind());
+  DISTILL_CHECK(tc && tc->kind == ModelKind::kBert, ConfigError,
+                "storing hidden states and attention maps needs a BERT "
+                "classifier teacher (distill or HF); ",
+                t.file, " is a ", tc ? std::string(name(tc->kind)) : t.model->kind());
   return tc->layers;
 }
 

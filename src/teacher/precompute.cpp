@@ -28,8 +28,8 @@ void check_teacher(Communicator& comm, const Dataset& data, const std::string& s
   if (tc && tc->is_bert())
     check_fits_model(data, split_name, tc->vocab_size, tc->type_vocab, tc->max_positions, "teacher " + teacher.file);
   DISTILL_CHECK(!mlm || (tc && tc->kind == ModelKind::kBertMlm), DataError, "data set ", data.path,
-                " is a masked-LM task; teacher ", teacher.file, " is a ", tc ? std::string(name(tc->kind)) : teacher.model->kind(),
-                ", expected a bert_mlm model");
+                " is a masked-LM task; teacher ", teacher.file, " is a ",
+                tc ? std::string(name(tc->kind)) : teacher.model->kind(), ", expected a bert_mlm model");
   DISTILL_CHECK(mlm || !tc || tc->kind != ModelKind::kBertMlm, DataError, "teacher ", teacher.file,
                 " is a masked-LM model; data set ", data.path, " is a ", data.task, " task");
 }
@@ -120,8 +120,8 @@ ShardTargets teacher_targets(const LoadedTeacher& teacher, const Dataset& data, 
     for (auto i : rows) t.example_ids.push_back(split.example_id[i]);
     if (mlm) {
       DISTILL_CHECK(z.dim() == 2 && z.size(0) == batch.labels.size(0) && z.size(1) == meta.num_labels, DataError,
-                    "teacher ", teacher.file, " returned logits of shape ", z.sizes(), " for ",
-                    batch.labels.size(0), " masked tokens over a vocabulary of ", meta.num_labels);
+                    "teacher ", teacher.file, " returned logits of shape ", z.sizes(), " for ", batch.labels.size(0),
+                    " masked tokens over a vocabulary of ", meta.num_labels);
       auto top = z.topk(meta.topk, -1);
       outs.push_back(std::get<0>(top));
       indices.push_back(std::get<1>(top));

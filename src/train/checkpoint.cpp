@@ -30,8 +30,7 @@ std::vector<std::string> list_checkpoints(const std::string& root) {
   if (!fs::exists(root)) return out;
   for (const auto& e : fs::directory_iterator(root)) {
     const auto name = e.path().filename().string();
-    if (e.is_directory() && name.rfind("step-", 0) == 0 && name.find(".tmp") == std::string::npos)
-      out.push_back(name);
+    if (e.is_directory() && name.rfind("step-", 0) == 0 && name.find(".tmp") == std::string::npos) out.push_back(name);
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -48,14 +47,18 @@ void save_checkpoint(const std::string& root, const Checkpoint& c, int keep) {
     save_safetensors((tmp_dir / "model.safetensors").string(), c.model);
     save_safetensors((tmp_dir / "optimizer.safetensors").string(), c.optimizer);
     save_safetensors((tmp_dir / "rng.safetensors").string(), c.rng);
-    if (!c.projections.tensors.empty())
-      save_safetensors((tmp_dir / "projections.safetensors").string(), c.projections);
+    if (!c.projections.tensors.empty()) save_safetensors((tmp_dir / "projections.safetensors").string(), c.projections);
     const auto& s = c.state;
-    json j = {{"schema_version", 1},          {"step", s.step},
-              {"epoch", s.epoch},             {"epoch_step", s.epoch_step},
-              {"best_metric", s.best_metric}, {"world_size", s.world_size},
-              {"config_hash", s.config_hash}, {"dataset_hash", s.dataset_hash},
-              {"teacher_fingerprint", s.teacher_fingerprint}, {"config", s.config_yaml},
+    json j = {{"schema_version", 1},
+              {"step", s.step},
+              {"epoch", s.epoch},
+              {"epoch_step", s.epoch_step},
+              {"best_metric", s.best_metric},
+              {"world_size", s.world_size},
+              {"config_hash", s.config_hash},
+              {"dataset_hash", s.dataset_hash},
+              {"teacher_fingerprint", s.teacher_fingerprint},
+              {"config", s.config_yaml},
               {"skipped_steps", s.skipped_steps}};
     write_file_atomic((tmp_dir / "state.json").string(), j.dump(2) + "\n");
     fsync_path(tmp_dir.string());

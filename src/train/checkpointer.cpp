@@ -36,9 +36,7 @@ void truncate_metrics(const std::string& path, std::int64_t step) {
   write_file_atomic(path, kept);
 }
 
-TensorBlob bytes_blob(const std::string& bytes) {
-  return {"U8", {static_cast<std::int64_t>(bytes.size())}, bytes};
-}
+TensorBlob bytes_blob(const std::string& bytes) { return {"U8", {static_cast<std::int64_t>(bytes.size())}, bytes}; }
 
 }  // namespace
 
@@ -110,8 +108,15 @@ void Checkpointer::save(const Progress& p, double dev_accuracy) {
   auto cuda_states = comm_.allgather_string(device_.is_cuda() ? generator_state(device_) : std::string());
   if (rank != 0) return;
   Checkpoint c;
-  c.state = {p.step, p.cursor.epoch, p.cursor.step, std::max(p.best_metric, dev_accuracy), world,
-             job_.config_yaml, job_.config_hash, job_.data->content_hash, job_.teacher_fingerprint};
+  c.state = {p.step,
+             p.cursor.epoch,
+             p.cursor.step,
+             std::max(p.best_metric, dev_accuracy),
+             world,
+             job_.config_yaml,
+             job_.config_hash,
+             job_.data->content_hash,
+             job_.teacher_fingerprint};
   c.state.skipped_steps = p.skipped_steps;
   c.model.tensors = module_blobs(*student_.model);
   c.model.metadata = {{"format", "pt"}, {"distill.model_config", to_json(job_.model).dump()}};

@@ -26,7 +26,8 @@ void check_finite(const torch::Tensor& z, const char* who, const DataSplit& spli
   const auto count = bad.sum().item<std::int64_t>();
   const std::string ids = example_ids(split, bad_rows);
   throw DataError(str("the ", who, "'s outputs are not finite (NaN or Inf) for ", count, " of ", bad.size(0),
-                      " rows of this batch (example ids ", ids, "): its weights are broken; evaluate another "
+                      " rows of this batch (example ids ", ids,
+                      "): its weights are broken; evaluate another "
                       "checkpoint"));
 }
 
@@ -50,15 +51,19 @@ EvalResult evaluate(Communicator& comm, NetworkImpl& student, TeacherModel* teac
       Autocast cast(device, precision);
       zs = student.forward(bt.inputs).logits.to(torch::kFloat32);
     }
-    if (zs.dim() == 2 && zs.size(0) == static_cast<std::int64_t>(part.size())) check_finite(zs, "student", split, part);
-    else check_finite(zs.reshape({1, -1}), "student", split, part);
+    if (zs.dim() == 2 && zs.size(0) == static_cast<std::int64_t>(part.size()))
+      check_finite(zs, "student", split, part);
+    else
+      check_finite(zs.reshape({1, -1}), "student", split, part);
     auto ps = zs.argmax(-1);
     sums[0] += static_cast<double>(zs.size(0));  // examples, or masked tokens for a masked LM
     sums[1] += ps.eq(bt.labels).sum().item<double>();
     if (teacher) {
       auto zt = teacher->forward(bt.inputs).logits.to(device);
-      if (zt.dim() == 2 && zt.size(0) == static_cast<std::int64_t>(part.size())) check_finite(zt, "teacher", split, part);
-      else check_finite(zt.reshape({1, -1}), "teacher", split, part);
+      if (zt.dim() == 2 && zt.size(0) == static_cast<std::int64_t>(part.size()))
+        check_finite(zt, "teacher", split, part);
+      else
+        check_finite(zt.reshape({1, -1}), "teacher", split, part);
       DISTILL_CHECK(zt.sizes() == zs.sizes(), DataError, "the teacher's logits have shape ", zt.sizes(),
                     ", the student's ", zs.sizes());
       auto pt = zt.argmax(-1);

@@ -11,8 +11,8 @@ namespace distill {
 
 AdamW::AdamW(const std::vector<std::pair<std::string, torch::Tensor>>& params, OptimOptions o) : o_(o) {
   for (const auto& [name, p] : params) {
-    bool no_decay = name.size() >= 4 && (name.compare(name.size() - 4, 4, "bias") == 0 ||
-                                         name.find("LayerNorm") != std::string::npos);
+    bool no_decay = name.size() >= 4 &&
+                    (name.compare(name.size() - 4, 4, "bias") == 0 || name.find("LayerNorm") != std::string::npos);
     slots_.push_back({name, p, torch::zeros_like(p), torch::zeros_like(p), !no_decay});
   }
 }
@@ -72,8 +72,8 @@ void AdamW::load_state(const std::map<std::string, TensorBlob>& st, const std::s
     auto it = st.find(key);
     DISTILL_CHECK(it != st.end(), DataError, where, " lacks optimizer tensor '", key, "'");
     auto t = from_blob(it->second);
-    DISTILL_CHECK(t.sizes() == dst.sizes(), DataError, where, ": optimizer tensor '", key, "' has shape ",
-                  t.sizes(), ", expected ", dst.sizes());
+    DISTILL_CHECK(t.sizes() == dst.sizes(), DataError, where, ": optimizer tensor '", key, "' has shape ", t.sizes(),
+                  ", expected ", dst.sizes());
     dst.copy_(t);
   };
   for (auto& s : slots_) {
@@ -99,8 +99,10 @@ void Sgd::step(double lr) {
     auto d = wd_ != 0 ? w.grad() + wd_ * w : w.grad();
     if (momentum_ > 0) {
       // PyTorch starts the buffer at the first gradient.
-      if (steps_ == 1) buf_[i].copy_(d);
-      else buf_[i].mul_(momentum_).add_(d);
+      if (steps_ == 1)
+        buf_[i].copy_(d);
+      else
+        buf_[i].mul_(momentum_).add_(d);
       w.add_(buf_[i], -lr);
     } else {
       w.add_(d, -lr);

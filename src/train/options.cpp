@@ -30,8 +30,7 @@ void declare_schedule(OptionTable<TrainOptions>& t) {
   t.add("lr", &O::lr, "peak learning rate")
       .check([](double v) { return v > 0; }, "{key} must be positive, got {value}");
   t.add("warmup_steps", &O::warmup_steps, "linear warmup steps; 0 = 6% of the steps").check(non_negative, kCounts);
-  t.add("optimizer", &O::optimizer, {OptimizerKind::kAdamW, OptimizerKind::kSgd},
-        "AdamW, or SGD with train.momentum");
+  t.add("optimizer", &O::optimizer, {OptimizerKind::kAdamW, OptimizerKind::kSgd}, "AdamW, or SGD with train.momentum");
   t.add("momentum", &O::momentum, "sgd only")
       .check([](double v) { return v >= 0 && v < 1; }, "{key} must be in [0, 1), got {value}");
   t.add("weight_decay", &O::weight_decay, "decoupled weight decay; -1 = 0.01 for adamw, 0 for sgd")

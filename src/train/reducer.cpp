@@ -29,7 +29,8 @@ GradReducer::GradReducer(Communicator& comm, std::vector<torch::Tensor> params, 
   std::vector<std::int64_t> bytes;
   for (const auto& p : params_) {
     DISTILL_CHECK(p.scalar_type() == torch::kFloat32, ConfigError, "the gradient reducer takes float32 parameters");
-    DISTILL_CHECK(p.device() == params_[0].device(), ConfigError, "the gradient reducer takes parameters on one device");
+    DISTILL_CHECK(p.device() == params_[0].device(), ConfigError,
+                  "the gradient reducer takes parameters on one device");
     bytes.push_back(p.numel() * 4);
   }
   buckets_ = assign_buckets(bytes, o);
@@ -82,8 +83,10 @@ void GradReducer::on_grad(std::size_t i, const torch::Tensor& g) {
   const auto b = bucket_of_[i];
   auto dst = flat_[b].narrow(0, static_cast<std::int64_t>(offset_[i]), params_[i].numel());
   // The step's first gradient of a parameter is copied, later ones (micro-batches) added.
-  if (arrivals_[i] == 0) dst.copy_(g.reshape(-1));
-  else dst.add_(g.reshape(-1));
+  if (arrivals_[i] == 0)
+    dst.copy_(g.reshape(-1));
+  else
+    dst.add_(g.reshape(-1));
   ++arrivals_[i];
   if (--pending_[b] == 0 && last_) {
     // Collectives must start in the same order everywhere: bucket order, not arrival order.

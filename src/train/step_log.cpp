@@ -17,10 +17,10 @@ namespace distill {
 StepScalars step_scalars(const ObjectiveTerms& t, double share) {
   float sc[5];
   auto zero = torch::zeros({}, t.total.options());
-  auto parts = torch::stack({t.total.detach(), t.hard_ce.detach(), t.soft_kl.defined() ? t.soft_kl.detach() : zero,
-                             t.hidden.defined() ? t.hidden.detach() : zero,
-                             t.attention.defined() ? t.attention.detach() : zero})
-                   .to(torch::kCPU, torch::kFloat32);
+  auto parts =
+      torch::stack({t.total.detach(), t.hard_ce.detach(), t.soft_kl.defined() ? t.soft_kl.detach() : zero,
+                    t.hidden.defined() ? t.hidden.detach() : zero, t.attention.defined() ? t.attention.detach() : zero})
+          .to(torch::kCPU, torch::kFloat32);
   std::memcpy(sc, parts.data_ptr<float>(), sizeof(sc));
   if (share != 1.0)
     for (float& v : sc) v = static_cast<float>(v * share);
@@ -29,8 +29,9 @@ StepScalars step_scalars(const ObjectiveTerms& t, double share) {
 
 bool average_scalars(Communicator& comm, const StepScalars& local, double grad_norm, StepScalars& mean) {
   // The terms are float32 values already: the conversions are exact.
-  float sc[6] = {static_cast<float>(local.loss), static_cast<float>(local.hard_ce), static_cast<float>(local.soft_kl),
-                 static_cast<float>(local.hidden), static_cast<float>(local.attention), 0.0f};
+  float sc[6] = {static_cast<float>(local.loss),      static_cast<float>(local.hard_ce),
+                 static_cast<float>(local.soft_kl),   static_cast<float>(local.hidden),
+                 static_cast<float>(local.attention), 0.0f};
   bool finite = std::isfinite(grad_norm);
   for (int k = 0; k < 5; ++k) finite = finite && std::isfinite(sc[k]);
   sc[5] = finite ? 0.0f : 1.0f;
@@ -72,8 +73,8 @@ void StepTimer::lap(double PhaseTimes::*phase) {
 
 void StepTimer::add_to(TrainProfile& p, double input_wait, double comm_wait) const {
   synchronize(device_);
-  for (auto phase : {&PhaseTimes::input, &PhaseTimes::forward, &PhaseTimes::backward, &PhaseTimes::reduce,
-                     &PhaseTimes::optimizer})
+  for (auto phase :
+       {&PhaseTimes::input, &PhaseTimes::forward, &PhaseTimes::backward, &PhaseTimes::reduce, &PhaseTimes::optimizer})
     p.phases.*phase += laps_.*phase;
   ++p.steps;
   p.seconds += std::chrono::duration<double>(Clock::now() - start_).count();
@@ -96,8 +97,8 @@ void StepLog::after_step(std::int64_t steps, std::int64_t epoch, const StepScala
   auto now = std::chrono::steady_clock::now();
   const double dt = std::chrono::duration<double>(now - window_start_).count();
   const double sps = dt > 0 ? window_steps_ * global_batch_ / dt : 0;
-  nlohmann::json line = {{"step", steps}, {"epoch", epoch},         {"loss", s.loss},
-                         {"hard_ce", s.hard_ce}, {"lr", lr}, {"grad_norm", grad_norm}, {"samples_per_s", sps}};
+  nlohmann::json line = {{"step", steps}, {"epoch", epoch},         {"loss", s.loss},      {"hard_ce", s.hard_ce},
+                         {"lr", lr},      {"grad_norm", grad_norm}, {"samples_per_s", sps}};
   if (skipped_steps > 0) line["skipped_steps"] = skipped_steps;
   if (s.has_soft_kl) line["soft_kl"] = s.soft_kl;
   if (s.has_hidden) line["hidden"] = s.hidden;

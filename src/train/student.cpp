@@ -20,7 +20,8 @@ void broadcast_params(Communicator& comm, torch::nn::Module& m) {
 ModelConfig teacher_layers_config(const TrainJob& job) {
   if (job.online_teacher && job.online_teacher->config()) return *job.online_teacher->config();
   const bool stored_layers = job.store && job.store->manifest().meta.has_layers();
-  DISTILL_CHECK(stored_layers, ConfigError, "layer maps need the teacher's layers: an online BERT teacher "
+  DISTILL_CHECK(stored_layers, ConfigError,
+                "layer maps need the teacher's layers: an online BERT teacher "
                 "(teacher.online: true) or a store precomputed with the same distill.hidden_map/attention_map");
   const auto& m = job.store->manifest().meta;
   ModelConfig tc;
@@ -35,18 +36,22 @@ ModelConfig teacher_layers_config(const TrainJob& job) {
 LayerLoss make_layer_loss(const TrainJob& job) {
   if (job.layers.hidden_map.empty() && job.layers.attention_map.empty()) return LayerLoss{nullptr};
   const ModelConfig tc = teacher_layers_config(job);
-  DISTILL_CHECK(job.model.kind == ModelKind::kBert && tc.kind == ModelKind::kBert, ConfigError, "layer maps need BERT classifiers as "
-                "student and teacher; the student is a ", name(job.model.kind), ", the teacher a ", name(tc.kind));
+  DISTILL_CHECK(job.model.kind == ModelKind::kBert && tc.kind == ModelKind::kBert, ConfigError,
+                "layer maps need BERT classifiers as "
+                "student and teacher; the student is a ",
+                name(job.model.kind), ", the teacher a ", name(tc.kind));
   LayerLoss layer_loss(job.layers, job.model, tc);
   if (job.online_teacher && job.online_teacher->config()) return layer_loss;
   const auto& m = job.store->manifest().meta;
   for (long l : teacher_layers_of(layer_loss->hidden_map()))
     DISTILL_CHECK(std::count(m.hidden_layers.begin(), m.hidden_layers.end(), l), ConfigError,
-                  "distill.hidden_map needs teacher hidden state ", l, ", which the store does not hold; "
+                  "distill.hidden_map needs teacher hidden state ", l,
+                  ", which the store does not hold; "
                   "precompute with this map into a new store.path");
   for (long l : teacher_layers_of(layer_loss->attention_map()))
     DISTILL_CHECK(std::count(m.attention_layers.begin(), m.attention_layers.end(), l), ConfigError,
-                  "distill.attention_map needs teacher attention layer ", l, ", which the store does not hold; "
+                  "distill.attention_map needs teacher attention layer ", l,
+                  ", which the store does not hold; "
                   "precompute with this map into a new store.path");
   return layer_loss;
 }
@@ -69,8 +74,10 @@ Student::Student(Communicator& comm, const TrainJob& job, const c10::Device& dev
   if (layer_loss)
     for (auto& p : layer_loss->named_parameters()) named.emplace_back("distill.projections." + p.key(), p.value());
   for (const auto& [name, p] : named) params.push_back(p);
-  if (o.optimizer == OptimizerKind::kSgd) opt = std::make_unique<Sgd>(named, o.momentum, o.effective_weight_decay());
-  else opt = std::make_unique<AdamW>(named, OptimOptions{0.9, 0.999, 1e-8, o.effective_weight_decay()});
+  if (o.optimizer == OptimizerKind::kSgd)
+    opt = std::make_unique<Sgd>(named, o.momentum, o.effective_weight_decay());
+  else
+    opt = std::make_unique<AdamW>(named, OptimOptions{0.9, 0.999, 1e-8, o.effective_weight_decay()});
 }
 
 }  // namespace distill

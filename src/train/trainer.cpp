@@ -96,7 +96,8 @@ bool average_or_skip(const StepParts& s, const ObjectiveTerms& terms, double gra
   const auto& o = s.job.opt;
   const auto report = nonfinite_report(s.comm.rank(), local, grad_norm, s.job.data->split(s.job.train_split),
                                        sampler.indices(at.cursor));
-  handle_nonfinite_step(s.comm, report, at.step + 1, o.nonfinite == NonFinitePolicy::kSkip, o.max_skipped_steps, at.skipped_steps);
+  handle_nonfinite_step(s.comm, report, at.step + 1, o.nonfinite == NonFinitePolicy::kSkip, o.max_skipped_steps,
+                        at.skipped_steps);
   return false;
 }
 
@@ -118,11 +119,12 @@ void checkpoint_if_due(const StepParts& s, Checkpointer& ckpt, const Progress& p
 }
 
 void log_start(const StepParts& s, const DistributedSampler& sampler, std::int64_t parameters, std::int64_t total) {
-  spdlog::info("training {} parameters on {} ranks ({}, {}) with {}: {} steps of {} examples{}, {} steps per epoch, "
-               "{} gradient buckets",
-               parameters, s.comm.size(), s.device.str(), precision_name(s.precision), name(s.job.opt.optimizer), total,
-               sampler.global_batch(), sampler.full_batch() ? " (full batch)" : "", sampler.steps_per_epoch(),
-               s.reducer ? s.reducer->buckets().size() : 0);
+  spdlog::info(
+      "training {} parameters on {} ranks ({}, {}) with {}: {} steps of {} examples{}, {} steps per epoch, "
+      "{} gradient buckets",
+      parameters, s.comm.size(), s.device.str(), precision_name(s.precision), name(s.job.opt.optimizer), total,
+      sampler.global_batch(), sampler.full_batch() ? " (full batch)" : "", sampler.steps_per_epoch(),
+      s.reducer ? s.reducer->buckets().size() : 0);
 }
 
 // The totals of a run whose steps ran from `first_step` to `p.step` in `seconds`.

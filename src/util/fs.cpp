@@ -32,8 +32,8 @@ std::string parent_dir(const std::string& path) {
 
 void rename_durable(const std::string& src, const std::string& dst) {
   check_commit_allowed(dst);  // Note [orphaned ranks]
-  DISTILL_CHECK(std::rename(src.c_str(), dst.c_str()) == 0, Error, "cannot rename ", src, " to ", dst,
-                ": ", std::strerror(errno));
+  DISTILL_CHECK(std::rename(src.c_str(), dst.c_str()) == 0, Error, "cannot rename ", src, " to ", dst, ": ",
+                std::strerror(errno));
   fsync_path(parent_dir(dst));
 }
 

@@ -80,7 +80,8 @@ DirLock::DirLock(const std::string& dir, const std::string& job) {
     char when[32] = "?";
     std::tm tm{};
     if (gmtime_r(&started, &tm)) std::strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
-    const std::string who = str("pid ", p, " on ", h, " (", held.value("job", std::string("?")), ", started ", when, ")");
+    const std::string who =
+        str("pid ", p, " on ", h, " (", held.value("job", std::string("?")), ", started ", when, ")");
     DISTILL_CHECK(h == host, ConfigError, path_, " is held by ", who,
                   ": another job uses this directory. If that job is dead, remove ", path_);
     if (pid_alive(p) && parent_of(p) != held.value("ppid", -1L)) {
@@ -121,8 +122,8 @@ void record_launcher() { g_launcher = ::getppid(); }
 bool commit_allowed() { return g_launcher == 0 || ::getppid() == g_launcher; }
 
 void check_commit_allowed(const std::string& what) {
-  DISTILL_CHECK(commit_allowed(), Error, "the launcher of this rank (pid ", g_launcher,
-                ") is gone; not committing ", what);
+  DISTILL_CHECK(commit_allowed(), Error, "the launcher of this rank (pid ", g_launcher, ") is gone; not committing ",
+                what);
 }
 
 }  // namespace distill

@@ -37,9 +37,12 @@ void parse(const std::string& text, double& v) {
 }
 
 void parse(const std::string& text, bool& v) {
-  if (text == "true" || text == "1") v = true;
-  else if (text == "false" || text == "0") v = false;
-  else throw BadValue(" is not true or false");
+  if (text == "true" || text == "1")
+    v = true;
+  else if (text == "false" || text == "0")
+    v = false;
+  else
+    throw BadValue(" is not true or false");
 }
 
 std::string print(const std::string& v) { return v; }

@@ -5,8 +5,12 @@
 namespace distill {
 
 Progress::Progress(std::string what, long total, bool enabled, double interval_s)
-    : what_(std::move(what)), total_(total), enabled_(enabled), interval_s_(interval_s),
-      start_(std::chrono::steady_clock::now()), last_print_(start_) {}
+    : what_(std::move(what)),
+      total_(total),
+      enabled_(enabled),
+      interval_s_(interval_s),
+      start_(std::chrono::steady_clock::now()),
+      last_print_(start_) {}
 
 double Progress::elapsed_s() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();

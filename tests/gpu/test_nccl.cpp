@@ -118,7 +118,8 @@ TEST(NcclOneRank, WatchdogAbortsAHungCollective) {
     auto nccl = make_nccl_communicator(*host, o);
     DeviceBuffer<float> d(random_floats(1024, 3));
     // The stream is busy for 1.5 s before the allreduce may start (a peer that never arrives).
-    ASSERT_EQ(cudaLaunchHostFunc(s, [](void*) { std::this_thread::sleep_for(std::chrono::milliseconds(1500)); }, nullptr),
+    ASSERT_EQ(cudaLaunchHostFunc(
+                  s, [](void*) { std::this_thread::sleep_for(std::chrono::milliseconds(1500)); }, nullptr),
               cudaSuccess);
     nccl->allreduce(d.p, d.n, DType::kFloat32, ReduceOp::kSum);
     for (int i = 0; i < 100 && seen().empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -166,9 +166,9 @@ TEST_P(ThreadComm, AgreementChecksAndLocalRanks) {
     EXPECT_FALSE(c.device_memory());
     EXPECT_NO_THROW(c.check_same("same", "config hash"));
     const std::string msg = distill::test::error_of([&] { c.check_same(r == w - 1 ? "odd" : "same", "config hash"); });
-    EXPECT_NE(msg.find("config hash differs between ranks: rank 0 has same, rank " + std::to_string(w - 1) +
-                       " has odd"),
-              std::string::npos)
+    EXPECT_NE(
+        msg.find("config hash differs between ranks: rank 0 has same, rank " + std::to_string(w - 1) + " has odd"),
+        std::string::npos)
         << msg;
     EXPECT_TRUE(c.any(r == w - 1));
     EXPECT_FALSE(c.any(false));
@@ -217,8 +217,10 @@ TEST_P(ThreadComm, MismatchedCollectivesFailOnEveryRank) {
     run_ranks(w, [&](Communicator& c) {
       try {
         float v = 1.0f;
-        if (c.rank() == w - 1) c.allreduce(&v, 1, DType::kFloat32, ReduceOp::kMax);
-        else c.allreduce(&v, 1, DType::kFloat32, ReduceOp::kSum);
+        if (c.rank() == w - 1)
+          c.allreduce(&v, 1, DType::kFloat32, ReduceOp::kMax);
+        else
+          c.allreduce(&v, 1, DType::kFloat32, ReduceOp::kSum);
       } catch (const CommError&) {
         ++refused;
         throw;

@@ -39,8 +39,10 @@ std::vector<torch::Tensor> mean_gradient(int world, int micros) {
     for (int m = 1; m < micros; ++m) l = l + n.loss(r, m);
     l.backward();
     for (std::size_t i = 0; i < n.params.size(); ++i)
-      if (r == 0) sum.push_back(n.params[i].grad().clone());
-      else sum[i] += n.params[i].grad();
+      if (r == 0)
+        sum.push_back(n.params[i].grad().clone());
+      else
+        sum[i] += n.params[i].grad();
   }
   for (auto& g : sum) g /= world;
   return sum;
@@ -103,16 +105,18 @@ TEST_P(ThreadReducer, MicroBatchesReduceOnlyOnTheLast) {
 }
 
 // Bucket sizes: one parameter per bucket, a few per bucket, and one bucket for all.
-INSTANTIATE_TEST_SUITE_P(
-    Ranks, ThreadReducer,
-    ::testing::Values(Case{2, false, 4, 4}, Case{2, false, 64, 600}, Case{2, false, 1 << 20, 25 << 20},
-                      Case{2, true, 4, 4}, Case{2, true, 64, 600}, Case{2, true, 1 << 20, 25 << 20},
-                      Case{4, false, 4, 4}, Case{4, false, 64, 600}, Case{4, false, 1 << 20, 25 << 20},
-                      Case{4, true, 4, 4}, Case{4, true, 64, 600}, Case{4, true, 1 << 20, 25 << 20}),
-    [](const ::testing::TestParamInfo<Case>& i) {
-      return "np" + std::to_string(i.param.ranks) + (i.param.blocking ? "_blocking_" : "_nonblocking_") +
-             std::to_string(i.param.bucket_bytes) + "B";
-    });
+INSTANTIATE_TEST_SUITE_P(Ranks, ThreadReducer,
+                         ::testing::Values(Case{2, false, 4, 4}, Case{2, false, 64, 600},
+                                           Case{2, false, 1 << 20, 25 << 20}, Case{2, true, 4, 4},
+                                           Case{2, true, 64, 600}, Case{2, true, 1 << 20, 25 << 20},
+                                           Case{4, false, 4, 4}, Case{4, false, 64, 600},
+                                           Case{4, false, 1 << 20, 25 << 20}, Case{4, true, 4, 4},
+                                           Case{4, true, 64, 600}, Case{4, true, 1 << 20, 25 << 20}),
+                         [](const ::testing::TestParamInfo<Case>& i) {
+                           return "np" + std::to_string(i.param.ranks) +
+                                  (i.param.blocking ? "_blocking_" : "_nonblocking_") +
+                                  std::to_string(i.param.bucket_bytes) + "B";
+                         });
 
 TEST(ThreadReducerBuckets, OneEachSomeAndAll) {
   Net net;

@@ -184,8 +184,7 @@ TEST_P(ThreadTrainer, FullBatchStepsMatchOneRank) {
   const ModelConfig m = vector_model(k.kind, 3);
   const std::string name = "thread-steps-" + k.kind + (k.blocking ? "-blocking" : "-nonblocking");
   auto options = [&](int ranks) {
-    return full_batch_sgd(distill::test::temp_dir(name + "-np" + std::to_string(ranks)), 6, 0.3, 0.9, 1.0,
-                          k.blocking);
+    return full_batch_sgd(distill::test::temp_dir(name + "-np" + std::to_string(ranks)), 6, 0.3, 0.9, 1.0, k.blocking);
   };
   const Trained one = train_on(1, d, m, options(1));
   const Trained many = train_on(k.ranks, d, m, options(k.ranks));

@@ -92,12 +92,12 @@ ThreadCheck check_threads(int local_ranks);
 
 // distill bench: synthetic data through the real code paths (see docs in the README).
 struct BenchOptions {
-  std::string what;                  // train | precompute | allreduce | store
+  std::string what;                   // train | precompute | allreduce | store
   ModelConfig model = bench_model();  // the student (train) or teacher (precompute)
-  long seq = 128, batch = 16;        // sequence length; examples per rank and step
-  long steps = 30, warmup = 5;       // timed steps after warm-up steps (train)
-  long examples = 4096;              // precompute: examples; store: rows of the store
-  long store_labels = 1000;          // store: logits per row
+  long seq = 128, batch = 16;         // sequence length; examples per rank and step
+  long steps = 30, warmup = 5;        // timed steps after warm-up steps (train)
+  long examples = 4096;               // precompute: examples; store: rows of the store
+  long store_labels = 1000;           // store: logits per row
   // Read: threads (0 = usable cores / ranks on the node), device and precision (every bench), and
   // prefetch, bucket_mb and reduce (train), with train.*'s defaults and meaning.
   TrainOptions train;

@@ -16,10 +16,10 @@
 namespace distill {
 
 struct DataOptions {
-  std::string path;                  // dataset.h5 made by 'distill prepare'
-  std::string train_split = "train"; // split trained on (and precomputed)
-  std::string eval_split = "dev";    // split evaluated at the end of training
-  std::string test_split = "test";   // split 'distill eval' reports on
+  std::string path;                   // dataset.h5 made by 'distill prepare'
+  std::string train_split = "train";  // split trained on (and precomputed)
+  std::string eval_split = "dev";     // split evaluated at the end of training
+  std::string test_split = "test";    // split 'distill eval' reports on
 
   static const OptionTable<DataOptions>& options();  // the data.* keys
 };

@@ -20,9 +20,9 @@
 namespace distill {
 
 struct NcclOptions {
-  int device = 0;              // the CUDA device of this rank
-  double timeout_s = 600;      // watchdog: longest time one collective may take
-  double poll_s = 0.1;         // watchdog poll interval
+  int device = 0;          // the CUDA device of this rank
+  double timeout_s = 600;  // watchdog: longest time one collective may take
+  double poll_s = 0.1;     // watchdog poll interval
   // The caller's current CUDA stream (a cudaStream_t) for this device; null = the legacy default
   // stream. LibTorch builds pass c10::cuda::getCurrentCUDAStream().
   std::function<void*()> current_stream;

@@ -10,7 +10,7 @@
 namespace distill {
 
 struct Batch {
-  ModelInputs inputs;             // token ids (with predict_mask for masked LM) or features
+  ModelInputs inputs;            // token ids (with predict_mask for masked LM) or features
   torch::Tensor labels;          // [batch] int64; masked LM: [masked tokens], the original ids
   torch::Tensor teacher_logits;  // [batch, classes] float32 from a logits store (else undefined)
   // From an mlm_topk store, per masked token: top-k logits [tokens, k], their vocabulary ids

@@ -22,9 +22,9 @@ struct DataSplit {
   std::int64_t n = 0, seq = 0;
   std::vector<std::int32_t> input_ids, attention_mask, token_type_ids;  // [n * seq]
   std::vector<std::int64_t> labels, example_id;                         // [n]
-  std::int64_t dim = 0;              // features per example ("features" task)
-  std::vector<float> features;       // [n * dim]
-  std::vector<std::int32_t> mlm_labels;  // [n * seq] ("mlm" task)
+  std::int64_t dim = 0;                                                 // features per example ("features" task)
+  std::vector<float> features;                                          // [n * dim]
+  std::vector<std::int32_t> mlm_labels;                                 // [n * seq] ("mlm" task)
 };
 
 struct Dataset {

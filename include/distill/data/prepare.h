@@ -17,16 +17,16 @@ struct PrepareOptions {
   std::string format;                     // csv | tsv | jsonl; empty = from the extension
   std::vector<std::string> column_names;  // for CSV/TSV files without a header row
   std::string text_column = "text";
-  std::string pair_column;                // second segment (token type 1); empty = single texts
+  std::string pair_column;  // second segment (token type 1); empty = single texts
   std::string label_column = "label";
-  std::vector<std::string> labels;        // label values in class order; empty = sorted distinct values
-  std::vector<std::string> label_names;   // names stored for the classes; empty = the label values
-  std::string vocab;                      // vocab.txt
-  bool cased = false;                     // keep case and accents (cased vocabularies)
-  long max_length = 128;                  // padded length, [CLS] and [SEP] included; longer texts are truncated
+  std::vector<std::string> labels;       // label values in class order; empty = sorted distinct values
+  std::vector<std::string> label_names;  // names stored for the classes; empty = the label values
+  std::string vocab;                     // vocab.txt
+  bool cased = false;                    // keep case and accents (cased vocabularies)
+  long max_length = 128;                 // padded length, [CLS] and [SEP] included; longer texts are truncated
   double dev_fraction = 0.1, test_fraction = 0.1;  // the rest is train
-  std::uint64_t seed = 1;                 // the split is a pure function of (rows, seed)
-  bool skip_bad_rows = false;             // count and skip bad rows instead of failing on the first
+  std::uint64_t seed = 1;                          // the split is a pure function of (rows, seed)
+  bool skip_bad_rows = false;                      // count and skip bad rows instead of failing on the first
   // Masked LM (no label column): each real token other than [CLS]/[SEP] is chosen with
   // mask_prob (at least one per text); a chosen token becomes [MASK] (80%), a random id (10%) or
   // stays (10%). A pure function of (text, seed, row).
@@ -34,8 +34,8 @@ struct PrepareOptions {
   double mask_prob = 0.15;
   // Feature vectors: every column but the label is a float feature.
   bool features = false;
-  long label_index = -1;                  // label column; negative counts from the end
-  bool standardize = false;               // z-score every feature with the train split's mean and std
+  long label_index = -1;     // label column; negative counts from the end
+  bool standardize = false;  // z-score every feature with the train split's mean and std
 };
 
 struct PrepareReport {

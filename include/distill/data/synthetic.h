@@ -10,11 +10,11 @@ namespace distill {
 
 struct SyntheticOptions {
   std::int64_t train = 4000, dev = 500, test = 500;  // examples per split
-  std::int64_t vocab_size = 1000;  // ids 0..4 are [PAD] [UNK] [CLS] [SEP] [MASK]
-  std::int64_t seq = 32;           // padded length
+  std::int64_t vocab_size = 1000;                    // ids 0..4 are [PAD] [UNK] [CLS] [SEP] [MASK]
+  std::int64_t seq = 32;                             // padded length
   std::int64_t num_labels = 2;
   std::int64_t markers_per_class = 16;
-  double noise = 0.05;             // share of labels replaced by a uniform draw
+  double noise = 0.05;  // share of labels replaced by a uniform draw
   std::uint64_t seed = 17;
 };
 

@@ -10,9 +10,9 @@
 namespace distill {
 
 struct TensorBlob {
-  std::string dtype;               // "F32", "F16", "BF16", "F64", "I64", "I32", "I16", "I8", "U8", "BOOL"
+  std::string dtype;  // "F32", "F16", "BF16", "F64", "I64", "I32", "I16", "I8", "U8", "BOOL"
   std::vector<std::int64_t> shape;
-  std::string bytes;               // row-major, little-endian
+  std::string bytes;  // row-major, little-endian
 };
 
 struct SafeTensors {

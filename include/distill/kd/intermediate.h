@@ -15,7 +15,7 @@
 namespace distill {
 
 enum class HiddenLoss { kMse, kCosine };
-enum class AttentionLoss { kKl, kMse };       // KL per head (MiniLM) or MSE (TinyBERT)
+enum class AttentionLoss { kKl, kMse };         // KL per head (MiniLM) or MSE (TinyBERT)
 enum class HeadMismatch { kRefuse, kAverage };  // when head counts differ: refuse, or compare head means
 
 // The spellings in configs: mse, cosine; kl, mse; refuse, average.
@@ -24,12 +24,12 @@ const char* name(AttentionLoss l);
 const char* name(HeadMismatch h);
 
 struct LayerLossOptions {
-  std::string hidden_map;             // layer map spec (layer_map.h); empty = no hidden loss
-  std::string attention_map;          // layer map spec; empty = no attention loss
+  std::string hidden_map;     // layer map spec (layer_map.h); empty = no hidden loss
+  std::string attention_map;  // layer map spec; empty = no attention loss
   HiddenLoss hidden_loss = HiddenLoss::kMse;
   AttentionLoss attention_loss = AttentionLoss::kKl;
-  double hidden_weight = 1.0;         // weight of the summed hidden term
-  double attention_weight = 1.0;      // weight of the summed attention term
+  double hidden_weight = 1.0;     // weight of the summed hidden term
+  double attention_weight = 1.0;  // weight of the summed attention term
   HeadMismatch head_mismatch = HeadMismatch::kRefuse;
 
   // The distill.* keys of the intermediate layers.

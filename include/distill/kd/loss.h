@@ -14,7 +14,7 @@ struct KdOptions {
 
   // The distill.alpha, beta and temperature keys.
   static const OptionTable<KdOptions>& options();
-  void validate() const;     // throws ConfigError naming distill.* fields
+  void validate() const;  // throws ConfigError naming distill.* fields
 };
 
 struct LossTerms {
@@ -24,8 +24,7 @@ struct LossTerms {
 };
 
 // student, teacher: [batch, classes] logits; labels: [batch] int64. `teacher` may be undefined.
-LossTerms kd_loss(const at::Tensor& student, const at::Tensor& teacher, const at::Tensor& labels,
-                  const KdOptions& o);
+LossTerms kd_loss(const at::Tensor& student, const at::Tensor& teacher, const at::Tensor& labels, const KdOptions& o);
 
 // Mean over the batch of KL(softmax(t / T) || softmax(s / T)) (no T^2 factor).
 at::Tensor soft_kl(const at::Tensor& student, const at::Tensor& teacher, double temperature);

@@ -12,7 +12,6 @@
 
 #include <string>
 
-
 namespace distill {
 
 // `what` names the config key in errors.

@@ -15,12 +15,12 @@ namespace distill {
 
 struct HfBert {
   std::string dir;
-  ModelConfig config;                             // num_labels from id2label/num_labels when present
-  std::map<std::string, TensorBlob> tensors;     // renamed to our (HF classifier) names
-  std::vector<std::string> unused;               // tensors a classifier has no place for (MLM head)
-  std::map<std::string, TensorBlob> mlm_head;    // cls.predictions.* (our names), when present
-  bool has_classifier = false;                   // classifier.* present
-  std::vector<std::string> label_names;          // from id2label, in id order
+  ModelConfig config;                          // num_labels from id2label/num_labels when present
+  std::map<std::string, TensorBlob> tensors;   // renamed to our (HF classifier) names
+  std::vector<std::string> unused;             // tensors a classifier has no place for (MLM head)
+  std::map<std::string, TensorBlob> mlm_head;  // cls.predictions.* (our names), when present
+  bool has_classifier = false;                 // classifier.* present
+  std::vector<std::string> label_names;        // from id2label, in id order
 };
 
 // True when `path` is a directory holding config.json.

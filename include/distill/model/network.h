@@ -13,9 +13,9 @@
 namespace distill {
 
 struct ModelOutput {
-  torch::Tensor logits;                    // [batch, num_labels]; masked LM: [predicted positions, vocab]
-  std::vector<torch::Tensor> hidden;       // L + 1 of [batch, seq, hidden]; 0 = embeddings (when asked)
-  std::vector<torch::Tensor> attentions;   // L of [batch, heads, seq, seq], blocks 1..L (when asked)
+  torch::Tensor logits;                   // [batch, num_labels]; masked LM: [predicted positions, vocab]
+  std::vector<torch::Tensor> hidden;      // L + 1 of [batch, seq, hidden]; 0 = embeddings (when asked)
+  std::vector<torch::Tensor> attentions;  // L of [batch, heads, seq, seq], blocks 1..L (when asked)
 };
 
 struct ModelInputs {

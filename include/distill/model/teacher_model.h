@@ -22,7 +22,7 @@ class TeacherModel {
   // Label count when known before running (0 = learnt from the first batch).
   virtual long num_labels() const = 0;
   virtual std::string kind() const = 0;  // the model kind (bert, bert_mlm, mlp, ...) or "torchscript"
-  virtual long parameters() const = 0;    // elements over all parameters
+  virtual long parameters() const = 0;   // elements over all parameters
   virtual const ModelConfig* config() const { return nullptr; }  // known for distill and HF models
   // Moves the teacher to `d`; inference runs under autocast to `precision` there (Note [devices]).
   virtual void place(const c10::Device& d, c10::ScalarType precision) = 0;

@@ -50,13 +50,13 @@ class StoreReader {
  private:
   std::string dir_;
   Manifest manifest_;
-  std::vector<float> logits_;  // [num_examples * num_labels]
+  std::vector<float> logits_;                // [num_examples * num_labels]
   std::vector<std::int64_t> token_offsets_;  // [num_examples + 1], mlm_topk
   std::vector<float> topk_values_, lse_;
   std::vector<std::int32_t> topk_indices_;
-  std::vector<ShardRange> ranges_;   // streaming: every shard of the split
-  std::int64_t loaded_ = -1;         // streaming: shards [0, loaded_) are in memory; -1 = not streaming
-  mutable std::vector<h5::File> open_;       // shard files opened for layer reads, by shard
+  std::vector<ShardRange> ranges_;      // streaming: every shard of the split
+  std::int64_t loaded_ = -1;            // streaming: shards [0, loaded_) are in memory; -1 = not streaming
+  mutable std::vector<h5::File> open_;  // shard files opened for layer reads, by shard
   void read_layer(const std::string& group, long layer, const std::vector<long>& stored, std::int64_t i,
                   float* out) const;
 };

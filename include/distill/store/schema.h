@@ -23,15 +23,15 @@ const char* name(StoreDtype d);
 
 // What the store options in a run config say.
 struct StoreOptions {
-  std::string path;                 // directory of shards; "" = no store (plain supervised training)
+  std::string path;  // directory of shards; "" = no store (plain supervised training)
   StoreDtype dtype = StoreDtype::kFloat16;
-  long shard_size = 1024;           // examples per shard; smaller = finer resume, more files
-  long topk = 0;                    // masked LM: teacher logits kept per masked token; 0 = the most
-                                    // that fit in 300 bytes per token (64 with uint16 indices)
-  long max_bytes = 10737418240;     // precompute refuses a store estimated larger than this (10 GiB)
-  long window = 4;                  // distill run: the first epoch shuffles within windows of this many shards
-  bool verify = true;               // train: check each shard's digest against manifest.json on open
-                                    // (Note [verified stores]); every rank reads the whole store once more
+  long shard_size = 1024;        // examples per shard; smaller = finer resume, more files
+  long topk = 0;                 // masked LM: teacher logits kept per masked token; 0 = the most
+                                 // that fit in 300 bytes per token (64 with uint16 indices)
+  long max_bytes = 10737418240;  // precompute refuses a store estimated larger than this (10 GiB)
+  long window = 4;               // distill run: the first epoch shuffles within windows of this many shards
+  bool verify = true;            // train: check each shard's digest against manifest.json on open
+                                 // (Note [verified stores]); every rank reads the whole store once more
 
   // The store.* keys.
   static const OptionTable<StoreOptions>& options();
@@ -48,7 +48,7 @@ struct StoreMeta {
   std::string targets = "logits";
   std::string dtype = "float16";
   std::int64_t num_labels = 0;
-  std::int64_t num_examples = 0;    // of the whole split
+  std::int64_t num_examples = 0;  // of the whole split
   std::int64_t shard_size = 0;
   // mlm_topk: k, the index type and the temperature T of the stored lse = logsumexp(z / T).
   std::int64_t topk = 0;

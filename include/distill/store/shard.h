@@ -31,18 +31,18 @@ struct ShardArray {
 std::string write_shard(const std::string& dir, const StoreMeta& meta, const ShardRange& r,
                         const std::vector<ShardArray>& arrays, const std::vector<std::int64_t>& example_ids, int rank);
 // A logits shard: `logits` holds count * num_labels elements of meta.dtype (binary16 bits for float16).
-std::string write_shard(const std::string& dir, const StoreMeta& meta, const ShardRange& r,
-                        const void* logits, const std::vector<std::int64_t>& example_ids, int rank);
+std::string write_shard(const std::string& dir, const StoreMeta& meta, const ShardRange& r, const void* logits,
+                        const std::vector<std::int64_t>& example_ids, int rank);
 
 struct ShardData {
   StoreMeta meta;
   ShardRange range;
   std::vector<float> logits;  // logits: [count * num_labels], converted to float32
   // mlm_topk
-  std::vector<std::int64_t> row_offsets;  // [count + 1]
-  std::vector<float> topk_values;         // [tokens * k]
-  std::vector<std::int32_t> topk_indices; // [tokens * k]
-  std::vector<float> lse;                 // [tokens]
+  std::vector<std::int64_t> row_offsets;   // [count + 1]
+  std::vector<float> topk_values;          // [tokens * k]
+  std::vector<std::int32_t> topk_indices;  // [tokens * k]
+  std::vector<float> lse;                  // [tokens]
 };
 
 // The StoreMeta and range a shard's attributes say, unchecked; StoreError naming the file when it

@@ -25,19 +25,19 @@ void verify_shard_digest(const std::string& dir, const ShardEntry& e);
 // What a store directory holds, found by reading it rather than trusting the manifest's header.
 struct StoreHealth {
   bool has_manifest = false;
-  Manifest manifest;           // as read; without one, meta comes from the first readable shard
-  std::int64_t examples = 0;   // rows of the split the store is for
-  std::int64_t covered = 0;    // rows in usable shards: listed, present, right size, readable
-                               // (and matching their digest when verified)
-  std::vector<ShardRange> gaps;          // rows of [0, examples) not covered, merged
-  std::vector<std::string> missing;      // listed in the manifest, absent
-  std::vector<std::string> bad;          // "file: reason" for listed shards that are not usable
-  std::vector<std::string> unlisted;     // shard files on disk the manifest does not list
-  std::vector<std::string> partial;      // uncommitted "*.partial-<rank>" files
-  std::vector<std::string> problems;     // store-wide: no or malformed manifest, overlapping entries
-  bool verified = false;                 // digests were checked
-  std::int64_t digests_checked = 0;      // entries with a digest that matched
-  std::int64_t digests_absent = 0;       // entries without a digest (not checkable)
+  Manifest manifest;                  // as read; without one, meta comes from the first readable shard
+  std::int64_t examples = 0;          // rows of the split the store is for
+  std::int64_t covered = 0;           // rows in usable shards: listed, present, right size, readable
+                                      // (and matching their digest when verified)
+  std::vector<ShardRange> gaps;       // rows of [0, examples) not covered, merged
+  std::vector<std::string> missing;   // listed in the manifest, absent
+  std::vector<std::string> bad;       // "file: reason" for listed shards that are not usable
+  std::vector<std::string> unlisted;  // shard files on disk the manifest does not list
+  std::vector<std::string> partial;   // uncommitted "*.partial-<rank>" files
+  std::vector<std::string> problems;  // store-wide: no or malformed manifest, overlapping entries
+  bool verified = false;              // digests were checked
+  std::int64_t digests_checked = 0;   // entries with a digest that matched
+  std::int64_t digests_absent = 0;    // entries without a digest (not checkable)
 
   // Every row covered by usable shards of a readable manifest, nothing listed missing or bad.
   bool healthy() const;

@@ -77,8 +77,8 @@ class StoreWriter {
   StoreMeta meta_;
   int rank_;
   std::vector<ShardRange> ranges_;
-  std::vector<char> committed_;      // by shard of this rank
-  std::vector<std::string> digests_; // of the committed shards, when the manifest had them
+  std::vector<char> committed_;       // by shard of this rank
+  std::vector<std::string> digests_;  // of the committed shards, when the manifest had them
   std::vector<ShardEntry> entries_;
   StoreWriteStats stats_;
   std::int64_t writing_rows_ = 0;

@@ -17,8 +17,8 @@ struct TeacherOptions {
   // The teacher: a distill model file, checkpoint step dir or checkpoints dir, a Hugging Face
   // directory (config.json + model.safetensors), or a TorchScript file (.pt).
   std::string path;
-  long batch_size = 64;   // inference batch; memory grows linearly
-  std::string device = "auto";  // Note [devices]: auto | cpu | cuda | cuda:N
+  long batch_size = 64;                    // inference batch; memory grows linearly
+  std::string device = "auto";             // Note [devices]: auto | cpu | cuda | cuda:N
   Precision precision = Precision::kFp32;  // inference precision on a GPU: fp32 | bf16 | fp16
   // Run the teacher inside every student rank instead of reading the store: costs a teacher
   // forward per step, stores nothing; needed for hidden-state and attention losses.

@@ -20,7 +20,7 @@ struct PrecomputeResult {
   std::int64_t examples_computed = 0;
   std::int64_t store_bytes = 0;
   double seconds = 0;
-  double write_seconds = 0;  // of rank 0: time spent writing shards (in the writer thread)
+  double write_seconds = 0;       // of rank 0: time spent writing shards (in the writer thread)
   double write_wait_seconds = 0;  // of rank 0: time the teacher waited for the writer
 };
 

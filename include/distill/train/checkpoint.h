@@ -20,7 +20,7 @@ struct CheckpointState {
   double best_metric = -1;                 // best dev accuracy so far (-1 = none)
   std::int64_t world_size = 1;
   std::string config_yaml, config_hash, dataset_hash, teacher_fingerprint;
-  std::int64_t skipped_steps = 0;          // non-finite updates skipped so far (train.nonfinite: skip)
+  std::int64_t skipped_steps = 0;  // non-finite updates skipped so far (train.nonfinite: skip)
 };
 
 struct Checkpoint {

@@ -12,12 +12,12 @@ namespace distill {
 
 struct EvalResult {
   std::int64_t examples = 0;
-  double accuracy = 0;          // student vs labels
+  double accuracy = 0;  // student vs labels
   bool has_teacher = false;
   double teacher_accuracy = 0;
-  double agreement = 0;         // P[argmax student == argmax teacher]
-  double transfer_risk = 0;     // 1 - agreement
-  double kl = 0;                // mean KL(p_teacher || p_student), T = 1
+  double agreement = 0;      // P[argmax student == argmax teacher]
+  double transfer_risk = 0;  // 1 - agreement
+  double kl = 0;             // mean KL(p_teacher || p_student), T = 1
 };
 
 // Collective over `comm`: rank r evaluates rows r, r + W, ...; all ranks return the same result.

@@ -34,27 +34,27 @@ struct TrainOptions {
   // Per rank; the global batch is batch_size * ranks. A batch_size of at least the train split's
   // size means full-batch steps: each step uses every example once, split among the ranks.
   long batch_size = 32;
-  long epochs = 3;              // used when max_steps = 0
-  long max_steps = 0;           // total optimizer steps; 0 = epochs * steps per epoch
-  double lr = 5e-4;             // peak learning rate
-  long warmup_steps = 0;        // linear warmup; 0 = 6% of the steps
+  long epochs = 3;        // used when max_steps = 0
+  long max_steps = 0;     // total optimizer steps; 0 = epochs * steps per epoch
+  double lr = 5e-4;       // peak learning rate
+  long warmup_steps = 0;  // linear warmup; 0 = 6% of the steps
   OptimizerKind optimizer = OptimizerKind::kAdamW;
-  double momentum = 0;          // sgd only
-  double weight_decay = -1;     // -1 = the optimizer's default: 0.01 for adamw, 0 for sgd
+  double momentum = 0;       // sgd only
+  double weight_decay = -1;  // -1 = the optimizer's default: 0.01 for adamw, 0 for sgd
   Schedule schedule = Schedule::kLinear;
-  double max_grad_norm = 1.0;   // global-norm clipping; 0 = off
-  long checkpoint_every = 0;    // steps between checkpoints; 0 = only at the end
-  long keep_checkpoints = 2;    // newest kept; 0 = all
-  long log_every = 10;          // steps between metrics lines
+  double max_grad_norm = 1.0;  // global-norm clipping; 0 = off
+  long checkpoint_every = 0;   // steps between checkpoints; 0 = only at the end
+  long keep_checkpoints = 2;   // newest kept; 0 = all
+  long log_every = 10;         // steps between metrics lines
   long eval_batch_size = 128;
-  long seed = 1234;             // model init, sampling order and dropout streams derive from it
-  long threads = 0;             // intra-op threads per rank; 0 = cores of the node / ranks on it
-  std::string device = "auto";  // Note [devices]: auto | cpu | cuda | cuda:N
+  long seed = 1234;                        // model init, sampling order and dropout streams derive from it
+  long threads = 0;                        // intra-op threads per rank; 0 = cores of the node / ranks on it
+  std::string device = "auto";             // Note [devices]: auto | cpu | cuda | cuda:N
   Precision precision = Precision::kFp32;  // fp32 | bf16 (autocast on GPUs, float32 master weights)
-  double bucket_mb = 25;        // gradient buckets after a first one of 1 MiB (train/reducer.h)
+  double bucket_mb = 25;                   // gradient buckets after a first one of 1 MiB (train/reducer.h)
   ReduceMode reduce = ReduceMode::kNonblocking;
-  long prefetch = 2;            // batches the loader thread makes ahead; 0 = none (synchronous)
-  double comm_timeout = 600;    // watchdog (MPI and NCCL): seconds one collective may take
+  long prefetch = 2;          // batches the loader thread makes ahead; 0 = none (synchronous)
+  double comm_timeout = 600;  // watchdog (MPI and NCCL): seconds one collective may take
   // Note [non-finite steps]: a step whose loss or gradient norm is not finite on any rank is
   // "stop" (default): the job ends naming the step, ranks, terms and example ids, and no checkpoint
   // is written after it; "skip": the update is skipped and counted, and more than

@@ -16,8 +16,8 @@
 namespace distill {
 
 struct BucketOptions {
-  std::int64_t first_bucket_bytes = 1 << 20;   // 1 MiB: the first reduction starts early
-  std::int64_t bucket_bytes = 25 << 20;        // 25 MiB afterwards
+  std::int64_t first_bucket_bytes = 1 << 20;  // 1 MiB: the first reduction starts early
+  std::int64_t bucket_bytes = 25 << 20;       // 25 MiB afterwards
   // A ready bucket is reduced with the blocking allreduce right in the hook instead of a
   // non-blocking one that completes in finish(). Same results (the same reduction, in the same
   // bucket order); cheaper where the communicator cannot progress on its own (MPI on CPUs).
@@ -61,8 +61,8 @@ class GradReducer {
   std::vector<std::size_t> pending_;             // per bucket: gradients still to arrive
   std::vector<std::unique_ptr<PendingReduce>> inflight_;
   std::vector<int> arrivals_;
-  std::vector<bool> ready_;                      // per bucket: all gradients arrived
-  std::size_t next_launch_ = 0;                  // buckets start strictly in index order
+  std::vector<bool> ready_;      // per bucket: all gradients arrived
+  std::size_t next_launch_ = 0;  // buckets start strictly in index order
   bool last_ = true, first_micro_ = true;
 };
 

@@ -1,6 +1,7 @@
 // The student training loop: data-parallel over the ranks of a communicator, gradients averaged
-// in buckets overlapping backward (train/reducer.h), input made ahead by a loader thread, AdamW with warmup + linear decay, clipping, checkpoints for an
-// exact resume, and metrics as JSON lines. Without a store it is plain supervised training.
+// in buckets overlapping backward (train/reducer.h), input made ahead by a loader thread, AdamW with warmup + linear
+// decay, clipping, checkpoints for an exact resume, and metrics as JSON lines. Without a store it is plain supervised
+// training.
 //
 // Note [exact resume]: the model is initialised from train.seed on every rank (and broadcast
 // from rank 0); each rank's dropout generator is seeded from (seed, rank) and saved in every
@@ -29,10 +30,10 @@ struct TrainJob {
   const Dataset* data = nullptr;
   std::string train_split = "train";
   std::string eval_split = "dev";
-  const StoreReader* store = nullptr;  // null = supervised (unless online_teacher)
+  const StoreReader* store = nullptr;      // null = supervised (unless online_teacher)
   TeacherModel* online_teacher = nullptr;  // run in every rank for its logits (and layers)
   LayerLossOptions layers;                 // intermediate-layer terms; need online_teacher
-  ModelConfig model;                   // num_labels resolved
+  ModelConfig model;                       // num_labels resolved
   // Sets the initial weights (all ranks call it on the fresh model); empty = random init.
   std::function<void(NetworkImpl&)> init;
   KdOptions kd;
@@ -52,18 +53,18 @@ struct TrainJob {
 struct TrainResult {
   std::int64_t steps = 0;
   double final_loss = 0;
-  double samples_per_s = 0;    // global, over the steps this process ran
-  double dev_accuracy = -1;    // -1: not evaluated (no eval split, or an empty one)
+  double samples_per_s = 0;  // global, over the steps this process ran
+  double dev_accuracy = -1;  // -1: not evaluated (no eval split, or an empty one)
   std::int64_t parameters = 0;
   std::int64_t skipped_steps = 0;  // updates skipped for non-finite values (train.nonfinite: skip)
-  double seconds = 0;          // wall time of the steps this process ran
-  double wait_seconds = 0;     // of which waiting for the store (streaming; in the loader thread)
-  double input_wait_seconds = 0;  // rank 0: the step waiting for the loader thread
-  double comm_wait_seconds = 0;   // rank 0: the step waiting on gradient reduction after backward
-  std::string device;             // where the student trained
+  double seconds = 0;              // wall time of the steps this process ran
+  double wait_seconds = 0;         // of which waiting for the store (streaming; in the loader thread)
+  double input_wait_seconds = 0;   // rank 0: the step waiting for the loader thread
+  double comm_wait_seconds = 0;    // rank 0: the step waiting on gradient reduction after backward
+  std::string device;              // where the student trained
   // Step timings after job.untimed_steps (bench); by phase with job.profile.
   TrainProfile profile;
-  std::string checkpoint;      // the final checkpoint directory
+  std::string checkpoint;  // the final checkpoint directory
 };
 
 // Collective over `comm`.

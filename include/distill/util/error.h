@@ -11,10 +11,22 @@ class Error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
-class ConfigError : public Error { public: using Error::Error; };
-class DataError : public Error { public: using Error::Error; };
-class StoreError : public Error { public: using Error::Error; };
-class CommError : public Error { public: using Error::Error; };
+class ConfigError : public Error {
+ public:
+  using Error::Error;
+};
+class DataError : public Error {
+ public:
+  using Error::Error;
+};
+class StoreError : public Error {
+ public:
+  using Error::Error;
+};
+class CommError : public Error {
+ public:
+  using Error::Error;
+};
 
 namespace detail {
 inline void cat(std::ostringstream&) {}
@@ -36,16 +48,16 @@ std::string str(const A&... a) {
 }  // namespace distill
 
 // DISTILL_CHECK(cond, ErrorType, message parts...): throws ErrorType(message) when cond is false.
-#define DISTILL_CHECK(cond, Type, ...) \
-  do {                                 \
+#define DISTILL_CHECK(cond, Type, ...)                    \
+  do {                                                    \
     if (!(cond)) throw Type(::distill::str(__VA_ARGS__)); \
   } while (0)
 
 // DISTILL_CHECK_EQ(a, b, Type, context...): throws with both operands printed.
-#define DISTILL_CHECK_EQ(a, b, Type, ...)                                                \
-  do {                                                                                   \
-    const auto& va_ = (a);                                                               \
-    const auto& vb_ = (b);                                                               \
-    if (!(va_ == vb_))                                                                   \
+#define DISTILL_CHECK_EQ(a, b, Type, ...)                                                                \
+  do {                                                                                                   \
+    const auto& va_ = (a);                                                                               \
+    const auto& vb_ = (b);                                                                               \
+    if (!(va_ == vb_))                                                                                   \
       throw Type(::distill::str(__VA_ARGS__, " (", #a, " = ", va_, ", expected ", #b, " = ", vb_, ")")); \
   } while (0)

@@ -12,7 +12,9 @@ class Hasher {
   Hasher& update(const void* data, std::size_t bytes);
   Hasher& update(const std::string& s);
   template <typename T>
-  Hasher& update_pod(const T& v) { return update(&v, sizeof(T)); }
+  Hasher& update_pod(const T& v) {
+    return update(&v, sizeof(T));
+  }
   std::uint64_t value() const { return h_; }
   // 16 lowercase hex digits.
   std::string hex() const;

@@ -48,20 +48,22 @@ std::string fill(const std::string& message, const std::string& key, const std::
 // `v` as error messages print it: str(v), or the enum's name.
 template <class T>
 std::string describe(const T& v) {
-  if constexpr (std::is_enum_v<T>) return name(v);
-  else return str(v);
+  if constexpr (std::is_enum_v<T>)
+    return name(v);
+  else
+    return str(v);
 }
 }  // namespace options_detail
 
 // One config field of S.
 template <class S>
 struct Option {
-  std::string key;   // "lr"; "train.lr" once mounted into a table without a section
-  std::string type;  // "integer", "number", "true or false", "string", or the choices ("adamw or sgd")
-  std::string help;  // one line for the help table
+  std::string key;      // "lr"; "train.lr" once mounted into a table without a section
+  std::string type;     // "integer", "number", "true or false", "string", or the choices ("adamw or sgd")
+  std::string help;     // one line for the help table
   bool number = false;  // a double: the help table shows its default in the shortest spelling
-  std::function<void(S&, const std::string&)> parse;  // throws BadValue
-  std::function<std::string(const S&)> print;          // as config files spell it
+  std::function<void(S&, const std::string&)> parse;                          // throws BadValue
+  std::function<std::string(const S&)> print;                                 // as config files spell it
   std::vector<std::function<void(const S&, const std::string& key)>> checks;  // throw ConfigError
 };
 

@@ -93,10 +93,14 @@ Outcome in_child(const std::function<std::string()>& f) {
   if (hung) return {Verdict::kHang, "no answer within the timeout"};
   if (WIFSIGNALED(status)) return {Verdict::kCrash, "signal " + std::to_string(WTERMSIG(status))};
   switch (WEXITSTATUS(status)) {
-    case 0: return {Verdict::kAccepted, msg};
-    case 1: return {Verdict::kRefused, msg};
-    case 3: return {Verdict::kInvariant, msg};
-    default: return {Verdict::kOtherException, msg};
+    case 0:
+      return {Verdict::kAccepted, msg};
+    case 1:
+      return {Verdict::kRefused, msg};
+    case 3:
+      return {Verdict::kInvariant, msg};
+    default:
+      return {Verdict::kOtherException, msg};
   }
 }
 
@@ -121,10 +125,18 @@ void record(Tally& t, int i, const Outcome& o, bool must_refuse, const std::stri
       ++t.refused;
       EXPECT_FALSE(o.message.empty()) << where << ": refused without a message";
       return;
-    case Verdict::kOtherException: ADD_FAILURE() << where << ": a non-distill exception escaped: " << o.message; return;
-    case Verdict::kInvariant: ADD_FAILURE() << where << ": accepted, but " << o.message; return;
-    case Verdict::kCrash: ADD_FAILURE() << where << ": crashed with " << o.message; return;
-    case Verdict::kHang: ADD_FAILURE() << where << ": hung"; return;
+    case Verdict::kOtherException:
+      ADD_FAILURE() << where << ": a non-distill exception escaped: " << o.message;
+      return;
+    case Verdict::kInvariant:
+      ADD_FAILURE() << where << ": accepted, but " << o.message;
+      return;
+    case Verdict::kCrash:
+      ADD_FAILURE() << where << ": crashed with " << o.message;
+      return;
+    case Verdict::kHang:
+      ADD_FAILURE() << where << ": hung";
+      return;
   }
 }
 
@@ -159,17 +171,28 @@ std::string mutate_bytes(std::string s, std::mt19937& rng, std::string* what) {
 
 json random_json(std::mt19937& rng) {
   switch (rng() % 11) {
-    case 0: return -1;
-    case 1: return 4611686018427387904ull;  // 2^62
-    case 2: return 1.5;
-    case 3: return "x";
-    case 4: return json::array({1, 2});
-    case 5: return json::object({{"a", 1}});
-    case 6: return nullptr;
-    case 7: return true;
-    case 8: return 0;
-    case 9: return std::numeric_limits<std::uint64_t>::max();
-    default: return static_cast<std::int64_t>(rng() % 64);
+    case 0:
+      return -1;
+    case 1:
+      return 4611686018427387904ull;  // 2^62
+    case 2:
+      return 1.5;
+    case 3:
+      return "x";
+    case 4:
+      return json::array({1, 2});
+    case 5:
+      return json::object({{"a", 1}});
+    case 6:
+      return nullptr;
+    case 7:
+      return true;
+    case 8:
+      return 0;
+    case 9:
+      return std::numeric_limits<std::uint64_t>::max();
+    default:
+      return static_cast<std::int64_t>(rng() % 64);
   }
 }
 
@@ -184,8 +207,10 @@ void mutate_json(json& j, std::mt19937& rng, std::string* what) {
   walk(j);
   json* n = nodes[rng() % nodes.size()];
   if ((n->is_object() || n->is_array()) && !n->empty() && rng() % 3 == 0) {
-    if (n->is_object()) n->erase(n->begin());
-    else n->erase(n->begin());
+    if (n->is_object())
+      n->erase(n->begin());
+    else
+      n->erase(n->begin());
     *what = "removed a member";
   } else {
     *n = random_json(rng);
@@ -221,10 +246,9 @@ bool safetensors_valid(const std::string& b) {
     }
     if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") || !v.contains("data_offsets")) return false;
     if (!v["dtype"].is_string()) return false;
-    static const std::map<std::string, unsigned> sizes = {{"F64", 8}, {"I64", 8}, {"U64", 8}, {"F32", 4},
-                                                          {"I32", 4}, {"U32", 4}, {"F16", 2}, {"BF16", 2},
-                                                          {"I16", 2}, {"U16", 2}, {"I8", 1},  {"U8", 1},
-                                                          {"BOOL", 1}};
+    static const std::map<std::string, unsigned> sizes = {{"F64", 8}, {"I64", 8}, {"U64", 8},  {"F32", 4}, {"I32", 4},
+                                                          {"U32", 4}, {"F16", 2}, {"BF16", 2}, {"I16", 2}, {"U16", 2},
+                                                          {"I8", 1},  {"U8", 1},  {"BOOL", 1}};
     auto s = sizes.find(v["dtype"].get<std::string>());
     if (s == sizes.end() || !v["shape"].is_array()) return false;
     unsigned __int128 need = s->second;
@@ -284,7 +308,8 @@ TEST(Fuzz, SafetensorsReader) {
       std::string text = h.dump();
       while (text.size() % 8) text.push_back(' ');
       bytes.assign(8, '\0');
-      for (int k = 0; k < 8; ++k) bytes[k] = static_cast<char>((static_cast<std::uint64_t>(text.size()) >> (8 * k)) & 0xff);
+      for (int k = 0; k < 8; ++k)
+        bytes[k] = static_cast<char>((static_cast<std::uint64_t>(text.size()) >> (8 * k)) & 0xff);
       bytes += text + base.substr(8 + hlen);
     }
     const bool valid = safetensors_valid(bytes);
@@ -293,9 +318,11 @@ TEST(Fuzz, SafetensorsReader) {
       for (const auto& [name, tb] : st.tensors) {
         std::uint64_t n = safetensors_dtype_size(tb.dtype);
         for (auto d : tb.shape) {
-          if (d < 0 || __builtin_mul_overflow(n, static_cast<std::uint64_t>(d), &n)) return "tensor " + name + " has a bad shape";
+          if (d < 0 || __builtin_mul_overflow(n, static_cast<std::uint64_t>(d), &n))
+            return "tensor " + name + " has a bad shape";
         }
-        if (n != tb.bytes.size()) return "tensor " + name + " holds " + std::to_string(tb.bytes.size()) + " bytes for its shape";
+        if (n != tb.bytes.size())
+          return "tensor " + name + " holds " + std::to_string(tb.bytes.size()) + " bytes for its shape";
       }
       return std::string();
     });
@@ -316,8 +343,12 @@ TEST(Fuzz, ConfigLoader) {
       "  threads: 1\n  seed: 3\n";
   const auto dir = test::temp_dir("fuzz-config");
   const auto path = dir + "/c.yaml";
-  static const char* kValues[] = {"inf", ".inf", "-.inf", ".nan", "nan", "1e999", "-1", "", "[1, 2]", "{a: 1}",
-                                  "~", "100000", "0x10", "\"2\"", "9223372036854775808", "&a 1", "*a", "!!binary aGk="};
+  static const char* kValues[] = {"inf",    ".inf",  "-.inf",
+                                  ".nan",   "nan",   "1e999",
+                                  "-1",     "",      "[1, 2]",
+                                  "{a: 1}", "~",     "100000",
+                                  "0x10",   "\"2\"", "9223372036854775808",
+                                  "&a 1",   "*a",    "!!binary aGk="};
   Tally t{"config"};
   for (int i = 0; i < kCases; ++i) {
     std::string text = base, what;
@@ -325,7 +356,9 @@ TEST(Fuzz, ConfigLoader) {
     auto lines = split(base, '\n');
     lines.pop_back();
     switch (i % 4) {
-      case 0: text = mutate_bytes(base, rng, &what); break;
+      case 0:
+        text = mutate_bytes(base, rng, &what);
+        break;
       case 1: {  // a value replaced
         std::size_t k;
         do k = rng() % lines.size();
@@ -488,8 +521,7 @@ TEST(Fuzz, DatasetReader) {
           must_refuse = true;
           break;
         }
-        case 2:
-            {
+        case 2: {
           const bool vector = a.find("labels") != std::string::npos || a.find("example_id") != std::string::npos;
           const hsize_t rows = g == "/train" ? 12 : 3;
           replace_dataset(path, a, H5T_IEEE_F32LE, vector ? std::vector<hsize_t>{rows} : std::vector<hsize_t>{rows, 8},
@@ -539,7 +571,8 @@ TEST(Fuzz, DatasetReader) {
             s.labels.size() != static_cast<std::size_t>(s.n) || s.example_id.size() != s.labels.size())
           return "split " + name + " arrays disagree with its shape";
         for (std::size_t k = 0; k < cells; ++k)
-          if (s.input_ids[k] < 0 || s.input_ids[k] >= d.vocab_size) return "split " + name + " has an id outside the vocabulary";
+          if (s.input_ids[k] < 0 || s.input_ids[k] >= d.vocab_size)
+            return "split " + name + " has an id outside the vocabulary";
         for (auto y : s.labels)
           if (y < 0 || y >= d.num_labels()) return "split " + name + " has a label outside the label names";
         if (d.max_length <= 0 || s.seq > d.max_length) return "split " + name + " has rows longer than max_length";
@@ -565,7 +598,8 @@ TEST(Fuzz, ManifestReader) {
   m.meta.num_labels = 2;
   m.meta.num_examples = 128;
   m.meta.shard_size = 64;
-  m.shards = {{"shard-000000000-000000063.h5", {0, 64}, 1000, "d0"}, {"shard-000000064-000000127.h5", {64, 128}, 1000, "d1"}};
+  m.shards = {{"shard-000000000-000000063.h5", {0, 64}, 1000, "d0"},
+              {"shard-000000064-000000127.h5", {64, 128}, 1000, "d1"}};
   write_manifest(dir, m);
   const auto base = file_text(manifest_path(dir));
   const auto base_json = json::parse(base);

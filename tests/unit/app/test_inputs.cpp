@@ -47,7 +47,8 @@ TEST(HostileConfig, NonFiniteNumbersAreRefusedWithTheirKey) {
     }
   const auto msg = config_error("train:\n  lr: .inf\n");
   EXPECT_TRUE(has(msg, "c.yaml") && has(msg, "train.lr = '.inf'")) << msg;
-  EXPECT_TRUE(has(config_error("distill:\n  beta: .nan\n"), "distill.beta")) << config_error("distill:\n  beta: .nan\n");
+  EXPECT_TRUE(has(config_error("distill:\n  beta: .nan\n"), "distill.beta"))
+      << config_error("distill:\n  beta: .nan\n");
 }
 
 TEST(HostileConfig, DuplicateKeysAndSectionsAreRefused) {
@@ -105,8 +106,8 @@ TEST(ThreadCheck, RanksSharingCoresSplitThem) {
   auto c = assess_threads(ranks, 0, 2);  // 2 ranks x 2 threads on 2 cores
   EXPECT_FALSE(c.ok);
   EXPECT_TRUE(has(c.summary, "OVERSUBSCRIBED")) << c.summary;
-  EXPECT_FALSE(assess_threads(node({{0}, {0}}), 1, 1).ok);           // both bound to core 0
-  EXPECT_FALSE(assess_threads(node({{0, 1}, {1, 2}}), 0, 2).ok);     // 4 threads on the 3 cores of the union
+  EXPECT_FALSE(assess_threads(node({{0}, {0}}), 1, 1).ok);        // both bound to core 0
+  EXPECT_FALSE(assess_threads(node({{0, 1}, {1, 2}}), 0, 2).ok);  // 4 threads on the 3 cores of the union
   EXPECT_TRUE(assess_threads(node({{0, 1}, {1, 2}}), 0, 1).ok);
 }
 
@@ -312,8 +313,9 @@ TEST(HostileDataset, TokensBeyondTheModelNameFileSplitExampleAndLimit) {
       << msg;
   d.splits.at("test").input_ids[1 * 12] = 150;
   msg = test::error_of([&] { check_fits_model(d, "test", 100, 2, 512, "teacher t.safetensors"); });
-  EXPECT_TRUE(has(msg, "data.h5: split test example 1 has token id 150 at position 0, teacher t.safetensors has a "
-                       "vocabulary of 100"))
+  EXPECT_TRUE(has(msg,
+                  "data.h5: split test example 1 has token id 150 at position 0, teacher t.safetensors has a "
+                  "vocabulary of 100"))
       << msg;
 }
 

@@ -28,7 +28,8 @@ TEST(Device, ResolvesSpecsAndNamesTheKeyInErrors) {
     resolve_device("tpu", 0, "train.device");
     FAIL();
   } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("train.device = 'tpu', expected auto, cpu, cuda or cuda:N"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("train.device = 'tpu', expected auto, cpu, cuda or cuda:N"),
+              std::string::npos);
   }
   EXPECT_EQ(parse_precision("bf16", "x"), c10::ScalarType::BFloat16);
   EXPECT_EQ(parse_precision("fp16", "x"), c10::ScalarType::Half);
@@ -61,10 +62,12 @@ TEST(Prefetcher, DeliversEveryStepInOrder) {
 }
 
 TEST(Prefetcher, RethrowsTheProducersErrorAtItsStep) {
-  Prefetcher p([](std::int64_t i) -> Batch {
-    if (i == 2) throw StoreError("shard 2 is gone");
-    return numbered(i);
-  }, 0, 10);
+  Prefetcher p(
+      [](std::int64_t i) -> Batch {
+        if (i == 2) throw StoreError("shard 2 is gone");
+        return numbered(i);
+      },
+      0, 10);
   EXPECT_EQ(p.next().labels[0].item<std::int64_t>(), 0);
   EXPECT_EQ(p.next().labels[0].item<std::int64_t>(), 1);
   EXPECT_THROW(p.next(), StoreError);
@@ -73,7 +76,12 @@ TEST(Prefetcher, RethrowsTheProducersErrorAtItsStep) {
 TEST(Prefetcher, StopsCleanlyWithBatchesLeft) {
   std::atomic<int> made{0};
   {
-    Prefetcher p([&](std::int64_t i) { ++made; return numbered(i); }, 0, 1000, 2);
+    Prefetcher p(
+        [&](std::int64_t i) {
+          ++made;
+          return numbered(i);
+        },
+        0, 1000, 2);
     p.next();
   }
   EXPECT_LE(made.load(), 4);  // bounded: never more than depth ahead

@@ -62,8 +62,9 @@ TEST(Watchdog, FiresOnceWhenAnOperationOutlivesTheTimeout) {
 TEST(Watchdog, ReportsAsynchronousErrors) {
   Failures f;
   std::atomic<bool> broken{false};
-  Watchdog w(60, 0.01, [&] { return broken ? std::string("remote process exited") : std::string(); },
-             [&](const std::string& r) { f.add(r); });
+  Watchdog w(
+      60, 0.01, [&] { return broken ? std::string("remote process exited") : std::string(); },
+      [&](const std::string& r) { f.add(r); });
   std::this_thread::sleep_for(50ms);
   EXPECT_EQ(f.count(), 0u);
   broken = true;

@@ -53,7 +53,8 @@ TEST(Table, CsvQuotingBomCrlfAndMultilineFields) {
 
 TEST(Table, CsvBrokenQuotingAndFieldCountsAreRowErrors) {
   const auto dir = test::temp_dir("csvbad");
-  const auto p = write(dir, "b.csv", "label,text\n1,ok\n1,\"closed\"junk\n1,mid\"quote\n1\n1,ok again\n1,\"never closed\n");
+  const auto p =
+      write(dir, "b.csv", "label,text\n1,ok\n1,\"closed\"junk\n1,mid\"quote\n1\n1,ok again\n1,\"never closed\n");
   auto rows = rows_of(p, {TableFormat::kCsv, {}});
   ASSERT_EQ(rows.size(), 6u);
   EXPECT_TRUE(rows[0].error.empty());
@@ -72,8 +73,9 @@ TEST(Table, HeaderlessTsvAndJsonLines) {
   ASSERT_EQ(t.size(), 2u);
   EXPECT_EQ(t[0].fields.at("text"), "\"quoted\" stays");
   EXPECT_EQ(t[1].line, 2);
-  auto j = rows_of(write(dir, "a.jsonl", "{\"text\": \"x\", \"label\": 3}\n\n[1]\n{bad\n{\"text\": \"y\", \"label\": \"a\"}\n"),
-                   {TableFormat::kJsonl, {}});
+  auto j = rows_of(
+      write(dir, "a.jsonl", "{\"text\": \"x\", \"label\": 3}\n\n[1]\n{bad\n{\"text\": \"y\", \"label\": \"a\"}\n"),
+      {TableFormat::kJsonl, {}});
   ASSERT_EQ(j.size(), 4u);
   EXPECT_EQ(j[0].fields.at("label"), "3");
   EXPECT_NE(j[1].error.find("expected a JSON object"), std::string::npos);
@@ -98,7 +100,8 @@ PrepareOptions base(const std::string& input) {
 TEST(Prepare, TokenizesSplitsAndLabels) {
   const auto dir = test::temp_dir("prep");
   std::string body = "text,label\n";
-  for (int i = 0; i < 40; ++i) body += std::string(i % 2 ? "a fine film" : "\"Hello, world!\"") + "," + (i % 2 ? "pos" : "neg") + "\n";
+  for (int i = 0; i < 40; ++i)
+    body += std::string(i % 2 ? "a fine film" : "\"Hello, world!\"") + "," + (i % 2 ? "pos" : "neg") + "\n";
   auto o = base(write(dir, "d.csv", body));
   PrepareReport rep;
   auto d = prepare_text(o, &rep);
@@ -149,7 +152,8 @@ TEST(Prepare, BadRowsNameFileAndLineOrAreSkipped) {
   EXPECT_EQ(rep.rows, 7);
   EXPECT_EQ(rep.bad_rows, 3);
   ASSERT_EQ(rep.bad_examples.size(), 3u);
-  EXPECT_NE(rep.bad_examples[1].find(p + ":6: text: invalid UTF-8 at byte 4"), std::string::npos) << rep.bad_examples[1];
+  EXPECT_NE(rep.bad_examples[1].find(p + ":6: text: invalid UTF-8 at byte 4"), std::string::npos)
+      << rep.bad_examples[1];
   EXPECT_NE(rep.bad_examples[2].find(p + ":7: has 1 fields"), std::string::npos) << rep.bad_examples[2];
   auto ids = d.split("train").example_id;
   std::sort(ids.begin(), ids.end());
@@ -157,7 +161,8 @@ TEST(Prepare, BadRowsNameFileAndLineOrAreSkipped) {
   // A missing column is a header error, with or without --skip-bad-rows.
   o.text_column = "sentence";
   msg = test::error_of([&] { prepare_text(o); });
-  EXPECT_NE(msg.find(p + ": the header has no text column 'sentence' (columns: text, label)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(p + ": the header has no text column 'sentence' (columns: text, label)"), std::string::npos)
+      << msg;
   o.skip_bad_rows = false;
   msg = test::error_of([&] { prepare_text(o); });
   EXPECT_NE(msg.find(p + ": the header has no text column 'sentence'"), std::string::npos) << msg;
@@ -166,9 +171,10 @@ TEST(Prepare, BadRowsNameFileAndLineOrAreSkipped) {
 
 TEST(Prepare, PairsGetTypeIdsAndLabelsDefaultToSortedValues) {
   const auto dir = test::temp_dir("preppair");
-  const auto p = write(dir, "p.jsonl",
-                       "{\"q\": \"What is the capital of France?\", \"a\": \"Paris is the capital of France.\", \"y\": 1}\n"
-                       "{\"q\": \"short\", \"a\": \"x\", \"y\": 0}\n{\"q\": \"z\", \"a\": \"w\", \"y\": 2}\n");
+  const auto p =
+      write(dir, "p.jsonl",
+            "{\"q\": \"What is the capital of France?\", \"a\": \"Paris is the capital of France.\", \"y\": 1}\n"
+            "{\"q\": \"short\", \"a\": \"x\", \"y\": 0}\n{\"q\": \"z\", \"a\": \"w\", \"y\": 2}\n");
   PrepareOptions o;
   o.input = p;
   o.vocab = vocab_path();

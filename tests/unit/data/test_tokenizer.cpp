@@ -79,7 +79,11 @@ TEST(Tokenizer, HandPickedPieces) {
 }
 
 TEST(Tokenizer, InvalidUtf8IsAnErrorWithTheOffset) {
-  const auto msg = test::error_of([] { tokenizer(false).tokenize(std::string("ab\xff" "cd")); });
+  const auto msg = test::error_of([] {
+    tokenizer(false).tokenize(
+        std::string("ab\xff"
+                    "cd"));
+  });
   EXPECT_NE(msg.find("invalid UTF-8 at byte 2"), std::string::npos) << msg;
 }
 

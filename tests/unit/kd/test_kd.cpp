@@ -12,7 +12,8 @@ using namespace distill;
 namespace {
 torch::Tensor mat(const nlohmann::json& j) {
   std::vector<double> v;
-  for (const auto& row : j) for (double x : row) v.push_back(x);
+  for (const auto& row : j)
+    for (double x : row) v.push_back(x);
   return torch::tensor(v, torch::kFloat64).view({static_cast<long>(j.size()), -1});
 }
 }  // namespace

@@ -35,7 +35,8 @@ TEST(LayerMap, EachInvalidMapSaysWhy) {
   };
   EXPECT_NE(err("uniform", 4, 6, "hidden").find("teacher's 6 layers to be a multiple of the student's 4"),
             std::string::npos);
-  EXPECT_NE(err("skip:2,4", 3, 6, "hidden").find("lists 2 teacher layers for a student of 3 layers"), std::string::npos);
+  EXPECT_NE(err("skip:2,4", 3, 6, "hidden").find("lists 2 teacher layers for a student of 3 layers"),
+            std::string::npos);
   EXPECT_NE(err("1:13", 2, 12, "hidden").find("pair 1:13 names teacher hidden 13, valid are 0..12"), std::string::npos);
   EXPECT_NE(err("3:1", 2, 12, "hidden").find("pair 3:1 names student hidden 3, valid are 0..2"), std::string::npos);
   EXPECT_NE(err("0:0", 2, 12, "attention").find("names student attention 0, valid are 1..2"), std::string::npos);
@@ -116,8 +117,9 @@ TEST(LayerLoss, ProjectionsHeadsAndTheirGradients) {
   LayerLossOptions o;
   o.hidden_map = "0:0,1:2";
   o.attention_map = "uniform";
-  EXPECT_NE(test::error_of([&] { LayerLoss(o, cfg(4, 1, 2), cfg(6, 2, 3)); }).find("set distill.head_mismatch: average"),
-            std::string::npos);
+  EXPECT_NE(
+      test::error_of([&] { LayerLoss(o, cfg(4, 1, 2), cfg(6, 2, 3)); }).find("set distill.head_mismatch: average"),
+      std::string::npos);
   o.attention_map = "";
   LayerLoss loss(o, cfg(4, 1, 2), cfg(6, 2, 3));
   loss->to(torch::kFloat64);

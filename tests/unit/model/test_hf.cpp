@@ -44,7 +44,7 @@ std::string make_hf_dir(const std::string& dir, const std::function<std::string(
 torch::Tensor logits_of(NetworkImpl& m) {
   auto ref = load_safetensors(test::fixture("tiny_bert_ref.safetensors"));
   ModelInputs in{from_blob(ref.tensors.at("input_ids")), from_blob(ref.tensors.at("attention_mask")),
-                from_blob(ref.tensors.at("token_type_ids"))};
+                 from_blob(ref.tensors.at("token_type_ids"))};
   m.eval();
   torch::NoGradGuard g;
   return m.forward(in).logits;
@@ -81,8 +81,9 @@ TEST(HfDir, BertModelAndMaskedLmLayoutsInitialiseAStudent) {
   auto mlm_only = [](const std::string& k) {
     return (k.rfind("classifier.", 0) == 0 || k.rfind("bert.pooler.", 0) == 0) ? std::string() : k;
   };
-  std::map<std::string, TensorBlob> head = {{"cls.predictions.bias", to_blob(torch::zeros({50}))},
-                                            {"cls.predictions.transform.dense.weight", to_blob(torch::zeros({16, 16}))}};
+  std::map<std::string, TensorBlob> head = {
+      {"cls.predictions.bias", to_blob(torch::zeros({50}))},
+      {"cls.predictions.transform.dense.weight", to_blob(torch::zeros({16, 16}))}};
   const auto mlm = make_hf_dir(test::temp_dir("hfmlm") + "/m", mlm_only, head);
   auto hf = read_hf_dir(mlm);
   EXPECT_EQ(hf.unused.size(), 2u);
@@ -115,16 +116,19 @@ TEST(HfDir, ExportThenImportGivesTheSameLogits) {
 
 TEST(HfDir, IllFittingTensorsAreListedTogether) {
   auto rename = [](const std::string& k) {
-    if (k == "bert.encoder.layer.0.attention.self.query.weight") return std::string("bert.encoder.layer.0.attention.self.q.weight");
+    if (k == "bert.encoder.layer.0.attention.self.query.weight")
+      return std::string("bert.encoder.layer.0.attention.self.q.weight");
     return k;
   };
   std::map<std::string, TensorBlob> bad = {{"bert.embeddings.word_embeddings.weight", to_blob(torch::zeros({51, 16}))}};
   const auto dir = make_hf_dir(test::temp_dir("hfbad") + "/m", rename, bad);
   const auto msg = test::error_of([&] { load_model(dir); });
   EXPECT_NE(msg.find(dir + "/model.safetensors does not fit the model"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("1 missing:\n    bert.encoder.layer.0.attention.self.query.weight [16, 16]"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("1 missing:\n    bert.encoder.layer.0.attention.self.query.weight [16, 16]"), std::string::npos)
+      << msg;
   EXPECT_NE(msg.find("1 mis-shaped:\n    bert.embeddings.word_embeddings.weight [51, 16] (the model expects [50, 16])"),
-            std::string::npos) << msg;
+            std::string::npos)
+      << msg;
   EXPECT_NE(msg.find("1 unexpected:\n    bert.encoder.layer.0.attention.self.q.weight"), std::string::npos) << msg;
   write_file_atomic(dir + "/config.json", R"({"model_type": "roberta"})");
   EXPECT_NE(test::error_of([&] { load_model(dir); }).find("model_type is \"roberta\""), std::string::npos);

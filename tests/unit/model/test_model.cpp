@@ -28,13 +28,14 @@ TEST(Bert, MatchesIndependentPyTorchReference) {
   m->eval();
   torch::NoGradGuard g;
   ModelInputs in{from_blob(ref.tensors.at("input_ids")), from_blob(ref.tensors.at("attention_mask")),
-                from_blob(ref.tensors.at("token_type_ids"))};
+                 from_blob(ref.tensors.at("token_type_ids"))};
   auto out = m->forward(in, true, true);
   expect_close(out.logits, from_blob(ref.tensors.at("logits")), 1e-5, "logits");
   ASSERT_EQ(out.hidden.size(), 3u);
   ASSERT_EQ(out.attentions.size(), 2u);
   for (int i = 0; i <= 2; ++i)
-    expect_close(out.hidden[i], from_blob(ref.tensors.at("hidden." + std::to_string(i))), 1e-5, "hidden " + std::to_string(i));
+    expect_close(out.hidden[i], from_blob(ref.tensors.at("hidden." + std::to_string(i))), 1e-5,
+                 "hidden " + std::to_string(i));
   for (int i = 1; i <= 2; ++i)
     expect_close(out.attentions[i - 1], from_blob(ref.tensors.at("attention." + std::to_string(i))), 1e-6,
                  "attention " + std::to_string(i));
@@ -53,10 +54,11 @@ TEST(Bert, HfNamesAndRoundTrip) {
   c.num_labels = 4;
   BertForSequenceClassification a(c), b(c);
   auto names = module_blobs(*a);
-  for (const char* n : {"bert.embeddings.word_embeddings.weight", "bert.embeddings.LayerNorm.bias",
-                        "bert.encoder.layer.2.attention.self.query.weight", "bert.encoder.layer.0.attention.output.LayerNorm.weight",
-                        "bert.encoder.layer.1.intermediate.dense.bias", "bert.encoder.layer.1.output.dense.weight",
-                        "bert.pooler.dense.weight", "classifier.weight"})
+  for (const char* n :
+       {"bert.embeddings.word_embeddings.weight", "bert.embeddings.LayerNorm.bias",
+        "bert.encoder.layer.2.attention.self.query.weight", "bert.encoder.layer.0.attention.output.LayerNorm.weight",
+        "bert.encoder.layer.1.intermediate.dense.bias", "bert.encoder.layer.1.output.dense.weight",
+        "bert.pooler.dense.weight", "classifier.weight"})
     EXPECT_TRUE(names.count(n)) << n;
   const auto dir = test::temp_dir("roundtrip");
   save_model_file(dir + "/m.safetensors", *a, c);

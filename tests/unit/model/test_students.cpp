@@ -36,7 +36,8 @@ TEST(VectorNet, DeepLinearIsTheProductOfItsMatricesWithoutBiases) {
   for (const auto& p : m->named_parameters()) names.push_back(p.key());
   EXPECT_EQ(names, (std::vector<std::string>{"layers.0.weight", "layers.1.weight", "layers.2.weight"}));
   auto params = m->named_parameters();
-  auto w = torch::matmul(params["layers.2.weight"], torch::matmul(params["layers.1.weight"], params["layers.0.weight"]));
+  auto w =
+      torch::matmul(params["layers.2.weight"], torch::matmul(params["layers.1.weight"], params["layers.0.weight"]));
   EXPECT_EQ(w.sizes(), (std::vector<std::int64_t>{3, 5}));
   ModelInputs in;
   in.features = torch::randn({4, 5});
@@ -88,7 +89,8 @@ TEST(MaskedLM, LogitsAtMaskedPositionsUseTheTiedEmbeddings) {
   EXPECT_TRUE(names.contains("cls.predictions.transform.LayerNorm.weight"));
   EXPECT_TRUE(names.contains("cls.predictions.bias"));
   EXPECT_FALSE(names.contains("bert.pooler.dense.weight"));
-  ModelInputs in{torch::randint(0, 50, {2, 6}), torch::ones({2, 6}, torch::kInt64), torch::zeros({2, 6}, torch::kInt64)};
+  ModelInputs in{torch::randint(0, 50, {2, 6}), torch::ones({2, 6}, torch::kInt64),
+                 torch::zeros({2, 6}, torch::kInt64)};
   in.predict_mask = torch::zeros({2, 6}, torch::kBool);
   in.predict_mask[0][1] = true;
   in.predict_mask[1][4] = true;
@@ -124,7 +126,8 @@ TEST(MaskedLM, HuggingFaceDirectoryRoundTrip) {
   auto back = load_model(dir);  // a teacher: BertForMaskedLM layout -> masked LM
   EXPECT_EQ(back.model->config().kind, ModelKind::kBertMlm);
   back.model->eval();
-  ModelInputs in{torch::randint(0, 40, {2, 5}), torch::ones({2, 5}, torch::kInt64), torch::zeros({2, 5}, torch::kInt64)};
+  ModelInputs in{torch::randint(0, 40, {2, 5}), torch::ones({2, 5}, torch::kInt64),
+                 torch::zeros({2, 5}, torch::kInt64)};
   torch::NoGradGuard g;
   EXPECT_TRUE(torch::equal(back.model->forward(in).logits, m->forward(in).logits));
   // As a classifier student's init the same directory gives an encoder (head freshly initialised).
@@ -197,7 +200,8 @@ TEST(TopK, GradientMatchesFiniteDifferences) {
       auto sp = s.detach().clone(), sm = s.detach().clone();
       sp[r][c] += h;
       sm[r][c] -= h;
-      const double fd = (topk_soft_kl(sp, v, i, lse, 1.5).item<double>() - topk_soft_kl(sm, v, i, lse, 1.5).item<double>()) / (2 * h);
+      const double fd =
+          (topk_soft_kl(sp, v, i, lse, 1.5).item<double>() - topk_soft_kl(sm, v, i, lse, 1.5).item<double>()) / (2 * h);
       EXPECT_NEAR(g[r][c].item<double>(), fd, 1e-7) << r << "," << c;
     }
 }

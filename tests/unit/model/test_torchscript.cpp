@@ -27,7 +27,11 @@ ModelInputs inputs() {
   return {ids, torch::ones_like(ids), torch::zeros_like(ids)};
 }
 
-torch::Tensor expected() { return inputs().input_ids.to(torch::kFloat32).matmul((torch::arange(12).reshape({3, 4}).to(torch::kFloat32) / 10).t()); }
+torch::Tensor expected() {
+  return inputs()
+      .input_ids.to(torch::kFloat32)
+      .matmul((torch::arange(12).reshape({3, 4}).to(torch::kFloat32) / 10).t());
+}
 
 constexpr const char* kLogits = "    z = torch.matmul(input_ids.float(), self.w.t())\n";
 
@@ -40,16 +44,16 @@ TEST(TorchScriptTeacher, TensorTupleAndDictReturns) {
   EXPECT_EQ(plain->kind(), "torchscript");
   EXPECT_EQ(plain->parameters(), 12);
 
-  auto tuple = load_torchscript_teacher(save_module(
-      "tuple", std::string(kLogits) + "    h = [z.unsqueeze(1), z.unsqueeze(1) * 2]\n    return z, h\n"));
+  auto tuple = load_torchscript_teacher(
+      save_module("tuple", std::string(kLogits) + "    h = [z.unsqueeze(1), z.unsqueeze(1) * 2]\n    return z, h\n"));
   auto out = tuple->forward(inputs(), true, true);
   EXPECT_TRUE(torch::allclose(out.logits, expected()));
   ASSERT_EQ(out.hidden.size(), 2u);
   EXPECT_TRUE(torch::allclose(out.hidden[1].squeeze(1), expected() * 2));
   EXPECT_TRUE(out.attentions.empty());
 
-  auto dict = load_torchscript_teacher(save_module(
-      "dict", std::string(kLogits) + "    return {'logits': z, 'attentions': [z.unsqueeze(1)]}\n"));
+  auto dict = load_torchscript_teacher(
+      save_module("dict", std::string(kLogits) + "    return {'logits': z, 'attentions': [z.unsqueeze(1)]}\n"));
   out = dict->forward(inputs(), true, true);
   EXPECT_TRUE(torch::allclose(out.logits, expected()));
   EXPECT_EQ(out.attentions.size(), 1u);

@@ -45,8 +45,9 @@ TEST(SafeTensors, HeaderLayoutAndErrors) {
   EXPECT_NE(bytes.find("\"a\":{\"data_offsets\":[0,8]"), std::string::npos) << bytes.substr(8, hlen);
   auto back = decode_safetensors(bytes, "x");
   EXPECT_EQ(back.tensors.at("b").bytes, st.tensors["b"].bytes);
-  EXPECT_NE(error_of([&] { decode_safetensors(bytes.substr(0, bytes.size() - 3), "cut.safetensors"); })
-                .find("cut.safetensors"),
+  EXPECT_NE(error_of([&] {
+              decode_safetensors(bytes.substr(0, bytes.size() - 3), "cut.safetensors");
+            }).find("cut.safetensors"),
             std::string::npos);
   EXPECT_NE(error_of([&] { decode_safetensors("abc", "tiny"); }).find("too short"), std::string::npos);
 }
@@ -127,7 +128,8 @@ TEST(Dataset, SyntheticRoundTripAndHash) {
       if (id >= 5 && id < 5 + 3 * o.markers_per_class) ++count[(id - 5) / o.markers_per_class];
     }
     int y = 0;
-    for (int c = 1; c < 3; ++c) if (count[c] > count[y]) y = c;
+    for (int c = 1; c < 3; ++c)
+      if (count[c] > count[y]) y = c;
     agree += y == tr.labels[i];
   }
   EXPECT_GT(agree, tr.n * 0.9);

@@ -124,8 +124,10 @@ TEST(StoreVerify, BitFlipsInAShardAreErrorsNeverSilentZeros) {
     write_bytes(path, b);
     try {
       auto s = read_shard(path, meta, e.range);
-      if (s.logits == want) ++same;
-      else ++silent;
+      if (s.logits == want)
+        ++same;
+      else
+        ++silent;
       if (s.logits != want) ADD_FAILURE() << "flipping bit " << i % 8 << " of byte " << i << " changed the values";
     } catch (const StoreError& err) {
       ++errors;
@@ -134,10 +136,11 @@ TEST(StoreVerify, BitFlipsInAShardAreErrorsNeverSilentZeros) {
     if (i % 16 == 0) digest_errors += !error_of([&] { StoreReader r(dir, meta); }).empty();
   }
   write_bytes(path, original);
-  std::printf("[ bit flips ] %zu bytes (metadata before byte %zu): %lld errors, %lld unchanged reads, %lld silent; "
-              "%lld of every 16th refused by the digest\n",
-              original.size(), data_at, static_cast<long long>(errors), static_cast<long long>(same),
-              static_cast<long long>(silent), static_cast<long long>(digest_errors));
+  std::printf(
+      "[ bit flips ] %zu bytes (metadata before byte %zu): %lld errors, %lld unchanged reads, %lld silent; "
+      "%lld of every 16th refused by the digest\n",
+      original.size(), data_at, static_cast<long long>(errors), static_cast<long long>(same),
+      static_cast<long long>(silent), static_cast<long long>(digest_errors));
   EXPECT_EQ(silent, 0);
   EXPECT_GT(errors, static_cast<std::int64_t>(data_at / 4));  // the metadata is checksummed
   EXPECT_EQ(digest_errors, static_cast<std::int64_t>((original.size() + 15) / 16));
@@ -158,8 +161,8 @@ TEST(StoreVerify, ManifestEntriesAreConfinedToTheStoreDirectory) {
   const auto meta = logits_meta(8, 4);
   auto m = write_store(dir, meta);
   for (const std::string bad : {"/etc/passwd", "../shard-000000000-000000003.h5", "./shard-000000000-000000003.h5",
-                                "sub/shard-000000000-000000003.h5", "shard-000000004-000000007.h5",
-                                "shard-0-3.h5", "shard-000000000-000000003.h5.partial-0", ""}) {
+                                "sub/shard-000000000-000000003.h5", "shard-000000004-000000007.h5", "shard-0-3.h5",
+                                "shard-000000000-000000003.h5.partial-0", ""}) {
     auto copy = m;
     copy.shards[0].file = bad;
     write_manifest(dir, copy);
@@ -279,7 +282,10 @@ TEST(StoreVerify, OneTeacherBatchSizePerStore) {
 // Measures what the digest check costs next to reading the store (printed; asserts nothing).
 // Run with --gtest_also_run_disabled_tests. DISTILL_BENCH_EXAMPLES and _LABELS size the store.
 TEST(StoreVerify, DISABLED_DigestCost) {
-  auto env = [](const char* k, std::int64_t d) { const char* v = std::getenv(k); return v ? std::atoll(v) : d; };
+  auto env = [](const char* k, std::int64_t d) {
+    const char* v = std::getenv(k);
+    return v ? std::atoll(v) : d;
+  };
   const std::int64_t n = env("DISTILL_BENCH_EXAMPLES", 1 << 20), labels = env("DISTILL_BENCH_LABELS", 4);
   const auto dir = test::temp_dir("verify-cost");
   auto meta = logits_meta(n, 4096, labels);
@@ -305,12 +311,15 @@ TEST(StoreVerify, DISABLED_DigestCost) {
     }
     return best;
   };
-  const double digest_s = time([&] { for (const auto& e : m.shards) verify_shard_digest(dir, e); });
+  const double digest_s = time([&] {
+    for (const auto& e : m.shards) verify_shard_digest(dir, e);
+  });
   const double read_s = time([&] { StoreReader r(dir, meta, false); });
   const double both_s = time([&] { StoreReader r(dir, meta, true); });
-  std::printf("[ digest cost ] %lld examples x %lld float16 labels, %zu shards, %.1f MB (page cache warm): digest "
-              "%.3f s (%.0f MB/s), open without verify %.3f s, with verify %.3f s (+%.0f%%)\n",
-              static_cast<long long>(n), static_cast<long long>(labels), m.shards.size(), bytes / 1e6, digest_s,
-              bytes / 1e6 / digest_s, read_s, both_s, 100 * (both_s - read_s) / read_s);
+  std::printf(
+      "[ digest cost ] %lld examples x %lld float16 labels, %zu shards, %.1f MB (page cache warm): digest "
+      "%.3f s (%.0f MB/s), open without verify %.3f s, with verify %.3f s (+%.0f%%)\n",
+      static_cast<long long>(n), static_cast<long long>(labels), m.shards.size(), bytes / 1e6, digest_s,
+      bytes / 1e6 / digest_s, read_s, both_s, 100 * (both_s - read_s) / read_s);
   fs::remove_all(dir);
 }

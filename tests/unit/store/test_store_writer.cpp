@@ -72,8 +72,9 @@ TEST(StoreWriter, PlanSizesAndRefuses) {
   EXPECT_EQ(meta.dtype, "float32");
   EXPECT_EQ(meta.shard_size, 4);
   o.max_bytes = 199;  // (3 x 4 + 8) x 10 = 200
-  EXPECT_NE(error_of([&] { plan_store(logits_meta("", 3, 10, 0), o, 0, false); })
-                .find("the store would take about 200 bytes (20 per example x 10), more than store.max_bytes = 199"),
+  EXPECT_NE(error_of([&] {
+              plan_store(logits_meta("", 3, 10, 0), o, 0, false);
+            }).find("the store would take about 200 bytes (20 per example x 10), more than store.max_bytes = 199"),
             std::string::npos);
   // Masked LM: 64 uint16-indexed float16 values per token (264 bytes); 50 tokens over 10 examples.
   StoreOptions m;
@@ -85,14 +86,16 @@ TEST(StoreWriter, PlanSizesAndRefuses) {
   m.topk = 40000;
   auto too_big = logits_meta("", 30000, 10, 0);
   too_big.targets = "mlm_topk";
-  EXPECT_NE(error_of([&] { plan_store(too_big, m, 50, false); }).find("store.topk = 40000 exceeds the vocabulary of 30000"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of([&] { plan_store(too_big, m, 50, false); }).find("store.topk = 40000 exceeds the vocabulary of 30000"),
+      std::string::npos);
 }
 
 TEST(StoreWriter, Float16BitsAreTorchs) {
   torch::manual_seed(5);
-  auto x = torch::cat({torch::randn({4000}) * 3000, torch::randn({4000}) * 1e-5,
-                       torch::tensor({0.0f, -0.0f, 65504.0f, -65504.0f, 65519.0f, 6.1e-5f, 5.96e-8f, 2.9e-8f, 1.0f / 3})});
+  auto x =
+      torch::cat({torch::randn({4000}) * 3000, torch::randn({4000}) * 1e-5,
+                  torch::tensor({0.0f, -0.0f, 65504.0f, -65504.0f, 65519.0f, 6.1e-5f, 5.96e-8f, 2.9e-8f, 1.0f / 3})});
   const auto n = x.numel();
   auto meta = logits_meta("float16", n, 1, 1);
   ShardTargets t;
@@ -116,13 +119,16 @@ TEST(StoreWriter, NonFiniteTargetsNameTheirExamples) {
   t.example_ids = iota_ids(0, 5, 100);
   t.logits = {0, 1, 2, std::nanf(""), 4, 5, 6, 70000, 8, 9};  // rows 1 (NaN) and 3 (beyond float16)
   auto s = encode_shard(meta, {0, 5}, t);
-  EXPECT_EQ(s.nonfinite, "non-finite logits (NaN or infinity, or beyond float16's range of +-65504) in 2 examples "
-                         "of shard shard-000000000-000000004.h5 (rows [0, 5)), first at example ids 101, 103");
+  EXPECT_EQ(s.nonfinite,
+            "non-finite logits (NaN or infinity, or beyond float16's range of +-65504) in 2 examples "
+            "of shard shard-000000000-000000004.h5 (rows [0, 5)), first at example ids 101, 103");
   t.logits[3] = 3;
   meta.dtype = "float32";
   EXPECT_EQ(encode_shard(meta, {0, 5}, t).nonfinite, "");
   t.logits.pop_back();
-  EXPECT_NE(error_of([&] { encode_shard(meta, {0, 5}, t); }).find("logits got 9 values, its shape needs 10"),
+  EXPECT_NE(error_of([&] {
+              encode_shard(meta, {0, 5}, t);
+            }).find("logits got 9 values, its shape needs 10"),
             std::string::npos);
 }
 
@@ -138,8 +144,9 @@ TEST(StoreWriter, TopkTargetsAreNarrowedAndMappedToExamples) {
   t.topk_indices = {65535, 3, 300, 1, 0, 2};
   t.lse = {1, 2, std::numeric_limits<float>::infinity()};
   auto s = encode_shard(meta, {0, 3}, t);
-  EXPECT_EQ(s.nonfinite, "non-finite lse (NaN or infinity) in 1 masked tokens of shard shard-000000000-000000002.h5 "
-                         "(rows [0, 3)), first at example ids 22");
+  EXPECT_EQ(s.nonfinite,
+            "non-finite lse (NaN or infinity) in 1 masked tokens of shard shard-000000000-000000002.h5 "
+            "(rows [0, 3)), first at example ids 22");
   t.lse[2] = 3;
   s = encode_shard(meta, {0, 3}, t);
   ASSERT_EQ(s.nonfinite, "");

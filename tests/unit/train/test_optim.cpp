@@ -26,8 +26,10 @@ TEST(AdamW, MatchesTorchOptimAdamW) {
   again.load_state(opt.state(), "state");
   EXPECT_EQ(again.steps(), 3);
   auto g = torch::randn({3, 4}), gb = torch::randn({4});
-  w.mutable_grad() = g.clone(); b.mutable_grad() = gb.clone();
-  w2.mutable_grad() = g.clone(); b2.mutable_grad() = gb.clone();
+  w.mutable_grad() = g.clone();
+  b.mutable_grad() = gb.clone();
+  w2.mutable_grad() = g.clone();
+  b2.mutable_grad() = gb.clone();
   opt.step(0.01);
   again.step(0.01);
   EXPECT_TRUE(torch::equal(w, w2));
