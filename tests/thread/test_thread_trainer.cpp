@@ -50,7 +50,7 @@ torch::Tensor labels(const DataSplit& s) { return torch::tensor(s.labels, torch:
 
 ModelConfig vector_model(const std::string& kind, long depth) {
   ModelConfig m;
-  m.kind = kind;
+  m.kind = kind == "mlp" ? ModelKind::kMlp : ModelKind::kDeepLinear;
   m.input_dim = kDim;
   m.num_labels = kClasses;
   m.width = 8;
@@ -74,7 +74,7 @@ TrainOptions full_batch_sgd(const std::string& out_dir, long steps, double lr, d
   o.optimizer = OptimizerKind::kSgd;
   o.schedule = Schedule::kConstant;
   o.device = "cpu";
-  o.reduce = blocking ? "blocking" : "nonblocking";
+  o.reduce = blocking ? ReduceMode::kBlocking : ReduceMode::kNonblocking;
   return o;
 }
 
