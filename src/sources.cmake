@@ -37,3 +37,14 @@ foreach(_layer UTIL COMM IO STORE MODEL DATA KD TRAIN TEACHER APP)
   list(TRANSFORM DISTILL_${_layer}_SOURCES PREPEND ${CMAKE_SOURCE_DIR}/)
   list(APPEND DISTILL_SOURCES ${DISTILL_${_layer}_SOURCES})
 endforeach()
+
+# Sources that include no LibTorch header skip the precompiled header: loading it costs more than
+# compiling any of them (about 15 s per file on 2 cores, against 1 to 3 s without it).
+set(DISTILL_TORCH_FREE_SOURCES
+  ${DISTILL_UTIL_SOURCES} ${DISTILL_IO_SOURCES} ${DISTILL_STORE_SOURCES}
+  src/comm/communicator.cpp src/comm/mpi.cpp src/comm/thread.cpp src/comm/watchdog.cpp
+  src/data/dataset.cpp src/data/prepare.cpp src/data/sampler.cpp src/data/streaming.cpp
+  src/data/synthetic.cpp src/data/table.cpp src/data/tokenizer.cpp
+  src/kd/layer_map.cpp src/model/config.cpp src/train/checkpoint.cpp src/train/nonfinite.cpp)
+list(TRANSFORM DISTILL_TORCH_FREE_SOURCES PREPEND ${CMAKE_SOURCE_DIR}/ REGEX "^src/")
+set_source_files_properties(${DISTILL_TORCH_FREE_SOURCES} PROPERTIES SKIP_PRECOMPILE_HEADERS ON)
