@@ -1,10 +1,11 @@
 # The sources of libdistill, one list per layer (the layer table is in README.md). main.cpp is the
-# distill executable; comm/nccl.cpp is built by cmake/DistillNccl.cmake when NCCL is found.
+# distill executable; comm/nccl.cpp is built by src/cmake/DistillNccl.cmake when NCCL is found.
 set(DISTILL_UTIL_SOURCES
   src/util/fs.cpp src/util/hash.cpp src/util/lock.cpp src/util/log.cpp src/util/options.cpp
   src/util/progress.cpp src/util/text.cpp)
 set(DISTILL_COMM_SOURCES
   src/comm/communicator.cpp src/comm/device.cpp src/comm/mpi.cpp src/comm/thread.cpp
+  src/comm/thread_calls.cpp
   src/comm/watchdog.cpp)
 set(DISTILL_IO_SOURCES
   src/io/h5.cpp src/io/safetensors.cpp)
@@ -18,7 +19,7 @@ set(DISTILL_MODEL_SOURCES
   src/model/weights.cpp)
 set(DISTILL_DATA_SOURCES
   src/data/batch.cpp src/data/dataset.cpp src/data/loader.cpp src/data/prefetch.cpp src/data/prepare.cpp
-  src/data/sampler.cpp src/data/streaming.cpp src/data/synthetic.cpp src/data/table.cpp
+  src/data/prepare_features.cpp src/data/sampler.cpp src/data/split_rows.cpp src/data/streaming.cpp src/data/synthetic.cpp src/data/table.cpp
   src/data/tokenizer.cpp)
 set(DISTILL_KD_SOURCES
   src/kd/intermediate.cpp src/kd/layer_map.cpp src/kd/loss.cpp src/kd/objective.cpp)
@@ -42,8 +43,10 @@ endforeach()
 # compiling any of them (about 15 s per file on 2 cores, against 1 to 3 s without it).
 set(DISTILL_TORCH_FREE_SOURCES
   ${DISTILL_UTIL_SOURCES} ${DISTILL_IO_SOURCES} ${DISTILL_STORE_SOURCES}
-  src/comm/communicator.cpp src/comm/mpi.cpp src/comm/thread.cpp src/comm/watchdog.cpp
-  src/data/dataset.cpp src/data/prepare.cpp src/data/sampler.cpp src/data/streaming.cpp
+  src/comm/communicator.cpp src/comm/mpi.cpp src/comm/thread.cpp src/comm/thread_calls.cpp
+  src/comm/watchdog.cpp
+  src/data/dataset.cpp src/data/prepare.cpp src/data/prepare_features.cpp src/data/sampler.cpp
+  src/data/split_rows.cpp src/data/streaming.cpp
   src/data/synthetic.cpp src/data/table.cpp src/data/tokenizer.cpp
   src/kd/layer_map.cpp src/model/config.cpp src/train/checkpoint.cpp src/train/nonfinite.cpp)
 list(TRANSFORM DISTILL_TORCH_FREE_SOURCES PREPEND ${CMAKE_SOURCE_DIR}/ REGEX "^src/")

@@ -15,8 +15,10 @@ namespace distill {
 
 enum class DType { kFloat32, kFloat64, kInt32, kInt64, kUInt8 };
 std::size_t dtype_size(DType t);
+const char* dtype_name(DType t);  // "float32", "float64", "int32", "int64", "uint8"
 
 enum class ReduceOp { kSum, kAverage, kMax, kMin };
+const char* reduce_op_name(ReduceOp op);  // "sum", "average", "max", "min"
 
 // A non-blocking collective in flight. wait() completes it (and applies kAverage's scaling);
 // test() lets it progress without blocking and says whether it is done.
