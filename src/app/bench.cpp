@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -15,6 +16,8 @@
 #include <thread>
 
 #include "distill/app/commands.h"
+#include "distill/data/split_file.h"
+#include "distill/data/synthetic.h"
 #include "distill/model/weights.h"
 #include "distill/store/manifest.h"
 #include "distill/store/reader.h"
@@ -87,8 +90,9 @@ std::int64_t write_random_store(Communicator& comm, const std::string& dir, cons
     m.meta = meta;
     for (const auto& r : shard_ranges(s.n, shard_size)) {
       auto z = torch::randn({r.end - r.begin, meta.num_labels}).to(torch::kHalf).contiguous();
-      std::vector<std::int64_t> ids(s.example_id.begin() + r.begin, s.example_id.begin() + r.end);
-      auto path = write_shard(dir, meta, r, z.data_ptr(), ids, 0);
+      std::vector<std::int64_t> rows;
+      for (auto i = r.begin; i < r.end; ++i) rows.push_back(i);
+      auto path = write_shard(dir, meta, r, z.data_ptr(), s.select(rows).example_id, 0);
       m.shards.push_back({shard_name(r), r, static_cast<std::int64_t>(fs::file_size(path)), file_digest(path)});
       bytes += m.shards.back().bytes;
     }
@@ -356,6 +360,87 @@ nlohmann::json bench_store(Communicator& comm, const BenchOptions& o, Table& t) 
           {"read_MBps", r}, {"plain_write_MBps", plain_w}, {"plain_read_MBps", plain_r}};
 }
 
+// This process's resident set (VmRSS) or its peak (VmHWM), in bytes.
+double proc_status_bytes(const char* key) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(key, 0) == 0) return 1024.0 * std::stod(line.substr(std::strlen(key) + 1));
+  return 0;
+}
+
+// Training from a dataset.h5 of o.examples synthetic train rows (made once under --work-dir, in
+// bounded memory) and a float16 logits store: peak RSS per rank from opening the data set to the
+// last step, time to the first step, and the input wait (Note [lazy rows]).
+nlohmann::json bench_data(Communicator& comm, const BenchOptions& o, Table& t) {
+  const std::string dir = (fs::path(o.work_dir) / fmt::format("data-{}-{}", o.examples, o.seq)).string();
+  const std::string path = dir + "/dataset.h5";
+  double make_s = 0;
+  if (comm.rank() == 0 && !fs::exists(path)) {
+    fs::create_directories(dir);
+    SyntheticOptions so;
+    so.train = o.examples;
+    so.dev = so.test = 1000;
+    so.seq = o.seq;
+    so.vocab_size = o.model.vocab_size;
+    so.num_labels = o.model.num_labels;
+    const auto t0 = Clock::now();
+    write_synthetic(path, so);
+    make_s = since(t0);
+  }
+  comm.barrier();
+  const std::string store_dir = dir + "/store";
+  if (!fs::exists(store_dir + "/manifest.json")) write_random_store(comm, store_dir, read_dataset(path), 16384);
+  comm.barrier();
+  // The peak is counted from here: VmHWM restarts at the current RSS (Linux clear_refs 5).
+  std::ofstream("/proc/self/clear_refs") << "5";
+  const double rss0 = proc_status_bytes("VmRSS:");
+  const auto t0 = Clock::now();
+  const Dataset data = read_dataset(path);
+  StoreMeta expect;
+  expect.dataset_hash = data.content_hash;
+  expect.split = "train";
+  expect.num_labels = o.model.num_labels;
+  expect.num_examples = data.split("train").n;
+  StoreReader store(store_dir, expect);
+  const double open_s = since(t0);
+  TrainJob job = bench_job(o, data, store, dir);
+  if (comm.rank() == 0) fs::remove_all(job.opt.out_dir);
+  comm.barrier();
+  const auto r = train(comm, job);
+  double figures[3] = {proc_status_bytes("VmHWM:"), rss0, open_s + r.first_step_seconds};
+  comm.allreduce(figures, 3, DType::kFloat64, ReduceOp::kMax);
+  const auto& p = r.profile;
+  const double step_s = p.seconds / std::max<std::int64_t>(1, p.steps);
+  const double samples = static_cast<double>(o.batch * comm.size()) / step_s;
+  const auto rows_read = data.split("train").file->rows_read();
+  const auto file_bytes = static_cast<double>(fs::file_size(path));
+  t.rows = {{"data", "value"},
+            {"train examples", std::to_string(o.examples)},
+            {"dataset.h5 (GB)", fmt_num(file_bytes / 1e9, 2)},
+            {"ranks x threads", fmt::format("{} x {}", comm.size(), at::get_num_threads())},
+            {"RSS before opening, max over ranks (MB)", fmt_num(figures[1] / 1e6)},
+            {"peak RSS per rank, max over ranks (MB)", fmt_num(figures[0] / 1e6)},
+            {"time to the first step (s)", fmt_num(figures[2], 2)},
+            {"  of which opening data set and store (s)", fmt_num(open_s, 2)},
+            {"train rows read by rank 0", std::to_string(rows_read)},
+            {"samples/s", fmt_num(samples)},
+            {"input wait", fmt_num(100 * p.input_wait / std::max(1e-9, p.seconds), 2) + "%"}};
+  if (make_s > 0) t.rows.push_back({"making the data set (s, once)", fmt_num(make_s)});
+  return {{"examples", o.examples},
+          {"seq", o.seq},
+          {"ranks", comm.size()},
+          {"file_bytes", file_bytes},
+          {"rss_before_bytes", figures[1]},
+          {"peak_rss_bytes", figures[0]},
+          {"first_step_seconds", figures[2]},
+          {"open_seconds", open_s},
+          {"rows_read_rank0", rows_read},
+          {"timed_steps", p.steps},
+          {"samples_per_s", samples},
+          {"input_wait_share", p.input_wait / std::max(1e-9, p.seconds)}};
+}
+
 }  // namespace
 
 void cmd_bench(Communicator& comm, const BenchOptions& o) {
@@ -375,8 +460,10 @@ void cmd_bench(Communicator& comm, const BenchOptions& o) {
     j = bench_allreduce(comm, o, table);
   else if (o.what == "store")
     j = bench_store(comm, o, table);
+  else if (o.what == "data")
+    j = bench_data(comm, o, table);
   else
-    throw ConfigError(str("bench '", o.what, "': expected train, precompute, allreduce or store"));
+    throw ConfigError(str("bench '", o.what, "': expected train, precompute, allreduce, store or data"));
   j["bench"] = o.what;
   j["threads"] = {{"intra_op_per_rank", threads},
                   {"ranks_on_node", comm.local_size()},

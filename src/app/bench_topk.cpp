@@ -38,11 +38,12 @@ void cmd_bench_topk(Communicator& comm, const RunArgs& a, const std::string& spl
   torch::NoGradGuard g;
   // sums: tokens, dense KL sum, then per k: top-k KL sum and teacher mass outside the top k
   std::vector<double> sums(2 + 2 * ks.size(), 0.0);
-  std::vector<std::int64_t> rows;
-  for (std::int64_t i = comm.rank(); i < split.n; i += comm.size()) rows.push_back(i);
-  const auto bs = static_cast<std::size_t>(c.train.eval_batch_size);
-  for (std::size_t b = 0; b < rows.size(); b += bs) {
-    std::vector<std::int64_t> part(rows.begin() + b, rows.begin() + std::min(rows.size(), b + bs));
+  // Contiguous rows per rank: each reads only its own blocks.
+  const std::int64_t begin = split.n * comm.rank() / comm.size(), end = split.n * (comm.rank() + 1) / comm.size();
+  const std::int64_t bs = c.train.eval_batch_size;
+  for (std::int64_t b = begin; b < end; b += bs) {
+    std::vector<std::int64_t> part;
+    for (auto i = b; i < std::min(end, b + bs); ++i) part.push_back(i);
     auto batch = make_batch(split, part, nullptr);
     auto zt = teacher.model->forward(batch.inputs).logits;
     auto zs = student.model->forward(batch.inputs).logits;

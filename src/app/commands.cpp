@@ -193,10 +193,9 @@ std::unique_ptr<DirLock> lock_job_dir(Communicator& comm, const std::string& dir
 void cmd_prepare_synthetic(Communicator& comm, const SyntheticOptions& o, const std::string& out) {
   if (comm.rank() == 0) {
     if (!parent_dir(out).empty()) fs::create_directories(parent_dir(out));
-    auto d = make_synthetic(o);
-    write_dataset(out, d);
+    const auto hash = write_synthetic(out, o);
     spdlog::info("wrote {}: train {}, dev {}, test {} examples of length {}, {} labels, content hash {}", out, o.train,
-                 o.dev, o.test, o.seq, o.num_labels, read_dataset(out).content_hash);
+                 o.dev, o.test, o.seq, o.num_labels, hash);
   }
   comm.barrier();
 }
@@ -208,11 +207,11 @@ void cmd_prepare_text(Communicator& comm, const PrepareOptions& o, const std::st
       PrepareReport rep;
       auto d = o.features ? prepare_features(o, &rep) : prepare_text(o, &rep);
       if (!parent_dir(out).empty()) fs::create_directories(parent_dir(out));
-      write_dataset(out, d);
+      const auto hash = write_dataset(out, d);
       if (o.features) {
         spdlog::info("wrote {}: {} rows of {} features{}, {} labels; train {}, dev {}, test {}; content hash {}", out,
                      rep.rows, d.splits.at("train").dim, o.standardize ? " (standardized)" : "", d.label_names.size(),
-                     rep.train, rep.dev, rep.test, read_dataset(out).content_hash);
+                     rep.train, rep.dev, rep.test, hash);
       } else {
         if (o.mlm) {
           std::int64_t masked = 0;
@@ -225,7 +224,7 @@ void cmd_prepare_text(Communicator& comm, const PrepareOptions& o, const std::st
             "wrote {}: {} rows read, {} bad rows skipped, {} truncated to {} tokens; train {}, dev {}, test {}; "
             "{} labels; vocabulary {} ({} tokens, hash {}); content hash {}",
             out, rep.rows, rep.bad_rows, rep.truncated, o.max_length, rep.train, rep.dev, rep.test,
-            d.label_names.size(), o.vocab, d.vocab_size, d.vocab_hash, read_dataset(out).content_hash);
+            d.label_names.size(), o.vocab, d.vocab_size, d.vocab_hash, hash);
       }
     } catch (const Error& e) {
       error = e.what();

@@ -33,17 +33,22 @@ json inspect_dataset(const std::string& path) {
             {"label_names", d.label_names},
             {"content_hash", d.content_hash},
             {"file_bytes", static_cast<std::int64_t>(fs::file_size(path))}};
+  // read_dataset checks small files whole; larger ones are checked here (every row once).
+  if (fs::file_size(path) > kFullCheckBytes) check_dataset_content(d);
+  j["content_verified"] = true;
   for (const auto& [name, s] : d.splits) {
     json sp = {{"examples", s.n}, {"seq", s.seq}};
-    if (d.task == "mlm") {
-      std::int64_t masked = 0;
-      for (auto y : s.mlm_labels) masked += y != kIgnoreLabel;
+    std::int64_t masked = 0;
+    std::vector<std::int64_t> counts(d.num_labels(), 0);
+    s.scan([&](const DataSplit& b, std::int64_t) {
+      for (auto y : b.mlm_labels) masked += y != kIgnoreLabel;
+      if (d.task != "mlm")
+        for (auto y : b.labels) ++counts[y];
+    });
+    if (d.task == "mlm")
       sp["masked_tokens"] = masked;
-    } else {
-      std::vector<std::int64_t> counts(d.num_labels(), 0);
-      for (auto y : s.labels) ++counts[y];
+    else
       sp["label_counts"] = counts;
-    }
     if (d.task == "features") sp["features"] = s.dim;
     j["splits"][name] = sp;
   }

@@ -233,10 +233,11 @@ Command add_bench_topk(CLI::App& app) {
 
 Command add_bench(CLI::App& app) {
   auto o = std::make_shared<BenchOptions>();
-  auto* sub = app.add_subcommand("bench", "throughput on synthetic data: train, precompute, allreduce or store");
-  sub->add_option("what", o->what, "train | precompute | allreduce | store")
+  auto* sub =
+      app.add_subcommand("bench", "throughput on synthetic data: train, precompute, allreduce, store or data");
+  sub->add_option("what", o->what, "train | precompute | allreduce | store | data")
       ->required()
-      ->check(CLI::IsMember({"train", "precompute", "allreduce", "store"}));
+      ->check(CLI::IsMember({"train", "precompute", "allreduce", "store", "data"}));
   sub->add_option("--hidden", o->model.hidden, "model width")->capture_default_str();
   sub->add_option("--layers", o->model.layers, "encoder blocks")->capture_default_str();
   sub->add_option("--heads", o->model.heads, "attention heads")->capture_default_str();
@@ -247,7 +248,8 @@ Command add_bench(CLI::App& app) {
   sub->add_option("--batch", o->batch, "examples per rank and step")->capture_default_str();
   sub->add_option("--steps", o->steps, "timed steps (train)")->capture_default_str();
   sub->add_option("--warmup", o->warmup, "untimed first steps (train)")->capture_default_str();
-  sub->add_option("--examples", o->examples, "examples (precompute, store)")->capture_default_str();
+  sub->add_option("--examples", o->examples, "examples (precompute, store; data: train rows of the data set)")
+      ->capture_default_str();
   sub->add_option("--store-labels", o->store_labels, "logits per row (store)")->capture_default_str();
   sub->add_option("--threads", o->train.threads, "intra-op threads per rank (0 = cores / ranks)")
       ->capture_default_str();

@@ -10,13 +10,11 @@ namespace distill {
 
 namespace {
 
-// Rows of a [n, width] array gathered into a [batch, width] tensor of dtype `d`.
+// A [rows, width] tensor of dtype `d` over a copy of `src`.
 template <typename T>
-torch::Tensor gather_rows(const std::vector<T>& src, std::int64_t width, const std::vector<std::int64_t>& rows,
-                          torch::Dtype d) {
-  auto out = torch::empty({static_cast<std::int64_t>(rows.size()), width}, d);
-  for (std::size_t i = 0; i < rows.size(); ++i)
-    std::memcpy(out.data_ptr<T>() + i * width, &src[rows[i] * width], width * sizeof(T));
+torch::Tensor rows_tensor(const std::vector<T>& src, std::int64_t rows, std::int64_t width, torch::Dtype d) {
+  auto out = torch::empty({rows, width}, d);
+  if (!src.empty()) std::memcpy(out.data_ptr<T>(), src.data(), src.size() * sizeof(T));
   return out;
 }
 
@@ -46,21 +44,21 @@ void to_device(Batch& b, const c10::Device& d) {
   for (auto& t : b.teacher_layers.attentions) t = to_device(t, d);
 }
 
-Batch make_batch(const DataSplit& s, const std::vector<std::int64_t>& rows, const StoreReader* store,
+Batch make_batch(const DataSplit& split, const std::vector<std::int64_t>& rows, const StoreReader* store,
                  bool want_layers) {
   const auto b = static_cast<std::int64_t>(rows.size());
+  const DataSplit s = split.select(rows);
   Batch out;
-  out.labels = torch::empty({b}, torch::kInt64);
-  for (std::int64_t i = 0; i < b; ++i) out.labels.data_ptr<std::int64_t>()[i] = s.labels[rows[i]];
+  out.labels = rows_tensor(s.labels, b, 1, torch::kInt64).view({b});
   if (s.dim > 0) {
-    out.inputs.features = gather_rows(s.features, s.dim, rows, torch::kFloat32);
+    out.inputs.features = rows_tensor(s.features, b, s.dim, torch::kFloat32);
   } else {
-    out.inputs.input_ids = gather_rows(s.input_ids, s.seq, rows, torch::kInt32).to(torch::kInt64);
-    out.inputs.attention_mask = gather_rows(s.attention_mask, s.seq, rows, torch::kInt32).to(torch::kInt64);
-    out.inputs.token_type_ids = gather_rows(s.token_type_ids, s.seq, rows, torch::kInt32).to(torch::kInt64);
+    out.inputs.input_ids = rows_tensor(s.input_ids, b, s.seq, torch::kInt32).to(torch::kInt64);
+    out.inputs.attention_mask = rows_tensor(s.attention_mask, b, s.seq, torch::kInt32).to(torch::kInt64);
+    out.inputs.token_type_ids = rows_tensor(s.token_type_ids, b, s.seq, torch::kInt32).to(torch::kInt64);
   }
   if (!s.mlm_labels.empty()) {
-    auto y = gather_rows(s.mlm_labels, s.seq, rows, torch::kInt32).to(torch::kInt64);
+    auto y = rows_tensor(s.mlm_labels, b, s.seq, torch::kInt32).to(torch::kInt64);
     out.inputs.predict_mask = y.ne(kIgnoreLabel);
     out.labels = y.index({out.inputs.predict_mask});
   }
@@ -70,14 +68,7 @@ Batch make_batch(const DataSplit& s, const std::vector<std::int64_t>& rows, cons
     const auto k = meta.topk;
     std::vector<float> values, lse;
     std::vector<std::int64_t> indices;
-    for (auto r : rows) {
-      auto [begin, end] = store->token_rows(r);
-      for (auto t = begin; t < end; ++t) {
-        values.insert(values.end(), store->topk_values(t), store->topk_values(t) + k);
-        indices.insert(indices.end(), store->topk_indices(t), store->topk_indices(t) + k);
-        lse.push_back(store->lse(t));
-      }
-    }
+    for (auto r : rows) store->read_topk(r, values, indices, lse);
     const auto tokens = static_cast<std::int64_t>(lse.size());
     DISTILL_CHECK(tokens == out.labels.size(0), StoreError, "the store holds ", tokens,
                   " masked tokens for this batch, the data set masks ", out.labels.size(0),
@@ -88,8 +79,7 @@ Batch make_batch(const DataSplit& s, const std::vector<std::int64_t>& rows, cons
   } else {
     const auto c = store->num_labels();
     out.teacher_logits = torch::empty({b, c}, torch::kFloat32);
-    for (std::int64_t i = 0; i < b; ++i)
-      std::memcpy(out.teacher_logits.data_ptr<float>() + i * c, store->row(rows[i]), c * sizeof(float));
+    for (std::int64_t i = 0; i < b; ++i) store->read_logits(rows[i], out.teacher_logits.data_ptr<float>() + i * c);
     if (want_layers && meta.has_layers()) add_store_layers(out, *store, rows);
   }
   return out;

@@ -1,12 +1,12 @@
 #include "distill/data/dataset.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "distill/data/dataset_writer.h"
+#include "distill/data/split_file.h"
 #include "distill/io/h5.h"
 #include "distill/util/error.h"
 #include "distill/util/fs.h"
@@ -24,26 +24,101 @@ const DataSplit& Dataset::split(const std::string& name) const {
   return it->second;
 }
 
-std::string dataset_content_hash(const Dataset& d) {
-  Hasher h;
-  for (const auto& [name, s] : d.splits) {
-    h.update(name).update_pod(s.n).update_pod(s.seq);
-    h.update(s.input_ids.data(), s.input_ids.size() * 4);
-    h.update(s.attention_mask.data(), s.attention_mask.size() * 4);
-    h.update(s.token_type_ids.data(), s.token_type_ids.size() * 4);
-    h.update(s.labels.data(), s.labels.size() * 8);
-    h.update(s.example_id.data(), s.example_id.size() * 8);
-    // Hashed only when present, so the hashes of sequence data sets stay as they were.
-    if (s.dim > 0) h.update_pod(s.dim).update(s.features.data(), s.features.size() * 4);
-    if (!s.mlm_labels.empty()) h.update(s.mlm_labels.data(), s.mlm_labels.size() * 4);
+DataSplit DataSplit::select(const std::vector<std::int64_t>& rows) const {
+  DataSplit out;
+  out.seq = seq;
+  out.dim = dim;
+  out.max_input_id = max_input_id;
+  out.max_token_type = max_token_type;
+  if (file) {
+    file->select(rows, out);
+    return out;
   }
-  if (d.task != "sequence") h.update(d.task);
-  h.update(nlohmann::json(d.label_names).dump());
+  for (auto r : rows) {
+    DISTILL_CHECK(r >= 0 && r < n, DataError, "row ", r, " out of range [0, ", n, ")");
+    append_row(*this, r, out);
+  }
+  return out;
+}
+
+DataSplit DataSplit::all() const {
+  if (!file) return *this;
+  std::vector<std::int64_t> rows(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) rows[i] = i;
+  auto out = select(rows);
+  out.n = n;
+  return out;
+}
+
+std::int64_t DataSplit::block_rows() const { return file ? file->block_rows() : kDatasetChunkRows; }
+
+void DataSplit::scan(const std::function<void(const DataSplit&, std::int64_t)>& fn) const {
+  const auto block = block_rows();
+  for (std::int64_t first = 0; first < n || (first == 0 && n == 0); first += block) {
+    if (n == 0) {
+      DataSplit empty;
+      empty.seq = seq;
+      empty.dim = dim;
+      fn(empty, 0);
+      return;
+    }
+    if (file) {
+      fn(file->read_block(first / block), first);
+      continue;
+    }
+    std::vector<std::int64_t> rows;
+    for (auto r = first; r < std::min(n, first + block); ++r) rows.push_back(r);
+    fn(select(rows), first);
+  }
+}
+
+// Content hash -------------------------------------------------------------------------------
+
+struct ContentHasher::Split {
+  std::int64_t n = 0, seq = 0, dim = 0;
+  Hasher input_ids, attention_mask, token_type_ids, labels, example_id, features, mlm_labels;
+};
+
+void ContentHasher::add(const std::string& name, const DataSplit& rows) {
+  auto& p = splits_[name];
+  if (!p) p = std::make_shared<Split>();
+  auto& s = *p;
+  s.n += rows.n;
+  s.seq = rows.seq;
+  s.dim = rows.dim;
+  s.input_ids.update(rows.input_ids.data(), rows.input_ids.size() * 4);
+  s.attention_mask.update(rows.attention_mask.data(), rows.attention_mask.size() * 4);
+  s.token_type_ids.update(rows.token_type_ids.data(), rows.token_type_ids.size() * 4);
+  s.labels.update(rows.labels.data(), rows.labels.size() * 8);
+  s.example_id.update(rows.example_id.data(), rows.example_id.size() * 8);
+  s.features.update(rows.features.data(), rows.features.size() * 4);
+  s.mlm_labels.update(rows.mlm_labels.data(), rows.mlm_labels.size() * 4);
+}
+
+std::string ContentHasher::hex(const std::vector<std::string>& label_names) const {
+  Hasher h;
+  for (const auto& [name, p] : splits_) {
+    const auto& s = *p;
+    h.update(name).update_pod(s.n).update_pod(s.seq);
+    for (const Hasher* a : {&s.input_ids, &s.attention_mask, &s.token_type_ids, &s.labels, &s.example_id})
+      h.update_pod(a->value());
+    if (task_ == "features") h.update_pod(s.dim).update_pod(s.features.value());
+    if (task_ == "mlm") h.update_pod(s.mlm_labels.value());
+  }
+  h.update(task_);
+  h.update(nlohmann::json(label_names).dump());
   return h.hex();
 }
 
-namespace {
-void check_split(const Dataset& d, const std::string& name, const DataSplit& s) {
+std::string dataset_content_hash(const Dataset& d) {
+  ContentHasher h(d.task);
+  for (const auto& [name, s] : d.splits) s.scan([&](const DataSplit& b, std::int64_t) { h.add(name, b); });
+  return h.hex(d.label_names);
+}
+
+// Checks -------------------------------------------------------------------------------------
+
+void check_split_rows(const Dataset& d, const std::string& name, const DataSplit& s, std::int64_t first) {
   DISTILL_CHECK(d.task == "sequence" || d.task == "features" || d.task == "mlm", DataError, d.path, ": task '", d.task,
                 "', expected sequence, features or mlm");
   if (d.task == "features") {
@@ -51,27 +126,29 @@ void check_split(const Dataset& d, const std::string& name, const DataSplit& s) 
                   d.path, ": split ", name, " features disagree with n = ", s.n, ", dim = ", s.dim);
     for (std::size_t i = 0; i < s.features.size(); ++i)
       DISTILL_CHECK(std::isfinite(s.features[i]), DataError, d.path, ": split ", name, " example ",
-                    i / static_cast<std::size_t>(s.dim), " feature ", i % static_cast<std::size_t>(s.dim),
-                    " is not finite");
+                    first + static_cast<std::int64_t>(i / static_cast<std::size_t>(s.dim)), " feature ",
+                    i % static_cast<std::size_t>(s.dim), " is not finite");
   }
   if (d.task == "mlm") {
     DISTILL_CHECK(s.mlm_labels.size() == static_cast<std::size_t>(s.n * s.seq), DataError, d.path, ": split ", name,
                   " mlm_labels disagree with n = ", s.n, ", seq = ", s.seq);
     for (std::size_t i = 0; i < s.mlm_labels.size(); ++i)
       DISTILL_CHECK(s.mlm_labels[i] == kIgnoreLabel || (s.mlm_labels[i] >= 0 && s.mlm_labels[i] < d.vocab_size),
-                    DataError, d.path, ": split ", name, " mlm label ", i, " is ", s.mlm_labels[i],
-                    ", expected -100 or 0..", d.vocab_size - 1);
+                    DataError, d.path, ": split ", name, " mlm label ", first * s.seq + static_cast<std::int64_t>(i),
+                    " is ", s.mlm_labels[i], ", expected -100 or 0..", d.vocab_size - 1);
   }
   const auto cells = static_cast<std::size_t>(s.n * s.seq);
   DISTILL_CHECK(s.input_ids.size() == cells && s.attention_mask.size() == cells && s.token_type_ids.size() == cells &&
                     s.labels.size() == static_cast<std::size_t>(s.n) && s.example_id.size() == s.labels.size(),
                 DataError, d.path, ": split ", name, " arrays disagree with n = ", s.n, ", seq = ", s.seq);
   for (std::size_t i = 0; i < s.labels.size() && d.task != "mlm"; ++i)
-    DISTILL_CHECK(s.labels[i] >= 0 && s.labels[i] < d.num_labels(), DataError, d.path, ": split ", name, " example ", i,
-                  " has label ", s.labels[i], ", expected 0..", d.num_labels() - 1);
+    DISTILL_CHECK(s.labels[i] >= 0 && s.labels[i] < d.num_labels(), DataError, d.path, ": split ", name, " example ",
+                  first + static_cast<std::int64_t>(i), " has label ", s.labels[i], ", expected 0..",
+                  d.num_labels() - 1);
   for (std::size_t i = 0; i < cells; ++i)
     DISTILL_CHECK(s.input_ids[i] >= 0 && s.input_ids[i] < d.vocab_size, DataError, d.path, ": split ", name, " token ",
-                  i, " has id ", s.input_ids[i], ", outside the vocabulary of ", d.vocab_size);
+                  first * s.seq + static_cast<std::int64_t>(i), " has id ", s.input_ids[i],
+                  ", outside the vocabulary of ", d.vocab_size);
   if (d.task == "features") return;
   DISTILL_CHECK(d.max_length >= 0 && (d.max_length == 0 || s.seq <= d.max_length), DataError, d.path,
                 ": attribute max_length = ", d.max_length, " but split ", name, " holds rows of ", s.seq,
@@ -81,27 +158,55 @@ void check_split(const Dataset& d, const std::string& name, const DataSplit& s) 
     for (std::int64_t t = 0; t < s.seq; ++t) {
       const auto k = static_cast<std::size_t>(r * s.seq + t);
       DISTILL_CHECK(s.attention_mask[k] == 0 || s.attention_mask[k] == 1, DataError, d.path, ": split ", name,
-                    " example ", r, " has attention_mask ", s.attention_mask[k], " at position ", t,
+                    " example ", first + r, " has attention_mask ", s.attention_mask[k], " at position ", t,
                     ", expected 0 or 1");
-      DISTILL_CHECK(s.token_type_ids[k] >= 0, DataError, d.path, ": split ", name, " example ", r,
+      DISTILL_CHECK(s.token_type_ids[k] >= 0, DataError, d.path, ": split ", name, " example ", first + r,
                     " has token_type_id ", s.token_type_ids[k], " at position ", t, ", expected >= 0");
+      DISTILL_CHECK(s.max_input_id < 0 || s.input_ids[k] <= s.max_input_id, DataError, d.path, ": split ", name,
+                    " example ", first + r, " has token id ", s.input_ids[k], " above the split's max_input_id ",
+                    s.max_input_id, " (file altered after prepare?)");
+      DISTILL_CHECK(s.max_token_type < 0 || s.token_type_ids[k] <= s.max_token_type, DataError, d.path, ": split ",
+                    name, " example ", first + r, " has token_type_id ", s.token_type_ids[k],
+                    " above the split's max_token_type ", s.max_token_type, " (file altered after prepare?)");
       any = any || s.attention_mask[k] == 1;
     }
-    DISTILL_CHECK(any, DataError, d.path, ": split ", name, " example ", r,
+    DISTILL_CHECK(any, DataError, d.path, ": split ", name, " example ", first + r,
                   " has an attention_mask of all 0 (no token to attend to)");
   }
 }
 
-// Example ids are unique over the whole data set (stores and samplers key on them).
-void check_example_ids(const Dataset& d) {
-  std::vector<std::pair<std::int64_t, std::string>> ids;
-  for (const auto& [name, s] : d.splits)
-    for (auto id : s.example_id) ids.emplace_back(id, name);
-  std::sort(ids.begin(), ids.end());
-  for (std::size_t i = 1; i < ids.size(); ++i)
-    DISTILL_CHECK(ids[i].first != ids[i - 1].first, DataError, d.path, ": example_id ", ids[i].first,
-                  " appears twice (splits ", ids[i - 1].second, " and ", ids[i].second, "); ids must be unique");
+// Example ids are unique over the whole data set (stores and samplers key on them); `ids` by split.
+// Shared with the dataset writer.
+void check_unique_example_ids(const std::string& path, std::map<std::string, std::vector<std::int64_t>>& ids) {
+  std::vector<std::pair<std::int64_t, const std::string*>> all;
+  for (auto& [name, v] : ids) {
+    std::sort(v.begin(), v.end());
+    for (std::size_t i = 1; i < v.size(); ++i)
+      DISTILL_CHECK(v[i] != v[i - 1], DataError, path, ": example_id ", v[i], " appears twice (splits ", name, " and ",
+                    name, "); ids must be unique");
+  }
+  // Across splits: a k-way merge of the sorted lists.
+  std::vector<std::pair<const std::string*, const std::vector<std::int64_t>*>> lists;
+  for (const auto& [name, v] : ids) lists.push_back({&name, &v});
+  std::vector<std::size_t> at(lists.size(), 0);
+  std::int64_t last = 0;
+  const std::string* last_split = nullptr;
+  while (true) {
+    std::size_t best = lists.size();
+    for (std::size_t k = 0; k < lists.size(); ++k)
+      if (at[k] < lists[k].second->size() &&
+          (best == lists.size() || (*lists[k].second)[at[k]] < (*lists[best].second)[at[best]]))
+        best = k;
+    if (best == lists.size()) return;
+    const auto id = (*lists[best].second)[at[best]++];
+    DISTILL_CHECK(!last_split || id != last, DataError, path, ": example_id ", id, " appears twice (splits ",
+                  *last_split, " and ", *lists[best].first, "); ids must be unique");
+    last = id;
+    last_split = lists[best].first;
+  }
 }
+
+namespace {
 
 // The shape of `name`, checked before anything is read: its rank, element class (integer or
 // float), and a byte count a file of `file_bytes` can hold (at most 1024x compression).
@@ -130,45 +235,35 @@ void check_rows(const h5::File& f, const std::string& name, const h5::DatasetInf
                 name, " has ", info.shape[0], " rows", info.shape.size() > 1 ? str(" of ", info.shape[1]) : "",
                 ", expected ", n, info.shape.size() > 1 ? str(" of ", width) : "");
 }
+
+// The largest token id and token type of `s`, read block by block when not recorded.
+std::pair<std::int64_t, std::int64_t> token_maxima(const DataSplit& s) {
+  if (s.max_input_id >= 0 && s.max_token_type >= 0) return {s.max_input_id, s.max_token_type};
+  std::int64_t ids = -1, types = -1;
+  s.scan([&](const DataSplit& b, std::int64_t) {
+    for (auto v : b.input_ids) ids = std::max<std::int64_t>(ids, v);
+    for (auto v : b.token_type_ids) types = std::max<std::int64_t>(types, v);
+  });
+  return {ids, types};
+}
+
 }  // namespace
 
-void write_dataset(const std::string& path, Dataset d) {
-  d.path = path;
-  for (const auto& [name, s] : d.splits) check_split(d, name, s);
-  check_example_ids(d);
-  d.content_hash = dataset_content_hash(d);
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  {
-    auto f = h5::File::create(tmp);
-    for (const auto& [name, s] : d.splits) {
-      const std::string g = "/" + name;
-      f.create_group(g);
-      std::vector<hsize_t> mat = {static_cast<hsize_t>(s.n), static_cast<hsize_t>(s.seq)};
-      std::vector<hsize_t> vec = {static_cast<hsize_t>(s.n)};
-      const hsize_t chunk = 1024;
-      if (d.task != "features") {
-        f.write(g + "/input_ids", h5::Type::kInt32, mat, s.input_ids.data(), chunk);
-        f.write(g + "/attention_mask", h5::Type::kInt32, mat, s.attention_mask.data(), chunk);
-        f.write(g + "/token_type_ids", h5::Type::kInt32, mat, s.token_type_ids.data(), chunk);
-      }
-      f.write(g + "/labels", h5::Type::kInt64, vec, s.labels.data(), chunk);
-      f.write(g + "/example_id", h5::Type::kInt64, vec, s.example_id.data(), chunk);
-      if (s.dim > 0)
-        f.write(g + "/features", h5::Type::kFloat32, {static_cast<hsize_t>(s.n), static_cast<hsize_t>(s.dim)},
-                s.features.data(), chunk);
-      if (!s.mlm_labels.empty()) f.write(g + "/mlm_labels", h5::Type::kInt32, mat, s.mlm_labels.data(), chunk);
-    }
-    if (d.task != "sequence") f.set_attr("/", "task", d.task);
-    f.set_attr("/", "schema_version", kDatasetSchemaVersion);
-    f.set_attr("/", "vocab_size", d.vocab_size);
-    f.set_attr("/", "vocab_hash", d.vocab_hash);
-    f.set_attr("/", "max_length", d.max_length);
-    f.set_attr("/", "label_names", nlohmann::json(d.label_names).dump());
-    f.set_attr("/", "content_hash", d.content_hash);
-    f.flush();
+void check_dataset_content(const Dataset& d) {
+  ContentHasher h(d.task);
+  std::map<std::string, std::vector<std::int64_t>> ids;
+  for (const auto& [name, s] : d.splits) {
+    auto& v = ids[name];
+    s.scan([&](const DataSplit& b, std::int64_t first) {
+      if (!s.file) check_split_rows(d, name, b, first);  // blocks read from disk are checked as read
+      h.add(name, b);
+      v.insert(v.end(), b.example_id.begin(), b.example_id.end());
+    });
   }
-  fsync_path(tmp);
-  rename_durable(tmp, path);
+  check_unique_example_ids(d.path, ids);
+  const auto hash = h.hex(d.label_names);
+  DISTILL_CHECK(hash == d.content_hash, DataError, d.path, " content hash is ", hash, " but its attribute says ",
+                d.content_hash, " (file altered after prepare?)");
 }
 
 void check_fits_model(const Dataset& d, const std::string& split, std::int64_t vocab_size, std::int64_t type_vocab,
@@ -177,19 +272,33 @@ void check_fits_model(const Dataset& d, const std::string& split, std::int64_t v
   if (s.dim > 0 || s.n == 0) return;
   DISTILL_CHECK(s.seq <= max_positions, DataError, d.path, ": split ", split, " holds rows of ", s.seq, " tokens, ",
                 model, " takes at most ", max_positions, " positions");
-  for (std::int64_t i = 0; i < s.n * s.seq; ++i) {
-    const auto k = static_cast<std::size_t>(i);
-    DISTILL_CHECK(s.input_ids[k] < vocab_size, DataError, d.path, ": split ", split, " example ", i / s.seq,
-                  " has token id ", s.input_ids[k], " at position ", i % s.seq, ", ", model, " has a vocabulary of ",
-                  vocab_size);
-    DISTILL_CHECK(s.token_type_ids[k] < type_vocab, DataError, d.path, ": split ", split, " example ", i / s.seq,
-                  " has token_type_id ", s.token_type_ids[k], " at position ", i % s.seq, ", ", model, " has ",
-                  type_vocab, " token types");
-  }
+  const auto [max_id, max_type] = token_maxima(s);
+  if (max_id < vocab_size && max_type < type_vocab) return;
+  // Name the first example past a limit.
+  s.scan([&](const DataSplit& b, std::int64_t first) {
+    for (std::int64_t i = 0; i < b.n * b.seq; ++i) {
+      const auto k = static_cast<std::size_t>(i);
+      DISTILL_CHECK(b.input_ids[k] < vocab_size, DataError, d.path, ": split ", split, " example ",
+                    first + i / b.seq, " has token id ", b.input_ids[k], " at position ", i % b.seq, ", ", model,
+                    " has a vocabulary of ", vocab_size);
+      DISTILL_CHECK(b.token_type_ids[k] < type_vocab, DataError, d.path, ": split ", split, " example ",
+                    first + i / b.seq, " has token_type_id ", b.token_type_ids[k], " at position ", i % b.seq, ", ",
+                    model, " has ", type_vocab, " token types");
+    }
+  });
+  throw DataError(str(d.path, ": split ", split, " records token ids up to ", max_id, " and token types up to ",
+                      max_type, "; ", model, " has a vocabulary of ", vocab_size, " and ", type_vocab,
+                      " token types"));
+}
+
+std::string write_dataset(const std::string& path, const Dataset& d) {
+  DatasetWriter w(path, d);
+  for (const auto& [name, s] : d.splits) s.scan([&](const DataSplit& b, std::int64_t) { w.append(name, b); });
+  return w.finish();
 }
 
 namespace {
-Dataset read_dataset_file(const std::string& path) {
+Dataset read_dataset_file(const std::string& path, std::uint64_t full_check_bytes) {
   DISTILL_CHECK(path_exists(path), DataError, "data set ", path, " does not exist (make one with 'distill prepare')");
   auto f = h5::File::open(path);
   Dataset d;
@@ -217,49 +326,38 @@ Dataset read_dataset_file(const std::string& path) {
   DISTILL_CHECK(d.vocab_size >= 0, DataError, path, ": attribute vocab_size = ", d.vocab_size,
                 ", expected a non-negative count");
   const auto file_bytes = static_cast<std::uint64_t>(std::filesystem::file_size(path));
+  const bool features = d.task == "features";
   for (const char* name : {"train", "dev", "test"}) {
     const std::string g = std::string("/") + name;
     if (!f.exists(g)) continue;
     DataSplit s;
-    const bool features = d.task == "features";
     const std::string first = g + (features ? "/features" : "/input_ids");
     const auto info = checked_info(f, file_bytes, first, 2, !features);
     s.n = static_cast<std::int64_t>(info.shape[0]);
     const auto n = info.shape[0];
-    if (!features) {
-      s.seq = static_cast<std::int64_t>(info.shape[1]);
-      for (const char* a : {"/attention_mask", "/token_type_ids"})
-        check_rows(f, g + a, checked_info(f, file_bytes, g + a, 2, true), n, info.shape[1]);
-      s.input_ids = f.read_vector<std::int32_t>(g + "/input_ids", h5::Type::kInt32);
-      s.attention_mask = f.read_vector<std::int32_t>(g + "/attention_mask", h5::Type::kInt32);
-      s.token_type_ids = f.read_vector<std::int32_t>(g + "/token_type_ids", h5::Type::kInt32);
+    std::vector<std::string> arrays = {"/labels", "/example_id"};
+    if (features) s.dim = static_cast<std::int64_t>(info.shape[1]);
+    if (!features) s.seq = static_cast<std::int64_t>(info.shape[1]);
+    if (!features) arrays.insert(arrays.end(), {"/attention_mask", "/token_type_ids"});
+    if (d.task == "mlm") arrays.push_back("/mlm_labels");
+    for (const auto& a : arrays) {
+      const bool matrix = a != "/labels" && a != "/example_id";
+      check_rows(f, g + a, checked_info(f, file_bytes, g + a, matrix ? 2 : 1, true), n, matrix ? info.shape[1] : 0);
     }
-    for (const char* a : {"/labels", "/example_id"})
-      check_rows(f, g + a, checked_info(f, file_bytes, g + a, 1, true), n, 0);
-    s.labels = f.read_vector<std::int64_t>(g + "/labels", h5::Type::kInt64);
-    s.example_id = f.read_vector<std::int64_t>(g + "/example_id", h5::Type::kInt64);
-    if (features) {
-      s.dim = static_cast<std::int64_t>(info.shape[1]);
-      s.features = f.read_vector<float>(g + "/features", h5::Type::kFloat32);
-    }
-    if (d.task == "mlm") {
-      check_rows(f, g + "/mlm_labels", checked_info(f, file_bytes, g + "/mlm_labels", 2, true), n, info.shape[1]);
-      s.mlm_labels = f.read_vector<std::int32_t>(g + "/mlm_labels", h5::Type::kInt32);
-    }
-    check_split(d, name, s);
+    if (f.has_attr(g, "max_input_id")) s.max_input_id = f.attr_int(g, "max_input_id");
+    if (f.has_attr(g, "max_token_type")) s.max_token_type = f.attr_int(g, "max_token_type");
+    const auto block = info.chunk.empty() ? kDatasetChunkRows : static_cast<std::int64_t>(info.chunk[0]);
+    s.file = std::make_shared<SplitFile>(d, name, s, std::max<std::int64_t>(1, block));
     d.splits[name] = std::move(s);
   }
-  check_example_ids(d);
-  auto h = dataset_content_hash(d);
-  DISTILL_CHECK(h == d.content_hash, DataError, path, " content hash is ", h, " but its attribute says ",
-                d.content_hash, " (file altered after prepare?)");
+  if (file_bytes <= full_check_bytes) check_dataset_content(d);
   return d;
 }
 }  // namespace
 
-Dataset read_dataset(const std::string& path) {
+Dataset read_dataset(const std::string& path, std::uint64_t full_check_bytes) {
   try {
-    return read_dataset_file(path);
+    return read_dataset_file(path, full_check_bytes);
   } catch (const DataError&) {
     throw;
   } catch (const Error& e) {

@@ -1,5 +1,7 @@
 #include "distill/data/sampler.h"
 
+#include <algorithm>
+
 #include "distill/util/error.h"
 
 namespace distill {
@@ -57,8 +59,17 @@ void DistributedSampler::set_epoch_order(std::int64_t epoch, std::vector<std::in
 }
 
 DistributedSampler::DistributedSampler(std::int64_t n, std::int64_t batch, int rank, int world, std::uint64_t seed,
-                                       bool shuffle)
-    : n_(n), batch_(batch), rank_(rank), world_(world), seed_(seed), shuffle_(shuffle), full_batch_(batch >= n) {
+                                       bool shuffle, std::int64_t block, std::int64_t window)
+    : n_(n),
+      batch_(batch),
+      rank_(rank),
+      world_(world),
+      seed_(seed),
+      shuffle_(shuffle),
+      full_batch_(batch >= n),
+      shuffle_block_(block),
+      shuffle_window_(window) {
+  DISTILL_CHECK(block >= 0 && window >= 0, ConfigError, "bad sampler: block ", block, ", window ", window);
   DISTILL_CHECK(n > 0, DataError, "cannot sample from an empty split");
   DISTILL_CHECK(batch > 0 && world > 0 && rank >= 0 && rank < world, ConfigError, "bad sampler: batch ", batch,
                 ", rank ", rank, ", world ", world);
@@ -75,8 +86,46 @@ std::int64_t DistributedSampler::steps_per_epoch() const {
   return (n_ + global - 1) / global;
 }
 
+std::int64_t DistributedSampler::at(std::int64_t epoch, std::int64_t p) {
+  if (epoch != cached_epoch_) {
+    const std::int64_t block = shuffle_block_, blocks = (n_ + block - 1) / block;
+    block_order_ = epoch_order(blocks, mix_seed(seed_, 0x626c6f636b, static_cast<std::uint64_t>(epoch)), 0);
+    window_starts_.clear();
+    std::int64_t pos = 0;
+    for (std::int64_t b = 0; b < blocks; ++b) {
+      if (b % shuffle_window_ == 0) window_starts_.push_back(pos);
+      pos += std::min(n_, (block_order_[b] + 1) * block) - block_order_[b] * block;
+    }
+    windows_.clear();
+    cached_epoch_ = epoch;
+  }
+  const auto w = static_cast<std::int64_t>(std::upper_bound(window_starts_.begin(), window_starts_.end(), p) -
+                                           window_starts_.begin()) - 1;
+  auto it = windows_.find(w);
+  if (it == windows_.end()) {
+    for (auto e = windows_.begin(); e != windows_.end();) e = e->first == w - 1 ? std::next(e) : windows_.erase(e);
+    std::vector<std::int64_t> rows;
+    const std::int64_t block = shuffle_block_, window = shuffle_window_;
+    const auto last = std::min<std::int64_t>(static_cast<std::int64_t>(block_order_.size()), (w + 1) * window);
+    for (auto b = w * window; b < last; ++b)
+      for (auto r = block_order_[b] * block; r < std::min(n_, (block_order_[b] + 1) * block); ++r) rows.push_back(r);
+    std::vector<std::int64_t> shuffled(rows.size());
+    const auto perm = epoch_order(static_cast<std::int64_t>(rows.size()),
+                                  mix_seed(seed_, 0x77696e646f77, static_cast<std::uint64_t>(epoch)), w);
+    for (std::size_t i = 0; i < rows.size(); ++i) shuffled[i] = rows[perm[i]];
+    it = windows_.emplace(w, std::move(shuffled)).first;
+  }
+  return it->second[p - window_starts_[w]];
+}
+
 std::vector<std::int64_t> DistributedSampler::indices(const Cursor& c) {
   if (full_batch_) return block_;
+  if (shuffle_ && block_shuffle() && c.epoch != fixed_epoch_) {
+    std::vector<std::int64_t> out(batch_);
+    const std::int64_t start = (c.step * world_ + rank_) * batch_;
+    for (std::int64_t i = 0; i < batch_; ++i) out[i] = at(c.epoch, (start + i) % n_);
+    return out;
+  }
   if (c.epoch != cached_epoch_) {
     if (c.epoch == fixed_epoch_) {
       order_ = fixed_order_;

@@ -235,6 +235,43 @@ void File::write(const std::string& name, Type t, const std::vector<hsize_t>& sh
              "' in ", path_);
 }
 
+void File::create_rows(const std::string& name, Type t, const std::vector<hsize_t>& row_shape, hsize_t chunk_rows) {
+  std::vector<hsize_t> shape = {0}, max = {H5S_UNLIMITED}, chunk = {std::max<hsize_t>(1, chunk_rows)};
+  for (auto d : row_shape) {
+    shape.push_back(d);
+    max.push_back(d);
+    chunk.push_back(std::max<hsize_t>(1, d));
+  }
+  Handle space(check(H5Screate_simple(static_cast<int>(shape.size()), shape.data(), max.data()), "H5Screate_simple"),
+               H5Sclose);
+  Handle dcpl(check(H5Pcreate(H5P_DATASET_CREATE), "H5Pcreate"), H5Pclose);
+  check(H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data()), "H5Pset_chunk");
+  check(H5Pset_fletcher32(dcpl.get()), "H5Pset_fletcher32");
+  Handle ds(H5Dcreate2(file_.get(), name.c_str(), file_type(t), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+            H5Dclose);
+  H5_CHECK(ds.valid(), "cannot create dataset '", name, "' in ", path_);
+}
+
+void File::append_rows(const std::string& name, Type t, hsize_t rows, const void* data) {
+  if (rows == 0) return;
+  Handle ds = open_dataset(name);
+  Handle space(check(H5Dget_space(ds.get()), "H5Dget_space"), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  std::vector<hsize_t> dims(rank);
+  H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  std::vector<hsize_t> start(rank, 0), count = dims, grown = dims;
+  start[0] = dims[0];
+  count[0] = rows;
+  grown[0] = dims[0] + rows;
+  H5_CHECK(H5Dset_extent(ds.get(), grown.data()) >= 0, "cannot grow dataset '", name, "' in ", path_);
+  Handle fspace(check(H5Dget_space(ds.get()), "H5Dget_space"), H5Sclose);
+  check(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr),
+        "H5Sselect_hyperslab");
+  Handle mspace(check(H5Screate_simple(rank, count.data(), nullptr), "H5Screate_simple"), H5Sclose);
+  H5_CHECK(H5Dwrite(ds.get(), mem_type(t), mspace.get(), fspace.get(), H5P_DEFAULT, data) >= 0,
+           "cannot write rows of dataset '", name, "' in ", path_);
+}
+
 DatasetInfo File::info(const std::string& name) const {
   Handle ds = open_dataset(name);
   DatasetInfo out;

@@ -74,7 +74,9 @@ StoreMeta plan(const Communicator& comm, const Dataset& data, const std::string&
   if (mlm) {
     meta.targets = "mlm_topk";
     meta.temperature = spec.temperature;
-    for (auto y : split.mlm_labels) masked += y != kIgnoreLabel;
+    split.scan([&](const DataSplit& b, std::int64_t) {
+      for (auto y : b.mlm_labels) masked += y != kIgnoreLabel;
+    });
   }
   return plan_store(meta, sopt, masked, comm.rank() == 0);
 }
@@ -117,7 +119,7 @@ ShardTargets teacher_targets(const LoadedTeacher& teacher, const Dataset& data, 
     auto batch = make_batch(split, rows, nullptr);
     auto o = teacher.model->forward(batch.inputs, !meta.hidden_layers.empty(), !meta.attention_layers.empty());
     const auto& z = o.logits;
-    for (auto i : rows) t.example_ids.push_back(split.example_id[i]);
+    for (auto id : split.select(rows).example_id) t.example_ids.push_back(id);
     if (mlm) {
       DISTILL_CHECK(z.dim() == 2 && z.size(0) == batch.labels.size(0) && z.size(1) == meta.num_labels, DataError,
                     "teacher ", teacher.file, " returned logits of shape ", z.sizes(), " for ", batch.labels.size(0),

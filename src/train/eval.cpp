@@ -40,10 +40,11 @@ EvalResult evaluate(Communicator& comm, NetworkImpl& student, TeacherModel* teac
   const auto device = student.parameters().front().device();
   // sums: examples, student correct, teacher correct, agreements, kl sum
   double sums[5] = {0, 0, 0, 0, 0};
-  std::vector<std::int64_t> rows;
-  for (std::int64_t i = comm.rank(); i < split.n; i += comm.size()) rows.push_back(i);
-  for (std::size_t b = 0; b < rows.size(); b += static_cast<std::size_t>(batch)) {
-    std::vector<std::int64_t> part(rows.begin() + b, rows.begin() + std::min(rows.size(), b + batch));
+  // Each rank evaluates a contiguous range of rows, so it reads only its own blocks from disk.
+  const std::int64_t begin = split.n * comm.rank() / comm.size(), end = split.n * (comm.rank() + 1) / comm.size();
+  for (std::int64_t b = begin; b < end; b += batch) {
+    std::vector<std::int64_t> part;
+    for (auto i = b; i < std::min(end, b + batch); ++i) part.push_back(i);
     auto bt = make_batch(split, part, nullptr);
     to_device(bt, device);
     torch::Tensor zs;

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "distill/util/error.h"
@@ -10,10 +11,13 @@ namespace distill {
 
 std::string example_ids(const DataSplit& split, const std::vector<std::int64_t>& rows, std::size_t max) {
   std::string ids;
-  for (std::size_t i = 0; i < rows.size() && i < max; ++i) {
-    const auto r = rows[i];
-    ids += str(i ? "," : "", r < static_cast<std::int64_t>(split.example_id.size()) ? split.example_id[r] : r);
+  const std::vector<std::int64_t> shown(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(std::min(max, rows.size())));
+  std::vector<std::int64_t> id = shown;  // row numbers when the ids cannot be read
+  try {
+    id = split.select(shown).example_id;
+  } catch (const Error&) {
   }
+  for (std::size_t i = 0; i < id.size(); ++i) ids += str(i ? "," : "", id[i]);
   if (rows.size() > max) ids += str(",... (", rows.size(), " examples)");
   return ids;
 }

@@ -64,6 +64,10 @@ void declare_run(OptionTable<TrainOptions>& t) {
   t.add("reduce", &O::reduce, {ReduceMode::kNonblocking, ReduceMode::kBlocking},
         "a ready bucket's allreduce: nonblocking (completes after backward) or blocking (in the hook); same sums");
   t.add("prefetch", &O::prefetch, "batches the loader thread makes ahead; 0 = none").check(non_negative, kCommSizes);
+  t.add("shuffle_window", &O::shuffle_window,
+        "shuffle: blocks of the data set's 1024-row chunks are permuted, then rows within windows of this many "
+        "blocks (read once per window); 0 = one permutation of the whole split (random reads)")
+      .check(non_negative, kCounts);
   t.add("comm_timeout", &O::comm_timeout,
         "seconds one collective may take before the watchdog ends the job (MPI and NCCL)")
       .check([](double v) { return v > 0; }, kCommSizes);

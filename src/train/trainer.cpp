@@ -9,6 +9,7 @@
 #include "distill/comm/device.h"
 #include "distill/data/loader.h"
 #include "distill/data/sampler.h"
+#include "distill/data/split_file.h"
 #include "distill/kd/objective.h"
 #include "distill/model/device.h"
 #include "distill/train/checkpointer.h"
@@ -143,6 +144,7 @@ void finish(TrainResult& res, const Progress& p, std::int64_t first_step, double
 }  // namespace
 
 TrainResult train(Communicator& comm, const TrainJob& job) {
+  const auto started = std::chrono::steady_clock::now();
   const auto& o = job.opt;
   const DataSplit& split = job.data->split(job.train_split);
   const int rank = comm.rank(), world = comm.size();
@@ -151,7 +153,10 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
   Student student(comm, job, device);
   // Gradients need a device communicator only when there are ranks to average over.
   auto device_comm = world > 1 ? make_device_communicator(comm, device, o.comm_timeout) : nullptr;
-  DistributedSampler sampler(split.n, o.batch_size, rank, world, static_cast<std::uint64_t>(o.seed));
+  DistributedSampler sampler(split.n, o.batch_size, rank, world, static_cast<std::uint64_t>(o.seed), true,
+                             split.block_rows(), o.shuffle_window);
+  // The loader reads a window's blocks once each (Note [lazy rows]).
+  if (split.file) split.file->set_cache_blocks(static_cast<std::size_t>(o.shuffle_window) + 2);
   if (!job.first_epoch_order.empty()) sampler.set_epoch_order(0, job.first_epoch_order);
   const std::int64_t total = o.max_steps > 0 ? o.max_steps : o.epochs * sampler.steps_per_epoch();
   const std::int64_t warmup = o.warmup_steps > 0 ? o.warmup_steps : std::max<std::int64_t>(1, total * 6 / 100);
@@ -195,6 +200,8 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
     timer.lap(&PhaseTimes::optimizer);
     if (at.step - first_step >= job.untimed_steps) timer.add_to(res.profile, input_wait, comm_wait);
     ++at.step;
+    if (at.step == first_step + 1)
+      res.first_step_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     at.cursor = sampler.advance(at.cursor);
     res.final_loss = mean.loss;
     log.after_step(at.step, at.cursor.epoch, mean, lr, gnorm, at.skipped_steps);

@@ -92,7 +92,7 @@ ThreadCheck check_threads(int local_ranks);
 
 // distill bench: synthetic data through the real code paths (see docs in the README).
 struct BenchOptions {
-  std::string what;                   // train | precompute | allreduce | store
+  std::string what;                   // train | precompute | allreduce | store | data
   ModelConfig model = bench_model();  // the student (train) or teacher (precompute)
   long seq = 128, batch = 16;         // sequence length; examples per rank and step
   long steps = 30, warmup = 5;        // timed steps after warm-up steps (train)

@@ -1,20 +1,31 @@
 // The dataset.h5 format (DESIGN.md): one group per split ("train", "dev", "test"), each with
 // input_ids, attention_mask, token_type_ids ([n, seq] int32), labels ([n] int64) and
 // example_id ([n] int64); root attributes schema_version, vocab_size, vocab_hash, max_length,
-// label_names (JSON list) and content_hash (over every split's arrays).
+// label_names (JSON list) and content_hash (over every split's arrays, computed once by prepare).
+// Every array is chunked by kDatasetChunkRows rows with Fletcher32 checksums; each split group
+// carries max_input_id and max_token_type. read_dataset leaves the rows on disk: a split's rows are
+// read a chunk-sized block at a time when asked for (data/split_file.h).
 // Two further tasks share the format (root attribute `task`, absent = "sequence"):
 //   "features": each split holds features ([n, dim] float32), labels and example_id (no tokens);
 //   "mlm": token arrays plus mlm_labels ([n, seq] int32: the original id at masked positions,
 //          -100 elsewhere); labels are 0 and label_names empty.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace distill {
 
-constexpr std::int64_t kDatasetSchemaVersion = 1;
+constexpr std::int64_t kDatasetSchemaVersion = 2;  // 2: chunked rows, per-split maxima, streamed content hash
+constexpr std::int64_t kDatasetChunkRows = 1024;   // rows per HDF5 chunk: the unit of reads and shuffles
+// Files up to this size are checked whole when opened (content hash recomputed, example ids
+// unique); larger ones are checked block by block as they are read (Note [lazy rows]).
+constexpr std::uint64_t kFullCheckBytes = std::uint64_t{256} << 20;
+
+class SplitFile;
 
 constexpr std::int32_t kIgnoreLabel = -100;  // mlm_labels at positions not predicted
 
@@ -25,6 +36,20 @@ struct DataSplit {
   std::int64_t dim = 0;                                                 // features per example ("features" task)
   std::vector<float> features;                                          // [n * dim]
   std::vector<std::int32_t> mlm_labels;                                 // [n * seq] ("mlm" task)
+  // Set when the rows stay on disk (read_dataset): the arrays above are empty.
+  std::shared_ptr<SplitFile> file;
+  // The largest token id and token type of the split as prepare recorded them; -1 = not known.
+  std::int64_t max_input_id = -1, max_token_type = -1;
+
+  // Rows `rows` (in this order, repeats allowed) as an in-memory split, read from disk when the
+  // split lives there. Throws DataError naming the file, split and rows on a bad read.
+  DataSplit select(const std::vector<std::int64_t>& rows) const;
+  // Every row in memory (small splits and tests).
+  DataSplit all() const;
+  // Consecutive rows that are read together: the file's chunk rows, kDatasetChunkRows in memory.
+  std::int64_t block_rows() const;
+  // Calls fn(block, first_row) for consecutive blocks covering the split, in order (bounded memory).
+  void scan(const std::function<void(const DataSplit& block, std::int64_t first_row)>& fn) const;
 };
 
 struct Dataset {
@@ -42,13 +67,40 @@ struct Dataset {
   const DataSplit& split(const std::string& name) const;
 };
 
-// Hash over every split's arrays in name order.
+// Streams the content hash: each array of each split is hashed on its own as its rows arrive
+// (so rows can be appended block by block), and the digests are combined in split-name order
+// with the shapes, task and label names.
+class ContentHasher {
+ public:
+  explicit ContentHasher(std::string task) : task_(std::move(task)) {}
+  // Rows appended to split `name` (an empty block registers an empty split).
+  void add(const std::string& name, const DataSplit& rows);
+  std::string hex(const std::vector<std::string>& label_names) const;
+
+ private:
+  struct Split;
+  std::string task_;
+  std::map<std::string, std::shared_ptr<Split>> splits_;
+};
+
+// The content hash of an in-memory data set (ContentHasher over every split).
 std::string dataset_content_hash(const Dataset& d);
-// Checks shapes and value ranges, computes content_hash and writes atomically to `path`.
-void write_dataset(const std::string& path, Dataset d);
-// Reads and checks schema version, shapes (before reading), element types, value ranges, masks
-// (each row attends to a token), unique example ids and the content hash; errors name the file.
-Dataset read_dataset(const std::string& path);
+// Checks rows [first_row, first_row + rows.n) of split `name` of `d`: shapes, value ranges, labels,
+// masks (each row attends to a token), finite features; DataError names the file, split and example.
+void check_split_rows(const Dataset& d, const std::string& name, const DataSplit& rows, std::int64_t first_row = 0);
+// DataError naming the file, id and splits unless the example ids (given by split) are unique;
+// sorts each list.
+void check_unique_example_ids(const std::string& path, std::map<std::string, std::vector<std::int64_t>>& ids);
+// Checks shapes and value ranges, computes content_hash and writes atomically to `path`
+// (DatasetWriter); returns the content hash.
+std::string write_dataset(const std::string& path, const Dataset& d);
+// Opens a data set: schema version, attributes, shapes and element types (before reading). Rows
+// stay on disk. Files up to `full_check_bytes` are then checked whole (check_dataset_content).
+// Errors name the file.
+Dataset read_dataset(const std::string& path, std::uint64_t full_check_bytes = kFullCheckBytes);
+// Reads every row once in blocks: value ranges, masks, unique example ids, and the content hash
+// against the stored attribute. DataError names the file, split and rows.
+void check_dataset_content(const Dataset& d);
 
 // Checks that split `split` of `d` fits a token model: token ids below `vocab_size`, token types
 // below `type_vocab`, rows of at most `max_positions` tokens. Throws DataError naming the file,

@@ -2,8 +2,16 @@
 // (n, seed, epoch); rank r of W takes, at step s, the B positions starting at (s * W + r) * B of
 // that order, wrapping around the end so every rank runs the same number of steps.
 // Full batch (B >= n): one step per epoch, in which rank r takes rows [n r / W, n (r + 1) / W).
+// Block shuffle (Note [lazy rows]): with a block of K rows and a window of M blocks, and n > K M,
+// the epoch's order permutes the blocks of K consecutive rows, cuts that sequence into windows of
+// M blocks and permutes the rows within each window. A window's rows come from M blocks, so a
+// rank reads M blocks per K M positions instead of one per row, and holds O(K M) indices instead
+// of n; the price is that rows in different windows never share a batch in that epoch (batches
+// mix M of the n / K blocks). Every row is still used exactly once per epoch. n <= K M (or M = 0)
+// gives one permutation of the whole split.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <vector>
 
 namespace distill {
@@ -40,7 +48,9 @@ struct Cursor {
 class DistributedSampler {
  public:
   // Throws ConfigError when full-batch mode leaves `rank` without rows (more ranks than rows).
-  DistributedSampler(std::int64_t n, std::int64_t batch, int rank, int world, std::uint64_t seed, bool shuffle = true);
+  // `block` and `window` (blocks) set the block shuffle; window 0 = a full permutation.
+  DistributedSampler(std::int64_t n, std::int64_t batch, int rank, int world, std::uint64_t seed, bool shuffle = true,
+                     std::int64_t block = 0, std::int64_t window = 0);
   // Steps per epoch: ceil(n / (world * batch)) (1 in full-batch mode), the same on every rank.
   std::int64_t steps_per_epoch() const;
   // The indices of `rank` for step `c`.
@@ -56,6 +66,10 @@ class DistributedSampler {
   double share() const { return share_; }
   // Uses `order` (a permutation of 0..n-1) for `epoch` instead of the seeded shuffle.
   void set_epoch_order(std::int64_t epoch, std::vector<std::int64_t> order);
+  // Whether the block shuffle is in use (n > block * window > 0).
+  bool block_shuffle() const {
+    return shuffle_block_ > 0 && shuffle_window_ > 0 && n_ > shuffle_block_ * shuffle_window_;
+  }
 
  private:
   std::int64_t n_, batch_;
@@ -65,8 +79,14 @@ class DistributedSampler {
   bool full_batch_;
   std::vector<std::int64_t> block_;  // full-batch mode: this rank's rows
   double share_ = 1.0;
+  std::int64_t shuffle_block_, shuffle_window_;
   std::int64_t cached_epoch_ = -1;
-  std::vector<std::int64_t> order_;
+  std::vector<std::int64_t> order_;  // a full permutation (no block shuffle)
+  // Block shuffle: the epoch's block order, the first position of each window, and the rows of
+  // the windows last used (at most two).
+  std::vector<std::int64_t> block_order_, window_starts_;
+  std::map<std::int64_t, std::vector<std::int64_t>> windows_;
+  std::int64_t at(std::int64_t epoch, std::int64_t position);  // the row at `position` of the epoch
   std::int64_t fixed_epoch_ = -1;
   std::vector<std::int64_t> fixed_order_;
 };

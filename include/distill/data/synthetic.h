@@ -3,6 +3,7 @@
 // label is the class with the most markers; a `noise` share of labels is then redrawn uniformly.
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "distill/data/dataset.h"
 
@@ -20,5 +21,7 @@ struct SyntheticOptions {
 
 // Deterministic in the options.
 Dataset make_synthetic(const SyntheticOptions& o);
+// The same data set written to `path` block by block, in bounded memory; returns its content hash.
+std::string write_synthetic(const std::string& path, const SyntheticOptions& o);
 
 }  // namespace distill

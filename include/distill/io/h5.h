@@ -70,6 +70,11 @@ class File {
   // (0: contiguous) with Fletcher32 checksums when chunked.
   void write(const std::string& name, Type t, const std::vector<hsize_t>& shape, const void* data,
              hsize_t chunk_rows = 0);
+  // A dataset of rows of `row_shape` that grows by append_rows: zero rows to start, unlimited
+  // along the first dimension, chunked by `chunk_rows` rows with Fletcher32 checksums.
+  void create_rows(const std::string& name, Type t, const std::vector<hsize_t>& row_shape, hsize_t chunk_rows);
+  // Appends `rows` rows (raw elements of `t`) to a dataset made by create_rows.
+  void append_rows(const std::string& name, Type t, hsize_t rows, const void* data);
   DatasetInfo info(const std::string& name) const;
   // Reads the whole dataset converted to `as` into `out`, which must hold the right byte count.
   void read(const std::string& name, Type as, void* out) const;

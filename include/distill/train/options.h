@@ -54,6 +54,10 @@ struct TrainOptions {
   double bucket_mb = 25;                   // gradient buckets after a first one of 1 MiB (train/reducer.h)
   ReduceMode reduce = ReduceMode::kNonblocking;
   long prefetch = 2;          // batches the loader thread makes ahead; 0 = none (synchronous)
+  // Note [lazy rows]: the epoch order permutes blocks of the data set's chunk rows, then rows within
+  // windows of this many blocks; 0 = a full permutation. Splits of at most one window are
+  // permuted whole either way.
+  long shuffle_window = 16;
   double comm_timeout = 600;  // watchdog (MPI and NCCL): seconds one collective may take
   // Note [non-finite steps]: a step whose loss or gradient norm is not finite on any rank is
   // "stop" (default): the job ends naming the step, ranks, terms and example ids, and no checkpoint

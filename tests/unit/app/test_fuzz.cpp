@@ -565,7 +565,8 @@ TEST(Fuzz, DatasetReader) {
     }
     auto o = in_child([&] {
       const auto d = read_dataset(path);
-      for (const auto& [name, s] : d.splits) {
+      for (const auto& [name, lazy] : d.splits) {
+        const auto s = lazy.all();
         const auto cells = static_cast<std::size_t>(s.n * s.seq);
         if (s.input_ids.size() != cells || s.attention_mask.size() != cells || s.token_type_ids.size() != cells ||
             s.labels.size() != static_cast<std::size_t>(s.n) || s.example_id.size() != s.labels.size())

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 
 #include "distill/data/sampler.h"
@@ -104,4 +105,45 @@ TEST(Sampler, FullBatchRefusesARankWithoutRows) {
             "full-batch training of 2 examples on 3 ranks leaves rank 0 without examples; use fewer ranks");
   DistributedSampler r2(2, 4, 2, 3, 7);
   EXPECT_EQ(r2.indices({0, 0}), (std::vector<std::int64_t>{1}));
+}
+
+// Note [lazy rows]: the block shuffle is a permutation of the split, each window of positions
+// draws on window x block rows from `window` blocks, and small splits keep the full permutation.
+TEST(Sampler, BlockShuffleIsAPermutationReadWindowByWindow) {
+  const std::int64_t n = 10000, batch = 8, block = 100, window = 4;
+  for (int world : {1, 2, 3}) {
+    std::vector<int> seen(n, 0);
+    for (int r = 0; r < world; ++r) {
+      DistributedSampler s(n, batch, r, world, 5, true, block, window);
+      ASSERT_TRUE(s.block_shuffle());
+      // The global order of positions: rank r's batch at step k holds positions (k W + r) B + i.
+      for (std::int64_t k = 0; k < s.steps_per_epoch(); ++k) {
+        const auto idx = s.indices({1, k});
+        for (std::int64_t i = 0; i < batch; ++i) {
+          const std::int64_t pos = (k * world + r) * batch + i;
+          if (pos < n) ++seen[idx[i]];
+        }
+      }
+    }
+    for (std::int64_t i = 0; i < n; ++i) ASSERT_EQ(seen[i], 1) << "row " << i << " with " << world << " ranks";
+  }
+  // One rank: positions [w * 400, (w + 1) * 400) come from exactly 4 blocks, shuffled within.
+  DistributedSampler s(n, 400, 0, 1, 5, true, block, window);
+  bool shuffled = false;
+  for (std::int64_t w = 0; w < n / 400; ++w) {
+    const auto idx = s.indices({0, w});
+    std::set<std::int64_t> blocks;
+    for (auto r : idx) blocks.insert(r / block);
+    EXPECT_EQ(blocks.size(), 4u) << "window " << w;
+    shuffled = shuffled || !std::is_sorted(idx.begin(), idx.end());
+  }
+  EXPECT_TRUE(shuffled);
+  // Deterministic, different per epoch.
+  DistributedSampler a(n, 16, 1, 2, 5, true, block, window), b(n, 16, 1, 2, 5, true, block, window);
+  EXPECT_EQ(a.indices({2, 37}), b.indices({2, 37}));
+  EXPECT_NE(a.indices({2, 37}), a.indices({3, 37}));
+  // A split of at most one window: the full permutation (the order before block shuffles existed).
+  DistributedSampler small(400, 8, 0, 1, 5, true, block, window), full(400, 8, 0, 1, 5);
+  EXPECT_FALSE(small.block_shuffle());
+  for (std::int64_t k = 0; k < 50; ++k) EXPECT_EQ(small.indices({0, k}), full.indices({0, k}));
 }
