@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <tuple>
+#include <utility>
 
 #include "distill/store/manifest.h"
 #include "distill/util/error.h"
@@ -92,13 +93,14 @@ std::pair<StoreMeta, ShardRange> read_shard_meta(const std::string& path) {
   }
 }
 
-ShardData read_shard(const std::string& path, const StoreMeta& expect, const ShardRange& r) {
+CheckedShard check_shard(const std::string& path, const StoreMeta& expect, const ShardRange& r) {
   const std::string name = std::filesystem::path(path).filename().string();
   DISTILL_CHECK(path_exists(path), StoreError, "store shard ", name, " is missing from ", parent_dir(path),
                 "; rerun 'distill precompute' to redo it");
-  ShardData s;
+  CheckedShard s;
   try {
-    auto f = h5::File::open(path);
+    s.file = h5::File::open(path);
+    const auto& f = s.file;
     std::tie(s.meta, s.range) = meta_of(f, path);
     check_store_meta(s.meta, expect, "store shard " + name);
     DISTILL_CHECK(layout_json(s.meta) == layout_json(expect), StoreError, "store shard ", name, " has layout ",
@@ -114,17 +116,16 @@ ShardData read_shard(const std::string& path, const StoreMeta& expect, const Sha
     if (s.meta.targets == "mlm_topk") {
       expect_shape("/row_offsets", {count + 1});
       s.row_offsets = f.read_vector<std::int64_t>("/row_offsets", h5::Type::kInt64);
+      DISTILL_CHECK(s.row_offsets.front() == 0, StoreError, "store shard ", name, ": row_offsets start at ",
+                    s.row_offsets.front(), ", not 0");
+      for (std::size_t i = 0; i + 1 < s.row_offsets.size(); ++i)
+        DISTILL_CHECK(s.row_offsets[i] <= s.row_offsets[i + 1], StoreError, "store shard ", name,
+                      ": row_offsets decrease at ", i);
       const auto tokens = static_cast<hsize_t>(s.row_offsets.back());
       const auto k = static_cast<hsize_t>(s.meta.topk);
       expect_shape("/topk_values", {tokens, k});
       expect_shape("/topk_indices", {tokens, k});
       expect_shape("/lse", {tokens});
-      s.topk_values = f.read_vector<float>("/topk_values", h5::Type::kFloat32);
-      s.topk_indices = f.read_vector<std::int32_t>("/topk_indices", h5::Type::kInt32);
-      s.lse = f.read_vector<float>("/lse", h5::Type::kFloat32);
-      for (std::size_t i = 0; i + 1 < s.row_offsets.size(); ++i)
-        DISTILL_CHECK(s.row_offsets[i] <= s.row_offsets[i + 1], StoreError, "store shard ", name,
-                      ": row_offsets decrease at ", i);
       return s;
     }
     const auto seq = static_cast<hsize_t>(s.meta.seq);
@@ -136,12 +137,34 @@ ShardData read_shard(const std::string& path, const StoreMeta& expect, const Sha
     DISTILL_CHECK(
         info.shape.size() == 2 && info.shape[0] == count && info.shape[1] == static_cast<hsize_t>(s.meta.num_labels),
         StoreError, "store shard ", name, ": logits have the wrong shape for ", count, " x ", s.meta.num_labels);
-    s.logits.resize(count * s.meta.num_labels);
-    f.read("/logits", h5::Type::kFloat32, s.logits.data());
   } catch (const StoreError&) {
     throw;
   } catch (const Error& e) {
     throw StoreError(unreadable(name, e));
+  }
+  return s;
+}
+
+ShardData read_shard(const std::string& path, const StoreMeta& expect, const ShardRange& r) {
+  auto c = check_shard(path, expect, r);
+  ShardData s;
+  s.meta = std::move(c.meta);
+  s.range = c.range;
+  s.row_offsets = std::move(c.row_offsets);
+  try {
+    const auto& f = c.file;
+    if (s.meta.targets == "mlm_topk") {
+      s.topk_values = f.read_vector<float>("/topk_values", h5::Type::kFloat32);
+      s.topk_indices = f.read_vector<std::int32_t>("/topk_indices", h5::Type::kInt32);
+      s.lse = f.read_vector<float>("/lse", h5::Type::kFloat32);
+    } else {
+      s.logits.resize(static_cast<std::size_t>((r.end - r.begin) * s.meta.num_labels));
+      f.read("/logits", h5::Type::kFloat32, s.logits.data());
+    }
+  } catch (const StoreError&) {
+    throw;
+  } catch (const Error& e) {
+    throw StoreError(unreadable(std::filesystem::path(path).filename().string(), e));
   }
   return s;
 }

@@ -49,9 +49,22 @@ struct ShardData {
 // is unreadable or lacks them.
 std::pair<StoreMeta, ShardRange> read_shard_meta(const std::string& path);
 
-// Reads a shard and checks its attributes against `expect` (schema, teacher, data set, split,
-// labels, dtype, layout) and its range against its name; the layer datasets are checked for shape
-// but not loaded. Errors name the file and the mismatch.
+// An open shard file whose attributes and dataset shapes check_shard() found as expected.
+struct CheckedShard {
+  h5::File file;
+  StoreMeta meta;
+  ShardRange range;
+  std::vector<std::int64_t> row_offsets;  // mlm_topk: [count + 1], from 0, non-decreasing
+};
+
+// Opens a shard and checks its attributes against `expect` (schema, teacher, data set, split,
+// labels, dtype, layout), its range against its name and the shapes of its datasets (mlm_topk:
+// row_offsets start at 0, never decrease and end at the top-k row count); reads no targets but
+// row_offsets. Errors (StoreError) name the file and the mismatch.
+CheckedShard check_shard(const std::string& path, const StoreMeta& expect, const ShardRange& r);
+
+// check_shard(), then reads the logits or top-k targets (every chunk, so checksums are checked);
+// the layer datasets are checked for shape but not loaded.
 ShardData read_shard(const std::string& path, const StoreMeta& expect, const ShardRange& r);
 
 }  // namespace distill

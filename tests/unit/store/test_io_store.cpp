@@ -1,7 +1,13 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <atomic>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "distill/data/synthetic.h"
 #include "distill/io/h5.h"
@@ -30,6 +36,39 @@ StoreMeta make_meta(const char* teacher, const char* data, const char* dtype, st
   m.shard_size = shard;
   return m;
 }
+// Row i label l holds 1000 (i + 1) + l + 0.25: distinct, exact in float32 and unlikely to occur
+// in HDF5 metadata.
+float value_at(std::int64_t i, std::int64_t l) { return 1000.0f * static_cast<float>(i + 1) + l + 0.25f; }
+
+std::vector<float> shard_values(const ShardRange& r, std::int64_t labels) {
+  std::vector<float> v;
+  for (auto i = r.begin; i < r.end; ++i)
+    for (std::int64_t l = 0; l < labels; ++l) v.push_back(value_at(i, l));
+  return v;
+}
+
+// A float32 logits store of value_at() with a manifest (sizes, no digests).
+void write_logits_store(const std::string& dir, const StoreMeta& meta) {
+  Manifest m;
+  m.meta = meta;
+  for (auto r : shard_ranges(meta.num_examples, meta.shard_size)) {
+    auto v = shard_values(r, meta.num_labels);
+    std::vector<std::int64_t> ids;
+    for (auto i = r.begin; i < r.end; ++i) ids.push_back(i);
+    auto p = write_shard(dir, meta, r, v.data(), ids, 0);
+    m.shards.push_back({shard_name(r), r, static_cast<std::int64_t>(std::filesystem::file_size(p)), ""});
+  }
+  write_manifest(dir, m);
+}
+
+std::int64_t open_fds() {
+  std::int64_t n = 0;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd"); it != std::filesystem::directory_iterator();
+       ++it)
+    ++n;
+  return n;
+}
+
 }  // namespace
 
 TEST(SafeTensors, HeaderLayoutAndErrors) {
@@ -96,8 +135,9 @@ TEST(Store, ReaderChecksCoverageAndSizes) {
   }
   write_manifest(dir, m);
   StoreReader reader(dir, meta);
-  EXPECT_EQ(reader.row(5)[0], 5.0f);
-  EXPECT_EQ(reader.row(5)[1], -5.0f);
+  std::vector<float> row(2);
+  reader.read_logits(5, row.data());
+  EXPECT_EQ(row, (std::vector<float>{5.0f, -5.0f}));
   // Truncate the second shard: the error names it.
   std::filesystem::resize_file(dir + "/shard-000000004-000000006.h5", 100);
   auto msg = error_of([&] { StoreReader r(dir, meta); });
@@ -109,6 +149,119 @@ TEST(Store, ReaderChecksCoverageAndSizes) {
   other.dataset_hash = "elsewhere";
   msg = error_of([&] { StoreReader r(dir, other); });
   EXPECT_NE(msg.find("data set d"), std::string::npos) << msg;
+}
+
+// Opening reads no targets; each read_logits reads one row from its shard.
+TEST(Store, ReaderReadsLogitsLazilyPerExample) {
+  const auto dir = test::temp_dir("reader-lazy");
+  StoreMeta meta = make_meta("t", "d", "float32", 3, 10, 4);
+  write_logits_store(dir, meta);
+  StoreReader reader(dir, meta);
+  EXPECT_EQ(reader.rows_read(), 0);
+  EXPECT_EQ(reader.shard_count(), 3);
+  std::vector<float> row(3);
+  for (std::int64_t i : {9, 0, 5}) {
+    reader.read_logits(i, row.data());
+    EXPECT_EQ(row, (std::vector<float>{value_at(i, 0), value_at(i, 1), value_at(i, 2)})) << i;
+  }
+  EXPECT_EQ(reader.rows_read(), 3);
+  auto msg = error_of([&] { reader.read_logits(10, row.data()); });
+  EXPECT_NE(msg.find("row 10 out of range [0, 10)"), std::string::npos) << msg;
+  std::vector<float> values, lse;
+  std::vector<std::int64_t> indices;
+  msg = error_of([&] { reader.read_topk(1, values, indices, lse); });
+  EXPECT_NE(msg.find("has no top-k targets"), std::string::npos) << msg;
+  EXPECT_EQ(reader.rows_read(), 3);
+}
+
+// More shards than StoreReader::kMaxOpenShards: every row reads back and at most that many shard
+// files are open at once.
+TEST(Store, ReaderKeepsABoundedNumberOfShardsOpen) {
+  const auto dir = test::temp_dir("reader-lru");
+  const std::int64_t n = static_cast<std::int64_t>(StoreReader::kMaxOpenShards) + 6;
+  StoreMeta meta = make_meta("t", "d", "float32", 2, n, 1);
+  write_logits_store(dir, meta);
+  const auto before = open_fds();
+  StoreReader reader(dir, meta, false);
+  std::vector<float> row(2);
+  for (int pass = 0; pass < 2; ++pass)
+    for (std::int64_t i = 0; i < n; ++i) {
+      reader.read_logits(pass ? n - 1 - i : i, row.data());
+      EXPECT_EQ(row[1], value_at(pass ? n - 1 - i : i, 1));
+      EXPECT_LE(open_fds() - before, static_cast<std::int64_t>(StoreReader::kMaxOpenShards));
+    }
+  EXPECT_EQ(reader.rows_read(), 2 * n);
+  // Concurrent reads from several threads each get their own rows.
+  std::vector<std::thread> threads;
+  std::atomic<std::int64_t> wrong{0};
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      std::vector<float> r(2);
+      for (std::int64_t i = t; i < n; i += 4) {
+        reader.read_logits(i, r.data());
+        wrong += r[0] != value_at(i, 0) || r[1] != value_at(i, 1);
+      }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(reader.rows_read(), 2 * n + n);
+}
+
+// A damaged chunk (Fletcher32 mismatch) is an error naming the store, shard and example when the
+// row is read; other shards still read.
+TEST(Store, ReaderNamesTheShardOfACorruptChunk) {
+  const auto dir = test::temp_dir("reader-corrupt");
+  StoreMeta meta = make_meta("t", "d", "float32", 4, 12, 4);  // 3 shards of one chunk each
+  write_logits_store(dir, meta);
+  const std::string file = "shard-000000004-000000007.h5", path = dir + "/" + file;
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const auto want = shard_values({4, 8}, 4);
+  const auto at = bytes.find(std::string(reinterpret_cast<const char*>(want.data()), want.size() * sizeof(float)));
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + want.size() * sizeof(float) / 2] ^= 0x10;
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+  StoreReader reader(dir, meta, false);  // no digest check: the chunk checksum has to catch it
+  EXPECT_EQ(reader.rows_read(), 0);
+  std::vector<float> row(4);
+  auto msg = error_of([&] { reader.read_logits(5, row.data()); });
+  for (const std::string& part : std::vector<std::string>{"store " + dir, file, "cannot read example 5", "of /logits",
+                                                          "rerun 'distill precompute'"})
+    EXPECT_NE(msg.find(part), std::string::npos) << "missing '" << part << "' in: " << msg;
+  EXPECT_THROW(reader.read_logits(5, row.data()), StoreError);
+  reader.read_logits(9, row.data());
+  EXPECT_EQ(row[3], value_at(9, 3));
+  EXPECT_EQ(reader.rows_read(), 1);
+}
+
+// Streaming: a shard is readable once wait_for_shards has reached it; nothing is read before.
+TEST(Store, StreamingReaderReadsCommittedShardsOnly) {
+  const auto dir = test::temp_dir("reader-stream");
+  StoreMeta meta = make_meta("t", "d", "float32", 2, 6, 4);  // [0, 4) [4, 6)
+  StoreReader reader(dir, meta, StoreReader::Streaming{});
+  EXPECT_EQ(reader.shards_loaded(), 0);
+  EXPECT_EQ(reader.shard_count(), 2);
+  auto v = shard_values({0, 4}, 2);
+  write_shard(dir, meta, {0, 4}, v.data(), {0, 1, 2, 3}, 0);
+  reader.wait_for_shards(1, 5.0);
+  EXPECT_EQ(reader.shards_loaded(), 1);
+  EXPECT_EQ(reader.rows_read(), 0);
+  std::vector<float> row(2);
+  reader.read_logits(3, row.data());
+  EXPECT_EQ(row[1], value_at(3, 1));
+  auto msg = error_of([&] { reader.read_logits(4, row.data()); });
+  EXPECT_NE(msg.find("row 4 is in a shard not loaded yet (streaming)"), std::string::npos) << msg;
+  msg = error_of([&] { reader.wait_for_shards(2, 0.05); });
+  EXPECT_NE(msg.find("while waiting for shard-000000004-000000005.h5"), std::string::npos) << msg;
+  v = shard_values({4, 6}, 2);
+  write_shard(dir, meta, {4, 6}, v.data(), {4, 5}, 0);
+  reader.wait_for_shards(2, 5.0);
+  reader.read_logits(4, row.data());
+  EXPECT_EQ(row[0], value_at(4, 0));
+  EXPECT_EQ(reader.rows_read(), 2);
 }
 
 TEST(Dataset, SyntheticRoundTripAndHash) {

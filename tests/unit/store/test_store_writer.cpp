@@ -184,8 +184,9 @@ TEST(StoreWriter, WritesSkipsAndListsShards) {
     EXPECT_EQ(w.commit_manifest({w.entries()}).shards.size(), 3u);
   }
   StoreReader reader(dir, meta);
-  EXPECT_EQ(reader.row(3)[0], 3.0f);
-  EXPECT_EQ(reader.row(3)[1], -3.0f);
+  std::vector<float> row(2);
+  reader.read_logits(3, row.data());
+  EXPECT_EQ(row, (std::vector<float>{3.0f, -3.0f}));
   // A rerun keeps every shard; one whose bytes changed is redone.
   {
     std::fstream f(dir + "/shard-000000002-000000003.h5", std::ios::in | std::ios::out | std::ios::binary);
@@ -206,4 +207,51 @@ TEST(StoreWriter, WritesSkipsAndListsShards) {
   auto other = meta;
   other.shard_size = 3;
   EXPECT_NE(error_of([&] { prepare_store(dir, other); }).find("has shard_size 2 and dtype float32"), std::string::npos);
+}
+
+// An mlm_topk store read per example: each example's tokens in position order, none for an
+// example without masked tokens, and nothing read at open.
+TEST(StoreWriter, TopkStoreReadsPerExample) {
+  const auto dir = test::temp_dir("writer-topk");
+  auto meta = logits_meta("float32", 1000, 5, 2);  // [0,2) [2,4) [4,5)
+  meta.targets = "mlm_topk";
+  meta.topk = 2;
+  meta.index_dtype = "int32";
+  meta.temperature = 2;
+  const std::vector<std::int64_t> tokens = {2, 0, 1, 3, 1};
+  std::vector<std::int64_t> first(tokens.size() + 1, 0);  // example i's first token, over the split
+  for (std::size_t i = 0; i < tokens.size(); ++i) first[i + 1] = first[i] + tokens[i];
+  prepare_store(dir, meta);
+  {
+    StoreWriter w(dir, meta, 0, 1);
+    for (std::size_t s = 0; s < w.shards(); ++s) {
+      const auto r = w.range(s);
+      ShardTargets t;
+      t.example_ids = iota_ids(r.begin, r.end, 0);
+      for (auto i = r.begin; i < r.end; ++i) {
+        t.tokens.push_back(tokens[i]);
+        for (auto g = first[i]; g < first[i + 1]; ++g) {
+          t.topk_values.insert(t.topk_values.end(), {10.0f * g + 1, 10.0f * g});
+          t.topk_indices.insert(t.topk_indices.end(), {g, 500 + g});
+          t.lse.push_back(g + 0.5f);
+        }
+      }
+      w.write(w.encode(s, std::move(t)));
+    }
+    w.wait();
+    w.commit_manifest({w.entries()});
+  }
+  StoreReader reader(dir, meta);
+  EXPECT_EQ(reader.rows_read(), 0);
+  std::vector<float> values = {-1}, lse;
+  std::vector<std::int64_t> indices;
+  for (std::int64_t i : {3, 1, 0}) EXPECT_EQ(reader.read_topk(i, values, indices, lse), tokens[i]) << i;
+  EXPECT_EQ(reader.rows_read(), 3);
+  // Appended after what the vectors held: example 3's tokens 3, 4, 5, then example 0's 0, 1.
+  EXPECT_EQ(values, (std::vector<float>{-1, 31, 30, 41, 40, 51, 50, 1, 0, 11, 10}));
+  EXPECT_EQ(indices, (std::vector<std::int64_t>{3, 503, 4, 504, 5, 505, 0, 500, 1, 501}));
+  EXPECT_EQ(lse, (std::vector<float>{3.5f, 4.5f, 5.5f, 0.5f, 1.5f}));
+  std::vector<float> row(1000);
+  EXPECT_NE(error_of([&] { reader.read_logits(0, row.data()); }).find("has no logits (targets 'mlm_topk')"),
+            std::string::npos);
 }
