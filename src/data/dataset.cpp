@@ -278,17 +278,16 @@ void check_fits_model(const Dataset& d, const std::string& split, std::int64_t v
   s.scan([&](const DataSplit& b, std::int64_t first) {
     for (std::int64_t i = 0; i < b.n * b.seq; ++i) {
       const auto k = static_cast<std::size_t>(i);
-      DISTILL_CHECK(b.input_ids[k] < vocab_size, DataError, d.path, ": split ", split, " example ",
-                    first + i / b.seq, " has token id ", b.input_ids[k], " at position ", i % b.seq, ", ", model,
-                    " has a vocabulary of ", vocab_size);
+      DISTILL_CHECK(b.input_ids[k] < vocab_size, DataError, d.path, ": split ", split, " example ", first + i / b.seq,
+                    " has token id ", b.input_ids[k], " at position ", i % b.seq, ", ", model, " has a vocabulary of ",
+                    vocab_size);
       DISTILL_CHECK(b.token_type_ids[k] < type_vocab, DataError, d.path, ": split ", split, " example ",
                     first + i / b.seq, " has token_type_id ", b.token_type_ids[k], " at position ", i % b.seq, ", ",
                     model, " has ", type_vocab, " token types");
     }
   });
   throw DataError(str(d.path, ": split ", split, " records token ids up to ", max_id, " and token types up to ",
-                      max_type, "; ", model, " has a vocabulary of ", vocab_size, " and ", type_vocab,
-                      " token types"));
+                      max_type, "; ", model, " has a vocabulary of ", vocab_size, " and ", type_vocab, " token types"));
 }
 
 std::string write_dataset(const std::string& path, const Dataset& d) {

@@ -100,7 +100,8 @@ std::int64_t DistributedSampler::at(std::int64_t epoch, std::int64_t p) {
     cached_epoch_ = epoch;
   }
   const auto w = static_cast<std::int64_t>(std::upper_bound(window_starts_.begin(), window_starts_.end(), p) -
-                                           window_starts_.begin()) - 1;
+                                           window_starts_.begin()) -
+                 1;
   auto it = windows_.find(w);
   if (it == windows_.end()) {
     for (auto e = windows_.begin(); e != windows_.end();) e = e->first == w - 1 ? std::next(e) : windows_.erase(e);

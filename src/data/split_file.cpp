@@ -103,8 +103,8 @@ std::shared_ptr<const DataSplit> SplitFile::block(std::int64_t b) const {
 void SplitFile::select(const std::vector<std::int64_t>& rows, DataSplit& out) const {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto r : rows) {
-    DISTILL_CHECK(r >= 0 && r < shape_.n, DataError, header_.path, ": split ", split_, " row ", r,
-                  " out of range [0, ", shape_.n, ")");
+    DISTILL_CHECK(r >= 0 && r < shape_.n, DataError, header_.path, ": split ", split_, " row ", r, " out of range [0, ",
+                  shape_.n, ")");
     const auto blk = block(r / block_);
     append_row(*blk, r % block_, out);
   }

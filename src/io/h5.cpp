@@ -5,6 +5,10 @@
 
 #include "distill/util/error.h"
 
+#ifndef H5_HAVE_THREADSAFE
+#warning "HDF5 without thread safety: the loader thread and the main thread may call it at once"
+#endif
+
 namespace distill::h5 {
 
 namespace {

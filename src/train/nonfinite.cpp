@@ -11,7 +11,8 @@ namespace distill {
 
 std::string example_ids(const DataSplit& split, const std::vector<std::int64_t>& rows, std::size_t max) {
   std::string ids;
-  const std::vector<std::int64_t> shown(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(std::min(max, rows.size())));
+  const std::vector<std::int64_t> shown(rows.begin(),
+                                        rows.begin() + static_cast<std::ptrdiff_t>(std::min(max, rows.size())));
   std::vector<std::int64_t> id = shown;  // row numbers when the ids cannot be read
   try {
     id = split.select(shown).example_id;

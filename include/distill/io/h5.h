@@ -1,6 +1,7 @@
 // Thin RAII over the HDF5 C API. Each C call is wrapped once and a negative return becomes a
 // distill::Error (or the type the caller asks for) naming the file and object.
-// Not thread safe (HDF5 is built without thread safety): one thread per process touches HDF5.
+// Needs a thread-safe HDF5 (Debian's is, H5_HAVE_THREADSAFE): the loader thread reads rows and
+// soft targets while the main thread may evaluate or write. One File is used by one thread at a time.
 #pragma once
 #include <hdf5.h>
 

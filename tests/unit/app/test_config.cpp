@@ -105,6 +105,7 @@ train:
   bucket_mb: 25
   reduce: nonblocking
   prefetch: 2
+  shuffle_window: 16
   comm_timeout: 600
   nonfinite: stop
   max_skipped_steps: 10
@@ -248,6 +249,7 @@ train:
   bucket_mb: 0.5
   reduce: blocking
   prefetch: 0
+  shuffle_window: 16
   comm_timeout: 30
   nonfinite: skip
   max_skipped_steps: 0
@@ -336,7 +338,7 @@ TEST(ConfigDump, PrintsTheDefaultConfigAsBefore) {
   RunConfig c;
   EXPECT_EQ(dump_config(c), kDefaultDump);
   c.data.path = "d.h5";
-  EXPECT_EQ(config_hash(c), "b0fa3f739c380dbf");
+  EXPECT_EQ(config_hash(c), "cd4ccb44985225a2");  // train.shuffle_window added
 }
 
 TEST(ConfigDump, PrintsANonDefaultConfigAsBefore) {
@@ -344,7 +346,7 @@ TEST(ConfigDump, PrintsANonDefaultConfigAsBefore) {
   for (const char* s : kNonDefaultSets) apply_override(c, s);
   validate_config(c);
   EXPECT_EQ(dump_config(c), kNonDefaultDump);
-  EXPECT_EQ(config_hash(c), "913ded9cd34ca05a");
+  EXPECT_EQ(config_hash(c), "7bf599b23bff7a98");  // train.shuffle_window added
   RunConfig back;
   load_config_file(back, write_yaml(dump_config(c)));
   EXPECT_EQ(dump_config(back), kNonDefaultDump);
@@ -425,7 +427,7 @@ TEST(Config, PerFieldChecksKeepTheirMessages) {
 
 TEST(ConfigHelp, ListsEveryKeyOnce) {
   const auto keys = config_keys();
-  EXPECT_EQ(keys.size(), 70u);
+  EXPECT_EQ(keys.size(), 71u);
   EXPECT_EQ(std::set<std::string>(keys.begin(), keys.end()).size(), keys.size());
   const auto table = config_help_table();
   for (const auto& k : keys) EXPECT_NE(table.find("| `" + k + "` |"), std::string::npos) << k;
