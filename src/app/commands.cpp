@@ -200,40 +200,6 @@ void cmd_prepare_synthetic(Communicator& comm, const SyntheticOptions& o, const 
   comm.barrier();
 }
 
-void cmd_prepare_text(Communicator& comm, const PrepareOptions& o, const std::string& out) {
-  std::string error;
-  if (comm.rank() == 0) {
-    try {
-      PrepareReport rep;
-      auto d = o.features ? prepare_features(o, &rep) : prepare_text(o, &rep);
-      if (!parent_dir(out).empty()) fs::create_directories(parent_dir(out));
-      const auto hash = write_dataset(out, d);
-      if (o.features) {
-        spdlog::info("wrote {}: {} rows of {} features{}, {} labels; train {}, dev {}, test {}; content hash {}", out,
-                     rep.rows, d.splits.at("train").dim, o.standardize ? " (standardized)" : "", d.label_names.size(),
-                     rep.train, rep.dev, rep.test, hash);
-      } else {
-        if (o.mlm) {
-          std::int64_t masked = 0;
-          for (const auto& [name, sp] : d.splits)
-            for (auto y : sp.mlm_labels) masked += y != kIgnoreLabel;
-          spdlog::info("masked LM: {} tokens masked at p = {} (seed {})", masked, o.mask_prob, o.seed);
-        }
-        for (const auto& m : rep.bad_examples) spdlog::warn("skipped {}", m);
-        spdlog::info(
-            "wrote {}: {} rows read, {} bad rows skipped, {} truncated to {} tokens; train {}, dev {}, test {}; "
-            "{} labels; vocabulary {} ({} tokens, hash {}); content hash {}",
-            out, rep.rows, rep.bad_rows, rep.truncated, o.max_length, rep.train, rep.dev, rep.test,
-            d.label_names.size(), o.vocab, d.vocab_size, d.vocab_hash, hash);
-      }
-    } catch (const Error& e) {
-      error = e.what();
-    }
-  }
-  comm.broadcast_string(error, 0);
-  if (!error.empty()) throw DataError(error);
-}
-
 void cmd_precompute(Communicator& comm, const RunArgs& a) {
   auto c = resolve_config(comm, a);
   DISTILL_CHECK(!c.store.path.empty(), ConfigError, "distill precompute writes the store: set store.path");

@@ -11,8 +11,8 @@
 
 namespace distill {
 
-DatasetWriter::DatasetWriter(std::string path, const Dataset& header)
-    : path_(std::move(path)), header_(header), hash_(header.task) {
+DatasetWriter::DatasetWriter(std::string path, const Dataset& header, bool check_ids)
+    : path_(std::move(path)), header_(header), hash_(header.task), check_ids_(check_ids) {
   header_.splits.clear();
   header_.path = path_;
   tmp_ = path_ + ".tmp-" + std::to_string(::getpid());
@@ -70,7 +70,7 @@ void DatasetWriter::append(const std::string& name, const DataSplit& rows) {
   for (auto v : rows.token_type_ids) s.max_token_type = std::max<std::int64_t>(s.max_token_type, v);
   s.n += rows.n;
   auto& ids = ids_[name];
-  ids.insert(ids.end(), rows.example_id.begin(), rows.example_id.end());
+  if (check_ids_) ids.insert(ids.end(), rows.example_id.begin(), rows.example_id.end());
   hash_.add(name, rows);
 }
 

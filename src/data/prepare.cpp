@@ -3,9 +3,13 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <queue>
 #include <set>
 #include <sstream>
 
+#include "distill/data/dataset_writer.h"
 #include "distill/data/split_rows.h"
 #include "distill/io/h5.h"
 #include "distill/util/error.h"
@@ -20,6 +24,7 @@ struct Example {
   std::int64_t id;
   std::int64_t label;
   Encoding enc;
+  long line = 0;  // where the record starts: its place in the split order (record_key)
 };
 
 void fill_split(DataSplit& s, const std::vector<const Example*>& rows, long seq) {
@@ -112,7 +117,7 @@ class ExampleReader {
     if (!label) return;
     std::int64_t y = -1;
     if (!o_.labels.empty() && !label_of(row, *label, &y)) return;
-    Example e{row.index, y, {}};
+    Example e{row.index, y, {}, row.line};
     if (!encode(row, *text, pair, &e.enc)) return;
     if (o_.mlm)
       e.label = 0;
@@ -193,20 +198,25 @@ void set_classes(const PrepareOptions& o, ExampleReader& read, Dataset& d) {
                 " distinct label(s) in column '", o.label_column, "': classification needs at least 2");
 }
 
-// The split: a seeded permutation of the usable rows (split_parts); rows within a split are in a
-// seeded random order too (in_split_order), so that shards of consecutive rows are mixed samples
-// even when the file is sorted (streaming reads shards in order). Masked LM: tokens are masked
-// first (mask_tokens). Fills d.splits and the report's split sizes.
+// The split (Note [parallel prepare]): the usable rows sorted by record_key(seed, line); the first
+// round(n * dev_fraction) are dev, the next round(n * test_fraction) test, the rest train, each in
+// that order, so that shards of consecutive rows are mixed samples even when the file is sorted.
+// Masked LM: tokens are masked first (mask_tokens). Fills d.splits and the report's split sizes.
 void split_examples(const PrepareOptions& o, const WordPieceTokenizer& tok, std::vector<Example>& examples, Dataset& d,
                     PrepareReport& rep) {
   const auto n = static_cast<std::int64_t>(examples.size());
-  const auto part = split_parts(n, o);
+  const auto [n_dev, n_test] = split_sizes(n, o);
   std::vector<std::vector<std::int32_t>> mlm_labels(o.mlm ? n : 0);
   for (std::int64_t i = 0; i < n && o.mlm; ++i)
     mlm_labels[i] = mask_tokens(examples[i].enc, tok, o.seed, examples[i].id, o.mask_prob);
+  std::vector<std::pair<std::uint64_t, std::int64_t>> order;
+  for (std::int64_t i = 0; i < n; ++i) order.emplace_back(record_key(o.seed, examples[i].line), i);
+  std::sort(order.begin(), order.end(), [&](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first < b.first : examples[a.second].line < examples[b.second].line;
+  });
   std::vector<const Example*> rows[3];
-  for (std::int64_t i = 0; i < n; ++i) rows[part[i]].push_back(&examples[i]);
-  for (int k = 0; k < 3; ++k) rows[k] = in_split_order(rows[k], o.seed, k);
+  for (std::int64_t p = 0; p < n; ++p)
+    rows[p < n_dev ? 1 : p < n_dev + n_test ? 2 : 0].push_back(&examples[order[p].second]);
   DISTILL_CHECK(!rows[0].empty(), DataError, o.input, ": no rows left for the train split");
   const char* names[3] = {"train", "dev", "test"};
   for (int k = 0; k < 3; ++k)
@@ -224,6 +234,15 @@ void split_examples(const PrepareOptions& o, const WordPieceTokenizer& tok, std:
 }
 
 }  // namespace
+
+std::uint64_t record_key(std::uint64_t seed, long line) {
+  return mix_seed(seed, 0x6f72646572, static_cast<std::uint64_t>(line));
+}
+
+std::pair<std::int64_t, std::int64_t> split_sizes(std::int64_t n, const PrepareOptions& o) {
+  return {static_cast<std::int64_t>(std::llround(static_cast<double>(n) * o.dev_fraction)),
+          static_cast<std::int64_t>(std::llround(static_cast<double>(n) * o.test_fraction))};
+}
 
 Dataset prepare_text(const PrepareOptions& o, PrepareReport* report) {
   check_text_options(o);
@@ -243,6 +262,270 @@ Dataset prepare_text(const PrepareOptions& o, PrepareReport* report) {
   split_examples(o, tok, read.examples, d, rep);
   if (report) *report = rep;
   return d;
+}
+
+}  // namespace distill
+
+// Parallel prepare (Note [parallel prepare]) ------------------------------------------------------
+
+namespace distill {
+
+namespace {
+
+// A run: examples sorted by (record_key, line), with their local record index and label.
+struct RunRow {
+  std::uint64_t key;
+  Example e;
+};
+
+std::string write_run(const PrepareOptions& o, std::vector<RunRow>& rows, const std::string& dir, int part, int k) {
+  std::sort(rows.begin(), rows.end(),
+            [](const RunRow& a, const RunRow& b) { return a.key != b.key ? a.key < b.key : a.e.line < b.e.line; });
+  const auto n = static_cast<hsize_t>(rows.size()), seq = static_cast<hsize_t>(o.max_length);
+  std::vector<std::int64_t> key, line, index, label;
+  std::vector<std::int32_t> ids, mask, types;
+  for (const auto& r : rows) {
+    key.push_back(static_cast<std::int64_t>(r.key));
+    line.push_back(r.e.line);
+    index.push_back(r.e.id);
+    label.push_back(r.e.label);
+    ids.insert(ids.end(), r.e.enc.ids.begin(), r.e.enc.ids.end());
+    mask.insert(mask.end(), r.e.enc.attention_mask.begin(), r.e.enc.attention_mask.end());
+    types.insert(types.end(), r.e.enc.type_ids.begin(), r.e.enc.type_ids.end());
+  }
+  const auto path = str(dir, "/part-", part, "-run-", k, ".h5");
+  auto f = h5::File::create(path);
+  for (auto [name, v] : {std::pair{"/key", &key}, {"/line", &line}, {"/index", &index}, {"/label", &label}})
+    f.write(name, h5::Type::kInt64, {n}, v->data(), 1024);
+  for (auto [name, v] : {std::pair{"/input_ids", &ids}, {"/attention_mask", &mask}, {"/token_type_ids", &types}})
+    f.write(name, h5::Type::kInt32, {n, seq}, v->data(), 1024);
+  f.flush();
+  rows.clear();
+  return path;
+}
+
+}  // namespace
+
+std::string to_json(const PreparePart& p) {
+  return nlohmann::json{{"records", p.records},
+                        {"stop", p.stop},
+                        {"runs", p.runs},
+                        {"labels", p.labels},
+                        {"rows", p.report.rows},
+                        {"bad_rows", p.report.bad_rows},
+                        {"truncated", p.report.truncated},
+                        {"bad_examples", p.report.bad_examples}}
+      .dump();
+}
+
+PreparePart prepare_part_from_json(const std::string& s) {
+  const auto j = nlohmann::json::parse(s);
+  PreparePart p;
+  p.records = j.at("records");
+  p.stop = j.at("stop");
+  p.runs = j.at("runs").get<std::vector<std::string>>();
+  p.labels = j.at("labels").get<std::vector<std::string>>();
+  p.report.rows = j.at("rows");
+  p.report.bad_rows = j.at("bad_rows");
+  p.report.truncated = j.at("truncated");
+  p.report.bad_examples = j.at("bad_examples").get<std::vector<std::string>>();
+  return p;
+}
+
+PreparePart prepare_part(const PrepareOptions& o, const TableRange& range, const std::string& dir, int part) {
+  check_text_options(o);
+  const auto tok = load_tokenizer(o);
+  PreparePart out;
+  ExampleReader read(o, tok, out.report);
+  std::map<std::string, std::int64_t> local;  // raw label -> index in out.labels (labels from the data)
+  std::vector<RunRow> rows;
+  const std::size_t run_rows = std::max<std::size_t>(1024, (std::size_t{128} << 20) / (12 * o.max_length + 64));
+  out.stop = read_table(o.input, table_options(o), range, [&](TableRow& row) {
+    ++out.records;
+    read.add(row);
+    if (read.examples.empty()) return;
+    Example& e = read.examples.back();
+    if (!o.mlm && o.labels.empty()) {
+      auto it = local.emplace(read.raw_labels.back(), static_cast<std::int64_t>(local.size())).first;
+      if (it->second == static_cast<std::int64_t>(out.labels.size())) out.labels.push_back(it->first);
+      e.label = it->second;
+    }
+    e.id -= range.first_index;  // the record's index within the share (made global by merge_parts)
+    rows.push_back({record_key(o.seed, e.line), std::move(e)});
+    read.examples.clear();
+    read.raw_labels.clear();
+    if (rows.size() >= run_rows) out.runs.push_back(write_run(o, rows, dir, part, static_cast<int>(out.runs.size())));
+  });
+  if (!rows.empty()) out.runs.push_back(write_run(o, rows, dir, part, static_cast<int>(out.runs.size())));
+  return out;
+}
+
+namespace {
+
+// Reads a run a block at a time, in order.
+class RunReader {
+ public:
+  RunReader(const std::string& path, int part, long seq, hsize_t block)
+      : f_(h5::File::open(path)), part_(part), seq_(seq), block_(block) {
+    n_ = f_.info("/key").shape[0];
+    refill();
+  }
+  bool done() const { return at_ >= n_; }
+  std::uint64_t key() const { return static_cast<std::uint64_t>(key_[at_ - first_]); }
+  long line() const { return static_cast<long>(line_[at_ - first_]); }
+  int part() const { return part_; }
+  // The current row as an example (id: the index within its share), then advances.
+  Example take() {
+    const auto i = at_ - first_;
+    Example e{index_[i], label_[i], {}, static_cast<long>(line_[i])};
+    const auto cells = [&](const std::vector<std::int32_t>& v) {
+      return std::vector<std::int32_t>(v.begin() + static_cast<std::ptrdiff_t>(i * seq_),
+                                       v.begin() + static_cast<std::ptrdiff_t>((i + 1) * seq_));
+    };
+    e.enc.ids = cells(ids_);
+    e.enc.attention_mask = cells(mask_);
+    e.enc.type_ids = cells(types_);
+    if (++at_ < n_ && at_ - first_ >= key_.size()) refill();
+    return e;
+  }
+
+ private:
+  void refill() {
+    first_ = at_;
+    const auto end = std::min(n_, first_ + block_), m = end - first_;
+    if (m == 0) return;
+    for (auto [name, v] : {std::pair{"/key", &key_}, {"/line", &line_}, {"/index", &index_}, {"/label", &label_}}) {
+      v->resize(m);
+      f_.read_rows(name, h5::Type::kInt64, first_, end, v->data());
+    }
+    for (auto [name, v] : {std::pair{"/input_ids", &ids_}, {"/attention_mask", &mask_}, {"/token_type_ids", &types_}}) {
+      v->resize(m * static_cast<hsize_t>(seq_));
+      f_.read_rows(name, h5::Type::kInt32, first_, end, v->data());
+    }
+  }
+  h5::File f_;
+  int part_;
+  long seq_;
+  hsize_t block_, n_ = 0, at_ = 0, first_ = 0;
+  std::vector<std::int64_t> key_, line_, index_, label_;
+  std::vector<std::int32_t> ids_, mask_, types_;
+};
+
+// The data set's header and, for labels from the data, each part's local label -> class.
+Dataset merged_header(const PrepareOptions& o, const WordPieceTokenizer& tok, const std::vector<PreparePart>& parts,
+                      std::vector<std::vector<std::int64_t>>& classes) {
+  Dataset d;
+  d.vocab_size = tok.size();
+  d.vocab_hash = tok.vocab_hash();
+  d.max_length = o.max_length;
+  if (o.mlm) {
+    d.task = "mlm";
+  } else if (o.labels.empty()) {
+    std::set<std::string> distinct;
+    for (const auto& p : parts) distinct.insert(p.labels.begin(), p.labels.end());
+    d.label_names.assign(distinct.begin(), distinct.end());
+    for (const auto& p : parts) {
+      classes.emplace_back();
+      for (const auto& l : p.labels)
+        classes.back().push_back(std::lower_bound(d.label_names.begin(), d.label_names.end(), l) -
+                                 d.label_names.begin());
+    }
+  } else {
+    d.label_names = o.label_names.empty() ? o.labels : o.label_names;
+  }
+  DISTILL_CHECK(o.mlm || d.label_names.size() >= 2, DataError, o.input, " has ", d.label_names.size(),
+                " distinct label(s) in column '", o.label_column, "': classification needs at least 2");
+  return d;
+}
+
+// Appends merged examples to the writer, a block of one split at a time.
+class MergedSplits {
+ public:
+  MergedSplits(DatasetWriter& w, long seq) : w_(w), seq_(seq) { block_.seq = seq; }
+  void add(const std::string& split, const Example& e, const std::vector<std::int32_t>& mlm) {
+    if (split != split_ || block_.n == kDatasetChunkRows) flush();
+    split_ = split;
+    block_.input_ids.insert(block_.input_ids.end(), e.enc.ids.begin(), e.enc.ids.end());
+    block_.attention_mask.insert(block_.attention_mask.end(), e.enc.attention_mask.begin(), e.enc.attention_mask.end());
+    block_.token_type_ids.insert(block_.token_type_ids.end(), e.enc.type_ids.begin(), e.enc.type_ids.end());
+    block_.mlm_labels.insert(block_.mlm_labels.end(), mlm.begin(), mlm.end());
+    block_.labels.push_back(mlm.empty() ? e.label : 0);
+    block_.example_id.push_back(e.id);
+    ++block_.n;
+  }
+  void flush() {
+    if (block_.n > 0) w_.append(split_, block_);
+    block_ = DataSplit{};
+    block_.seq = seq_;
+  }
+
+ private:
+  DatasetWriter& w_;
+  long seq_;
+  DataSplit block_;
+  std::string split_;
+};
+
+// Sums the parts' reports (bad row messages in file order, the first few).
+PrepareReport summed_report(const std::vector<PreparePart>& parts) {
+  PrepareReport rep;
+  for (const auto& p : parts) {
+    rep.rows += p.report.rows;
+    rep.bad_rows += p.report.bad_rows;
+    rep.truncated += p.report.truncated;
+    for (const auto& m : p.report.bad_examples)
+      if (rep.bad_examples.size() < 5) rep.bad_examples.push_back(m);
+  }
+  return rep;
+}
+
+}  // namespace
+
+std::string merge_parts(const PrepareOptions& o, const std::vector<PreparePart>& parts, const std::string& out,
+                        PrepareReport* report) {
+  const auto tok = load_tokenizer(o);
+  std::vector<std::vector<std::int64_t>> classes;
+  const Dataset header = merged_header(o, tok, parts, classes);
+  std::vector<std::int64_t> offset(parts.size() + 1, 0);  // first record index of each part
+  std::vector<std::unique_ptr<RunReader>> runs;
+  std::int64_t n = 0;
+  for (std::size_t p = 0; p < parts.size(); ++p) {
+    offset[p + 1] = offset[p] + parts[p].records;
+    for (const auto& r : parts[p].runs)
+      runs.push_back(std::make_unique<RunReader>(r, static_cast<int>(p), o.max_length, 256));
+  }
+  auto rep = summed_report(parts);
+  const std::int64_t usable = rep.rows - rep.bad_rows;
+  DISTILL_CHECK(usable > 0, DataError, o.input, " has no usable rows (", rep.rows, " read, ", rep.bad_rows, " bad)");
+  const auto [n_dev, n_test] = split_sizes(usable, o);
+  DISTILL_CHECK(usable - n_dev - n_test > 0, DataError, o.input, ": no rows left for the train split");
+  // Smallest (key, line) first.
+  auto later = [&](std::size_t a, std::size_t b) {
+    return runs[a]->key() != runs[b]->key() ? runs[a]->key() > runs[b]->key() : runs[a]->line() > runs[b]->line();
+  };
+  std::priority_queue<std::size_t, std::vector<std::size_t>, decltype(later)> heap(later);
+  for (std::size_t i = 0; i < runs.size(); ++i)
+    if (!runs[i]->done()) heap.push(i);
+  DatasetWriter writer(out, header, /*check_ids=*/false);  // ids are record numbers: unique
+  MergedSplits splits(writer, o.max_length);
+  for (std::int64_t p = 0; !heap.empty(); ++p) {
+    const auto i = heap.top();
+    heap.pop();
+    const int part = runs[i]->part();
+    Example e = runs[i]->take();
+    if (!runs[i]->done()) heap.push(i);
+    e.id += offset[part];
+    if (!classes.empty()) e.label = classes[part][e.label];
+    std::vector<std::int32_t> mlm;
+    if (o.mlm) mlm = mask_tokens(e.enc, tok, o.seed, e.id, o.mask_prob);
+    splits.add(p < n_dev ? "dev" : p < n_dev + n_test ? "test" : "train", e, mlm);
+  }
+  splits.flush();
+  rep.dev = n_dev;
+  rep.test = n_test;
+  rep.train = usable - n_dev - n_test;
+  if (report) *report = rep;
+  return writer.finish();
 }
 
 }  // namespace distill

@@ -16,7 +16,9 @@ namespace distill {
 class DatasetWriter {
  public:
   // `header`: task, vocab_size, vocab_hash, max_length and label_names (its splits are ignored).
-  DatasetWriter(std::string path, const Dataset& header);
+  // `check_ids`: keep every example id (8 bytes a row) to refuse repeats at finish(); off when the
+  // caller guarantees unique ids.
+  DatasetWriter(std::string path, const Dataset& header, bool check_ids = true);
   DatasetWriter(const DatasetWriter&) = delete;
   DatasetWriter& operator=(const DatasetWriter&) = delete;
   // Removes the temporary file unless finish() ran.
@@ -39,6 +41,7 @@ class DatasetWriter {
   std::map<std::string, Split> splits_;
   std::map<std::string, std::vector<std::int64_t>> ids_;  // every example id by split (8 bytes a row)
   ContentHasher hash_;
+  bool check_ids_;
   bool done_ = false;
 };
 

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "distill/data/dataset.h"
@@ -45,8 +46,42 @@ struct PrepareReport {
 };
 
 // Reads, tokenizes and splits; throws DataError "file:line: reason" on the first bad row unless
-// skip_bad_rows. The example id of a row is its 0-based record number in the file.
+// skip_bad_rows. The example id of a row is its 0-based record number in the file. In memory: the
+// same data set prepare_parts + merge_parts write (Note [parallel prepare]).
 Dataset prepare_text(const PrepareOptions& o, PrepareReport* report = nullptr);
+
+// Note [parallel prepare]: `distill prepare` of a text table under mpirun. Each rank takes the
+// records that start in its share of the file's bytes: a share's first record is found by quote
+// parity (CSV quotes counted before it, over all shares), and a rank's parser must stop exactly
+// where the next share starts (else one rank prepares the whole file). Each rank tokenizes its
+// records in bounded memory into runs sorted by record_key, under a parts directory beside the
+// output; rank 0 merges the runs in key order and writes the data set block by block. The rows,
+// ids (record numbers), splits and split order are a pure function of the file and the options,
+// identical for any number of ranks.
+//
+// A row's place: usable rows sorted by record_key(seed, line of the record); the first
+// split_sizes().first are dev, the next .second test, the rest train, each in that order.
+std::uint64_t record_key(std::uint64_t seed, long line);
+std::pair<std::int64_t, std::int64_t> split_sizes(std::int64_t n, const PrepareOptions& o);
+
+// What one rank's share gave: its records, where its parser stopped, its sorted runs, the distinct
+// raw labels it saw (labels from the data), and its report (rows, bad rows, truncated).
+struct PreparePart {
+  std::int64_t records = 0;
+  std::uint64_t stop = 0;
+  std::vector<std::string> runs, labels;
+  PrepareReport report;
+};
+std::string to_json(const PreparePart& p);
+PreparePart prepare_part_from_json(const std::string& s);
+
+// Tokenizes the records of `range` (a share of o.input) into sorted runs under `dir`, named by
+// `part`. Throws DataError "file:line: reason" on its first bad row unless skip_bad_rows.
+PreparePart prepare_part(const PrepareOptions& o, const TableRange& range, const std::string& dir, int part);
+// Merges the parts' runs (parts in file order) into the data set at `out`, block by block;
+// returns its content hash and fills `report` (counts summed, split sizes).
+std::string merge_parts(const PrepareOptions& o, const std::vector<PreparePart>& parts, const std::string& out,
+                        PrepareReport* report);
 
 // Feature vectors from a CSV of numbers (no header; a first row that is not all numbers is taken
 // as one) or an HDF5 file with "features" [n, d] and "labels" [n] (integers). Labels become

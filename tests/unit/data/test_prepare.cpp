@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "distill/data/dataset.h"
 #include "distill/data/prepare.h"
 #include "test_util.h"
 
@@ -199,4 +200,84 @@ TEST(Prepare, PairsGetTypeIdsAndLabelsDefaultToSortedValues) {
 }
 
 }  // namespace
+
+// Note [parallel prepare]: the shares of a file (quote parity, record_start) read every record
+// exactly once, with the lines and fields of one whole read, wherever the byte boundaries fall.
+std::vector<TableRange> shares(const std::string& path, TableFormat format, int w) {
+  const auto size = std::filesystem::file_size(path);
+  std::vector<TableRange> out(w);
+  std::uint64_t quotes = 0, newlines = 0;
+  for (int r = 0; r < w; ++r) {
+    const auto at = size * r / w;
+    const auto [start, skipped] = record_start(path, format, at, format == TableFormat::kCsv && quotes % 2 == 1);
+    out[r].begin = start;
+    out[r].first_line = static_cast<long>(newlines + skipped) + 1;
+    if (r > 0) out[r - 1].end = start;
+    const auto c = count_bytes(path, at, size * (r + 1) / w);
+    quotes += c.quotes;
+    newlines += c.newlines;
+  }
+  return out;
+}
+
+TEST(Table, SharesOfAFileReadEveryRecordOnce) {
+  const auto dir = test::temp_dir("shares");
+  const auto path = write(dir, "m.csv",
+                          "\xEF\xBB\xBFlabel,text\r\n1,\"two\nlines\"\r\n\n-1,\"a \"\"q\"\" b\"\n1,\"\n\n\"\n-1,plain\n"
+                          "1,\"x,\ny\nz\"\n-1,last");
+  TableOptions o;
+  const auto whole = rows_of(path, o);
+  ASSERT_EQ(whole.size(), 6u);
+  for (int w = 1; w <= 12; ++w) {
+    std::vector<TableRow> got;
+    std::uint64_t stop = 0;
+    for (const auto& r : shares(path, TableFormat::kCsv, w)) {
+      stop = read_table(path, o, r, [&](TableRow& row) { got.push_back(row); });
+      if (r.end != UINT64_MAX) EXPECT_EQ(stop, r.end) << w << " shares";
+    }
+    EXPECT_EQ(stop, std::filesystem::file_size(path));
+    ASSERT_EQ(got.size(), whole.size()) << w << " shares";
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      EXPECT_EQ(got[i].line, whole[i].line) << w << " shares, record " << i;
+      EXPECT_EQ(got[i].fields, whole[i].fields) << w << " shares, record " << i;
+    }
+  }
+}
+
+TEST(Prepare, OneAndThreePartsWriteTheSameDataSetAsPrepareText) {
+  const auto dir = test::temp_dir("parts");
+  std::string body = "text,label\n";
+  for (int i = 0; i < 90; ++i)
+    body += (i % 3 ? "\"a fine\nfilm " : "\"Hello, \"\"world\"\" ") + std::to_string(i) + "\"," +
+            (i % 2 ? "pos" : "neg") + "\n";
+  for (bool mlm : {false, true}) {
+    auto o = base(write(dir, "d.csv", body));
+    o.mlm = mlm;
+    o.labels.clear();  // classes from the data (none for masked LM)
+    const auto want = write_dataset(dir + "/mem.h5", prepare_text(o));
+    for (int w : {1, 3}) {
+      std::vector<PreparePart> parts;
+      int k = 0;
+      for (const auto& r : shares(o.input, TableFormat::kCsv, w)) {
+        auto p = prepare_part(o, r, dir, k++);
+        parts.push_back(prepare_part_from_json(to_json(p)));
+        EXPECT_EQ(parts.back().stop, r.end == UINT64_MAX ? std::filesystem::file_size(o.input) : r.end);
+      }
+      PrepareReport rep;
+      const auto out = dir + "/p" + std::to_string(w) + ".h5";
+      EXPECT_EQ(merge_parts(o, parts, out, &rep), want) << w << " parts, mlm " << mlm;
+      EXPECT_EQ(rep.rows, 90);
+      EXPECT_EQ(rep.dev, 23);
+      EXPECT_EQ(rep.train, 44);
+      EXPECT_EQ(read_dataset(out).content_hash, want);
+    }
+  }
+  // A bad row in a later share names its line in the file.
+  auto o = base(write(dir, "bad.csv", body + "\"x\",maybe\n"));
+  const auto r = shares(o.input, TableFormat::kCsv, 3).back();
+  const auto msg = test::error_of([&] { prepare_part(o, r, dir, 9); });
+  EXPECT_NE(msg.find("bad.csv:" + std::to_string(1 + 90 + 60 + 1) + ": unknown label 'maybe'"), std::string::npos)
+      << msg;
+}
+
 }  // namespace distill
