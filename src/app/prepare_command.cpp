@@ -159,11 +159,15 @@ void cmd_prepare_text(Communicator& comm, const PrepareOptions& o, const std::st
   comm.broadcast_string(dir, 0);
   try {
     const auto parts = prepare_shares(comm, o, dir);
+    const auto t1 = std::chrono::steady_clock::now();
     if (comm.rank() == 0) try {
         PrepareReport rep;
         merge_parts(o, parts, out, &rep);
-        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        log_prepared(o, out, rep, read_dataset(out, 0), seconds, comm.size());
+        const auto t2 = std::chrono::steady_clock::now();
+        spdlog::info("tokenized in {:.2f} s on {} rank(s), merged in {:.2f} s",
+                     std::chrono::duration<double>(t1 - t0).count(), comm.size(),
+                     std::chrono::duration<double>(t2 - t1).count());
+        log_prepared(o, out, rep, read_dataset(out, 0), std::chrono::duration<double>(t2 - t0).count(), comm.size());
       } catch (const Error& e) {
         error = e.what();
       }

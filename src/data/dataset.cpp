@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -74,9 +75,50 @@ void DataSplit::scan(const std::function<void(const DataSplit&, std::int64_t)>& 
 
 // Content hash -------------------------------------------------------------------------------
 
+namespace {
+
+// FNV-1a over 64-bit words, fed any number of bytes at a time.
+class WordHasher {
+ public:
+  void update(const void* data, std::size_t bytes) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    while (bytes > 0 && pending_ > 0) take(p, bytes);
+    std::uint64_t h = h_;
+    for (; bytes >= 8; p += 8, bytes -= 8) {
+      std::uint64_t w;
+      std::memcpy(&w, p, 8);
+      h = (h ^ w) * 1099511628211ull;
+    }
+    h_ = h;
+    while (bytes > 0) take(p, bytes);
+  }
+  std::uint64_t value() const {
+    if (pending_ == 0) return h_;
+    std::uint64_t w = 0;
+    std::memcpy(&w, buf_, pending_);
+    return (h_ ^ w) * 1099511628211ull;
+  }
+
+ private:
+  void take(const unsigned char*& p, std::size_t& bytes) {
+    buf_[pending_++] = *p++;
+    --bytes;
+    if (pending_ < 8) return;
+    std::uint64_t w;
+    std::memcpy(&w, buf_, 8);
+    h_ = (h_ ^ w) * 1099511628211ull;
+    pending_ = 0;
+  }
+  std::uint64_t h_ = 1469598103934665603ull;
+  unsigned char buf_[8] = {};
+  std::size_t pending_ = 0;
+};
+
+}  // namespace
+
 struct ContentHasher::Split {
   std::int64_t n = 0, seq = 0, dim = 0;
-  Hasher input_ids, attention_mask, token_type_ids, labels, example_id, features, mlm_labels;
+  WordHasher input_ids, attention_mask, token_type_ids, labels, example_id, features, mlm_labels;
 };
 
 void ContentHasher::add(const std::string& name, const DataSplit& rows) {
@@ -100,7 +142,7 @@ std::string ContentHasher::hex(const std::vector<std::string>& label_names) cons
   for (const auto& [name, p] : splits_) {
     const auto& s = *p;
     h.update(name).update_pod(s.n).update_pod(s.seq);
-    for (const Hasher* a : {&s.input_ids, &s.attention_mask, &s.token_type_ids, &s.labels, &s.example_id})
+    for (const WordHasher* a : {&s.input_ids, &s.attention_mask, &s.token_type_ids, &s.labels, &s.example_id})
       h.update_pod(a->value());
     if (task_ == "features") h.update_pod(s.dim).update_pod(s.features.value());
     if (task_ == "mlm") h.update_pod(s.mlm_labels.value());

@@ -296,9 +296,9 @@ std::string write_run(const PrepareOptions& o, std::vector<RunRow>& rows, const 
   const auto path = str(dir, "/part-", part, "-run-", k, ".h5");
   auto f = h5::File::create(path);
   for (auto [name, v] : {std::pair{"/key", &key}, {"/line", &line}, {"/index", &index}, {"/label", &label}})
-    f.write(name, h5::Type::kInt64, {n}, v->data(), 1024);
+    f.write(name, h5::Type::kInt64, {n}, v->data());  // contiguous: a scratch file read back once
   for (auto [name, v] : {std::pair{"/input_ids", &ids}, {"/attention_mask", &mask}, {"/token_type_ids", &types}})
-    f.write(name, h5::Type::kInt32, {n, seq}, v->data(), 1024);
+    f.write(name, h5::Type::kInt32, {n, seq}, v->data());
   f.flush();
   rows.clear();
   return path;
