@@ -390,7 +390,10 @@ nlohmann::json bench_data(Communicator& comm, const BenchOptions& o, Table& t) {
   }
   comm.barrier();
   const std::string store_dir = dir + "/store";
-  if (!fs::exists(store_dir + "/manifest.json")) write_random_store(comm, store_dir, read_dataset(path), 16384);
+  // Rank 0 decides, so that every rank calls write_random_store (a collective) or none does.
+  std::string have = comm.rank() == 0 && fs::exists(store_dir + "/manifest.json") ? "yes" : "no";
+  comm.broadcast_string(have, 0);
+  if (have == "no") write_random_store(comm, store_dir, read_dataset(path), 16384);
   comm.barrier();
   // The peak is counted from here: VmHWM restarts at the current RSS (Linux clear_refs 5).
   std::ofstream("/proc/self/clear_refs") << "5";

@@ -36,7 +36,7 @@ std::pair<TableRange, std::uint64_t> share_of(Communicator& comm, const PrepareO
     size = fs::file_size(o.input);
     const int r = comm.rank(), w = comm.size();
     mine = count_bytes(o.input, size * r / w, size * (r + 1) / w);
-  } catch (const Error& e) {
+  } catch (const std::exception& e) {
     error = e.what();
   }
   throw_first(comm, error);
@@ -49,7 +49,14 @@ std::pair<TableRange, std::uint64_t> share_of(Communicator& comm, const PrepareO
     newlines += n;
   }
   const auto at = size * comm.rank() / comm.size();
-  const auto [start, skipped] = record_start(o.input, format, at, format == TableFormat::kCsv && quotes % 2 == 1);
+  std::pair<std::uint64_t, std::uint64_t> found{at, 0};
+  try {
+    found = record_start(o.input, format, at, format == TableFormat::kCsv && quotes % 2 == 1);
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  throw_first(comm, error);
+  const auto [start, skipped] = found;
   const auto starts = comm.allgather_string(std::to_string(start));
   TableRange range;
   range.begin = start;
@@ -70,7 +77,7 @@ std::vector<PreparePart> prepare_shares(Communicator& comm, const PrepareOptions
     auto part = prepare_part(o, range, dir, comm.rank());
     if (part.stop != next) error = str("stopped at byte ", part.stop, " instead of ", next);
     json = to_json(part);
-  } catch (const Error& e) {
+  } catch (const std::exception& e) {
     error = e.what();
   }
   const auto errors = comm.allgather_string(error);
@@ -94,7 +101,7 @@ std::vector<PreparePart> prepare_shares(Communicator& comm, const PrepareOptions
       }
     try {
       parts.push_back(prepare_part(o, TableRange{}, dir, comm.size()));
-    } catch (const Error& e) {
+    } catch (const std::exception& e) {
       fallback_error = e.what();
     }
   }

@@ -315,7 +315,7 @@ std::string to_json(const PreparePart& p) {
                         {"bad_rows", p.report.bad_rows},
                         {"truncated", p.report.truncated},
                         {"bad_examples", p.report.bad_examples}}
-      .dump();
+      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);  // messages may quote invalid UTF-8
 }
 
 PreparePart prepare_part_from_json(const std::string& s) {
@@ -365,9 +365,10 @@ namespace {
 // Reads a run a block at a time, in order.
 class RunReader {
  public:
+  // Opens the run only to read a block, so any number of runs can be merged.
   RunReader(const std::string& path, int part, long seq, hsize_t block)
-      : f_(h5::File::open(path)), part_(part), seq_(seq), block_(block) {
-    n_ = f_.info("/key").shape[0];
+      : path_(path), part_(part), seq_(seq), block_(block) {
+    n_ = h5::File::open(path_).info("/key").shape[0];
     refill();
   }
   bool done() const { return at_ >= n_; }
@@ -394,6 +395,7 @@ class RunReader {
     first_ = at_;
     const auto end = std::min(n_, first_ + block_), m = end - first_;
     if (m == 0) return;
+    const auto f_ = h5::File::open(path_);
     for (auto [name, v] : {std::pair{"/key", &key_}, {"/line", &line_}, {"/index", &index_}, {"/label", &label_}}) {
       v->resize(m);
       f_.read_rows(name, h5::Type::kInt64, first_, end, v->data());
@@ -403,7 +405,7 @@ class RunReader {
       f_.read_rows(name, h5::Type::kInt32, first_, end, v->data());
     }
   }
-  h5::File f_;
+  std::string path_;
   int part_;
   long seq_;
   hsize_t block_, n_ = 0, at_ = 0, first_ = 0;
@@ -483,20 +485,24 @@ PrepareReport summed_report(const std::vector<PreparePart>& parts) {
 
 std::string merge_parts(const PrepareOptions& o, const std::vector<PreparePart>& parts, const std::string& out,
                         PrepareReport* report) {
+  auto rep = summed_report(parts);
+  const std::int64_t usable = rep.rows - rep.bad_rows;
+  DISTILL_CHECK(usable > 0, DataError, o.input, " has no usable rows (", rep.rows, " read, ", rep.bad_rows, " bad)");
   const auto tok = load_tokenizer(o);
   std::vector<std::vector<std::int64_t>> classes;
   const Dataset header = merged_header(o, tok, parts, classes);
   std::vector<std::int64_t> offset(parts.size() + 1, 0);  // first record index of each part
+  std::size_t run_count = 0;
+  for (const auto& p : parts) run_count += p.runs.size();
+  // Read buffers share 64 MiB: memory stays bounded whatever the number of runs.
+  const auto block = static_cast<hsize_t>(std::max<std::size_t>(
+      16, (std::size_t{64} << 20) / std::max<std::size_t>(1, run_count) / (12 * o.max_length + 32)));
   std::vector<std::unique_ptr<RunReader>> runs;
-  std::int64_t n = 0;
   for (std::size_t p = 0; p < parts.size(); ++p) {
     offset[p + 1] = offset[p] + parts[p].records;
     for (const auto& r : parts[p].runs)
-      runs.push_back(std::make_unique<RunReader>(r, static_cast<int>(p), o.max_length, 256));
+      runs.push_back(std::make_unique<RunReader>(r, static_cast<int>(p), o.max_length, std::min<hsize_t>(block, 1024)));
   }
-  auto rep = summed_report(parts);
-  const std::int64_t usable = rep.rows - rep.bad_rows;
-  DISTILL_CHECK(usable > 0, DataError, o.input, " has no usable rows (", rep.rows, " read, ", rep.bad_rows, " bad)");
   const auto [n_dev, n_test] = split_sizes(usable, o);
   DISTILL_CHECK(usable - n_dev - n_test > 0, DataError, o.input, ": no rows left for the train split");
   // Smallest (key, line) first.

@@ -69,8 +69,9 @@ struct Dataset {
 
 // Streams the content hash: each array of each split is hashed on its own as its rows arrive
 // (so rows can be appended block by block), and the digests are combined in split-name order
-// with the shapes, task and label names. An array's digest is FNV-1a over its little-endian 64-bit
-// words (a last partial word zero-padded), eight times faster than byte-wise FNV-1a.
+// with the shapes, task and label names. An array's digest is FNV-1a over its 64-bit words as
+// stored in memory (little-endian on the supported hosts; a last partial word zero-padded), eight
+// times faster than byte-wise FNV-1a.
 class ContentHasher {
  public:
   explicit ContentHasher(std::string task) : task_(std::move(task)) {}

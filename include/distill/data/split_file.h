@@ -25,7 +25,8 @@ class SplitFile {
   // Rows `rows` (any order, repeats allowed) appended to the in-memory split `out`. Safe to call
   // from several threads.
   void select(const std::vector<std::int64_t>& rows, DataSplit& out) const;
-  // Block b (rows [b * block, ...)), read without touching the cache.
+  // Block b (rows [b * block, ...)), read without touching the cache; safe beside select() (each
+  // call is one HDF5 read under HDF5's own lock).
   DataSplit read_block(std::int64_t b) const;
   std::int64_t block_rows() const { return block_; }
   std::int64_t blocks() const { return (shape_.n + block_ - 1) / block_; }

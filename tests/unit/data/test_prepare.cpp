@@ -280,4 +280,15 @@ TEST(Prepare, OneAndThreePartsWriteTheSameDataSetAsPrepareText) {
       << msg;
 }
 
+TEST(Prepare, PartSummariesCarryMessagesWithInvalidUtf8) {
+  // A skipped row's message may quote raw bytes of a file that is not UTF-8.
+  PreparePart p;
+  p.records = 3;
+  p.report.bad_examples = {"x.csv:3: unexpected character '\xC3' after the closing quote"};
+  const auto back = prepare_part_from_json(to_json(p));
+  EXPECT_EQ(back.records, 3);
+  ASSERT_EQ(back.report.bad_examples.size(), 1u);
+  EXPECT_NE(back.report.bad_examples[0].find("x.csv:3"), std::string::npos);
+}
+
 }  // namespace distill
