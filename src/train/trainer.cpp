@@ -181,6 +181,8 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
     student.model->train();
     double input_wait = 0;
     auto batch = loader.next(&input_wait);
+    if (at.step == first_step)
+      res.first_batch_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     res.input_wait_seconds += input_wait;
     to_device(batch, device);
     timer.lap(&PhaseTimes::input);

@@ -58,6 +58,7 @@ struct TrainResult {
   std::int64_t parameters = 0;
   std::int64_t skipped_steps = 0;  // updates skipped for non-finite values (train.nonfinite: skip)
   double seconds = 0;              // wall time of the steps this process ran
+  double first_batch_seconds = 0;  // from the call of train() to its first batch in hand (the step starts)
   double first_step_seconds = 0;   // from the call of train() to the end of its first step
   double wait_seconds = 0;         // of which waiting for the store (streaming; in the loader thread)
   double input_wait_seconds = 0;   // rank 0: the step waiting for the loader thread
