@@ -18,7 +18,7 @@ set(DISTILL_MODEL_SOURCES
   src/model/vector.cpp
   src/model/weights.cpp)
 set(DISTILL_DATA_SOURCES
-  src/data/batch.cpp src/data/dataset.cpp src/data/dataset_writer.cpp src/data/split_file.cpp src/data/loader.cpp src/data/prefetch.cpp src/data/prepare.cpp
+  src/data/batch.cpp src/data/dataset.cpp src/data/dataset_writer.cpp src/data/split_file.cpp src/data/loader.cpp src/data/prefetch.cpp src/data/prepare.cpp src/data/prepare_runs.cpp
   src/data/prepare_features.cpp src/data/sampler.cpp src/data/split_rows.cpp src/data/streaming.cpp src/data/synthetic.cpp src/data/table.cpp
   src/data/tokenizer.cpp)
 set(DISTILL_KD_SOURCES
@@ -45,7 +45,7 @@ set(DISTILL_TORCH_FREE_SOURCES
   ${DISTILL_UTIL_SOURCES} ${DISTILL_IO_SOURCES} ${DISTILL_STORE_SOURCES}
   src/comm/communicator.cpp src/comm/mpi.cpp src/comm/thread.cpp src/comm/thread_calls.cpp
   src/comm/watchdog.cpp
-  src/data/dataset.cpp src/data/dataset_writer.cpp src/data/split_file.cpp src/data/prepare.cpp src/data/prepare_features.cpp src/data/sampler.cpp
+  src/data/dataset.cpp src/data/dataset_writer.cpp src/data/split_file.cpp src/data/prepare.cpp src/data/prepare_runs.cpp src/data/prepare_features.cpp src/data/sampler.cpp
   src/data/split_rows.cpp src/data/streaming.cpp
   src/data/synthetic.cpp src/data/table.cpp src/data/tokenizer.cpp
   src/kd/layer_map.cpp src/model/config.cpp src/train/checkpoint.cpp src/train/nonfinite.cpp)

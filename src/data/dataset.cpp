@@ -54,15 +54,15 @@ DataSplit DataSplit::all() const {
 std::int64_t DataSplit::block_rows() const { return file ? file->block_rows() : kDatasetChunkRows; }
 
 void DataSplit::scan(const std::function<void(const DataSplit&, std::int64_t)>& fn) const {
+  if (n == 0) {  // one empty block: an empty split is still a split
+    DataSplit empty;
+    empty.seq = seq;
+    empty.dim = dim;
+    fn(empty, 0);
+    return;
+  }
   const auto block = block_rows();
-  for (std::int64_t first = 0; first < n || (first == 0 && n == 0); first += block) {
-    if (n == 0) {
-      DataSplit empty;
-      empty.seq = seq;
-      empty.dim = dim;
-      fn(empty, 0);
-      return;
-    }
+  for (std::int64_t first = 0; first < n; first += block) {
     if (file) {
       fn(file->read_block(first / block), first);
       continue;

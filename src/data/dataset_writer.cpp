@@ -69,8 +69,7 @@ void DatasetWriter::append(const std::string& name, const DataSplit& rows) {
   for (auto v : rows.input_ids) s.max_input_id = std::max<std::int64_t>(s.max_input_id, v);
   for (auto v : rows.token_type_ids) s.max_token_type = std::max<std::int64_t>(s.max_token_type, v);
   s.n += rows.n;
-  auto& ids = ids_[name];
-  if (check_ids_) ids.insert(ids.end(), rows.example_id.begin(), rows.example_id.end());
+  if (check_ids_) ids_[name].insert(ids_[name].end(), rows.example_id.begin(), rows.example_id.end());
   hash_.add(name, rows);
 }
 

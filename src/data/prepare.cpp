@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "distill/data/dataset_writer.h"
+#include "distill/data/prepare_runs.h"
 #include "distill/data/split_rows.h"
 #include "distill/io/h5.h"
 #include "distill/util/error.h"
@@ -19,13 +20,6 @@
 namespace distill {
 
 namespace {
-
-struct Example {
-  std::int64_t id;
-  std::int64_t label;
-  Encoding enc;
-  long line = 0;  // where the record starts: its place in the split order (record_key)
-};
 
 void fill_split(DataSplit& s, const std::vector<const Example*>& rows, long seq) {
   s.n = static_cast<std::int64_t>(rows.size());
@@ -270,42 +264,6 @@ Dataset prepare_text(const PrepareOptions& o, PrepareReport* report) {
 
 namespace distill {
 
-namespace {
-
-// A run: examples sorted by (record_key, line), with their local record index and label.
-struct RunRow {
-  std::uint64_t key;
-  Example e;
-};
-
-std::string write_run(const PrepareOptions& o, std::vector<RunRow>& rows, const std::string& dir, int part, int k) {
-  std::sort(rows.begin(), rows.end(),
-            [](const RunRow& a, const RunRow& b) { return a.key != b.key ? a.key < b.key : a.e.line < b.e.line; });
-  const auto n = static_cast<hsize_t>(rows.size()), seq = static_cast<hsize_t>(o.max_length);
-  std::vector<std::int64_t> key, line, index, label;
-  std::vector<std::int32_t> ids, mask, types;
-  for (const auto& r : rows) {
-    key.push_back(static_cast<std::int64_t>(r.key));
-    line.push_back(r.e.line);
-    index.push_back(r.e.id);
-    label.push_back(r.e.label);
-    ids.insert(ids.end(), r.e.enc.ids.begin(), r.e.enc.ids.end());
-    mask.insert(mask.end(), r.e.enc.attention_mask.begin(), r.e.enc.attention_mask.end());
-    types.insert(types.end(), r.e.enc.type_ids.begin(), r.e.enc.type_ids.end());
-  }
-  const auto path = str(dir, "/part-", part, "-run-", k, ".h5");
-  auto f = h5::File::create(path);
-  for (auto [name, v] : {std::pair{"/key", &key}, {"/line", &line}, {"/index", &index}, {"/label", &label}})
-    f.write(name, h5::Type::kInt64, {n}, v->data());  // contiguous: a scratch file read back once
-  for (auto [name, v] : {std::pair{"/input_ids", &ids}, {"/attention_mask", &mask}, {"/token_type_ids", &types}})
-    f.write(name, h5::Type::kInt32, {n, seq}, v->data());
-  f.flush();
-  rows.clear();
-  return path;
-}
-
-}  // namespace
-
 std::string to_json(const PreparePart& p) {
   return nlohmann::json{{"records", p.records},
                         {"stop", p.stop},
@@ -354,64 +312,14 @@ PreparePart prepare_part(const PrepareOptions& o, const TableRange& range, const
     rows.push_back({record_key(o.seed, e.line), std::move(e)});
     read.examples.clear();
     read.raw_labels.clear();
-    if (rows.size() >= run_rows) out.runs.push_back(write_run(o, rows, dir, part, static_cast<int>(out.runs.size())));
+    if (rows.size() >= run_rows)
+      out.runs.push_back(write_run(rows, o.max_length, dir, part, static_cast<int>(out.runs.size())));
   });
-  if (!rows.empty()) out.runs.push_back(write_run(o, rows, dir, part, static_cast<int>(out.runs.size())));
+  if (!rows.empty()) out.runs.push_back(write_run(rows, o.max_length, dir, part, static_cast<int>(out.runs.size())));
   return out;
 }
 
 namespace {
-
-// Reads a run a block at a time, in order.
-class RunReader {
- public:
-  // Opens the run only to read a block, so any number of runs can be merged.
-  RunReader(const std::string& path, int part, long seq, hsize_t block)
-      : path_(path), part_(part), seq_(seq), block_(block) {
-    n_ = h5::File::open(path_).info("/key").shape[0];
-    refill();
-  }
-  bool done() const { return at_ >= n_; }
-  std::uint64_t key() const { return static_cast<std::uint64_t>(key_[at_ - first_]); }
-  long line() const { return static_cast<long>(line_[at_ - first_]); }
-  int part() const { return part_; }
-  // The current row as an example (id: the index within its share), then advances.
-  Example take() {
-    const auto i = at_ - first_;
-    Example e{index_[i], label_[i], {}, static_cast<long>(line_[i])};
-    const auto cells = [&](const std::vector<std::int32_t>& v) {
-      return std::vector<std::int32_t>(v.begin() + static_cast<std::ptrdiff_t>(i * seq_),
-                                       v.begin() + static_cast<std::ptrdiff_t>((i + 1) * seq_));
-    };
-    e.enc.ids = cells(ids_);
-    e.enc.attention_mask = cells(mask_);
-    e.enc.type_ids = cells(types_);
-    if (++at_ < n_ && at_ - first_ >= key_.size()) refill();
-    return e;
-  }
-
- private:
-  void refill() {
-    first_ = at_;
-    const auto end = std::min(n_, first_ + block_), m = end - first_;
-    if (m == 0) return;
-    const auto f_ = h5::File::open(path_);
-    for (auto [name, v] : {std::pair{"/key", &key_}, {"/line", &line_}, {"/index", &index_}, {"/label", &label_}}) {
-      v->resize(m);
-      f_.read_rows(name, h5::Type::kInt64, first_, end, v->data());
-    }
-    for (auto [name, v] : {std::pair{"/input_ids", &ids_}, {"/attention_mask", &mask_}, {"/token_type_ids", &types_}}) {
-      v->resize(m * static_cast<hsize_t>(seq_));
-      f_.read_rows(name, h5::Type::kInt32, first_, end, v->data());
-    }
-  }
-  std::string path_;
-  int part_;
-  long seq_;
-  hsize_t block_, n_ = 0, at_ = 0, first_ = 0;
-  std::vector<std::int64_t> key_, line_, index_, label_;
-  std::vector<std::int32_t> ids_, mask_, types_;
-};
 
 // The data set's header and, for labels from the data, each part's local label -> class.
 Dataset merged_header(const PrepareOptions& o, const WordPieceTokenizer& tok, const std::vector<PreparePart>& parts,

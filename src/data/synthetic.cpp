@@ -41,8 +41,10 @@ Dataset synthetic_rows(const SyntheticOptions& o, const std::function<void(const
   SplitMix64 rng(o.seed);
   std::int64_t next_id = 0;
   auto make = [&](const char* split, std::int64_t total) {
-    for (std::int64_t done = 0; done < total || (done == 0 && total == 0); done += kDatasetChunkRows) {
+    std::int64_t done = 0;
+    do {  // an empty split still gets its (empty) block
       const std::int64_t n = std::min(kDatasetChunkRows, total - done);
+      done += n;
       DataSplit s;
       s.n = n;
       s.seq = o.seq;
@@ -74,8 +76,7 @@ Dataset synthetic_rows(const SyntheticOptions& o, const std::function<void(const
         s.example_id.push_back(next_id++);
       }
       emit(split, s);
-      if (total == 0) break;
-    }
+    } while (done < total);
   };
   make("train", o.train);
   make("dev", o.dev);
