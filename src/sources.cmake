@@ -1,7 +1,7 @@
 # The sources of libdistill, one list per layer (the layer table is in README.md). main.cpp is the
 # distill executable; comm/nccl.cpp is built by src/cmake/DistillNccl.cmake when NCCL is found.
 set(DISTILL_UTIL_SOURCES
-  src/util/fs.cpp src/util/hash.cpp src/util/lock.cpp src/util/log.cpp src/util/options.cpp
+  src/util/cpu_isa.cpp src/util/fs.cpp src/util/hash.cpp src/util/lock.cpp src/util/log.cpp src/util/options.cpp
   src/util/progress.cpp src/util/text.cpp)
 set(DISTILL_COMM_SOURCES
   src/comm/communicator.cpp src/comm/device.cpp src/comm/mpi.cpp src/comm/thread.cpp

@@ -102,11 +102,11 @@ std::int64_t write_random_store(Communicator& comm, const std::string& dir, cons
   return bytes;
 }
 
-// Matrix-product rate of this rank (FLOP/s, median of timed products), all ranks at once so that
-// they share the node as they do in training.
+// Matrix-product rate of this rank in `dtype` (FLOP/s, median of timed products), all ranks at
+// once so that they share the node as they do in training.
 double matmul_peak(Communicator& comm, const c10::Device& d, c10::ScalarType dtype) {
   const std::int64_t n = d.is_cuda() ? 8192 : 2048;
-  auto opts = torch::TensorOptions().device(d).dtype(d.is_cuda() ? dtype : torch::kFloat32);
+  auto opts = torch::TensorOptions().device(d).dtype(dtype);
   auto a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts);
   std::vector<double> t;
   comm.barrier();
@@ -183,7 +183,8 @@ nlohmann::json train_figures(const BenchOptions& o, const TrainResult& r, int wo
   const double flops = bert_train_flops(o.model, o.seq) * samples;
   nlohmann::json j = {{"ranks", world},
                       {"device", r.device},
-                      {"precision", name(o.train.precision)},
+                      {"precision", r.precision},
+                      {"precision_requested", name(o.train.precision)},
                       {"threads_per_rank", at::get_num_threads()},
                       {"parameters", r.parameters},
                       {"batch_per_rank", o.batch},
@@ -200,13 +201,14 @@ nlohmann::json train_figures(const BenchOptions& o, const TrainResult& r, int wo
                       {"input_wait_share", p.input_wait / p.seconds}};
   t.rows = {{"train", "value"},
             {"ranks x threads", fmt::format("{} x {} ({})", world, at::get_num_threads(), r.device)},
+            {"precision", fmt::format("{} ({})", r.precision, name(o.train.precision))},
             {"parameters", std::to_string(r.parameters)},
             {"step (ms)", fmt_num(1e3 * step_s)},
             {"steps/s", fmt_num(1.0 / step_s, 2)},
             {"samples/s", fmt_num(samples)},
             {"tokens/s", fmt_num(samples * static_cast<double>(o.seq), 0)},
             {"model GFLOP/s", fmt_num(flops / 1e9)},
-            {"matmul peak GFLOP/s per rank", fmt_num(per_rank_peak / 1e9)},
+            {"matmul peak GFLOP/s per rank (" + r.precision + ")", fmt_num(per_rank_peak / 1e9)},
             {"model FLOP/s / peak", fmt_num(100 * flops / world / per_rank_peak) + "%"},
             {"exposed communication", fmt_num(100 * p.comm_wait / p.seconds) + "%"},
             {"input wait", fmt_num(100 * p.input_wait / p.seconds, 2) + "%"}};
@@ -240,7 +242,8 @@ nlohmann::json bench_train(Communicator& comm, const BenchOptions& o, Table& t) 
   if (comm.rank() == 0) fs::remove_all(job.opt.out_dir);
   comm.barrier();
   auto r = train(comm, job);
-  const double peak = matmul_peak(comm, device, scalar_type(o.train.precision));
+  // The peak of the precision the steps ran in.
+  const double peak = matmul_peak(comm, device, train_precision(o.train, device, false));
   // Rank 0's step time stands for the job (ranks step together); the peak is the ranks' mean.
   double per_rank_peak = peak;
   comm.allreduce(&per_rank_peak, 1, DType::kFloat64, ReduceOp::kAverage);
@@ -276,12 +279,21 @@ nlohmann::json bench_precompute(Communicator& comm, const BenchOptions& o, Table
                       {"write_seconds_rank0", r.write_seconds},
                       {"write_share", r.write_seconds / r.seconds},
                       {"write_wait_share", r.write_wait_seconds / r.seconds},
-                      {"store_bytes", r.store_bytes}};
+                      {"store_bytes", r.store_bytes},
+                      {"precision", r.teacher_precision},
+                      {"precision_requested", name(o.train.precision)}};
   t.rows = {{"precompute", "value"},
+            {"precision", fmt::format("{} ({})", r.teacher_precision, name(o.train.precision))},
             {"teacher examples/s", fmt_num(eps)},
             {"time writing the store (writer thread)", fmt_num(100 * r.write_seconds / r.seconds) + "%"},
             {"teacher waiting for the writer", fmt_num(100 * r.write_wait_seconds / r.seconds, 2) + "%"},
             {"store bytes", std::to_string(r.store_bytes)}};
+  if (r.check_rows > 0) {
+    j["check"] = {{"rows", r.check_rows}, {"top1_match", r.check_top1}, {"kl", r.check_kl}};
+    t.rows.push_back(
+        {"top-1 match with fp32 (" + std::to_string(r.check_rows) + " examples)", fmt_num(r.check_top1, 4)});
+    t.rows.push_back({"mean KL(fp32 || " + r.teacher_precision + ")", fmt::format("{:.3g}", r.check_kl)});
+  }
   return j;
 }
 
@@ -454,7 +466,8 @@ void cmd_bench(Communicator& comm, const BenchOptions& o) {
   const int threads =
       size_threads(static_cast<int>(o.train.threads), ranks_sharing_cpus(cpus, comm.rank()), "--threads");
   const auto check = check_threads(cpus, comm.rank());
-  if (comm.rank() == 0) spdlog::info("bench {}: {}", o.what, check.summary);
+  const auto& isa = cpu_isa();
+  if (comm.rank() == 0) spdlog::info("bench {}: {}; CPU: {}", o.what, check.summary, isa.describe());
   fs::create_directories(o.work_dir);
   Table table;
   nlohmann::json j;
@@ -471,12 +484,14 @@ void cmd_bench(Communicator& comm, const BenchOptions& o) {
   else
     throw ConfigError(str("bench '", o.what, "': expected train, precompute, allreduce, store or data"));
   j["bench"] = o.what;
+  j["cpu"] = {{"model", isa.model}, {"bf16_units", isa.units()}, {"cap", isa.cap}};
   j["threads"] = {{"intra_op_per_rank", threads},
                   {"ranks_on_node", comm.local_size()},
                   {"cores", check.cores},
                   {"blas_per_rank", check.blas},
                   {"ok", check.ok}};
   if (comm.rank() != 0) return;
+  std::cout << "CPU: " << isa.describe() << "\n";
   table.print();
   if (!o.json_out.empty()) {
     write_file_atomic(o.json_out, j.dump(2) + "\n");

@@ -256,11 +256,14 @@ void cmd_eval(Communicator& comm, const RunArgs& a, const std::string& checkpoin
   if (!c.teacher.path.empty()) teacher = std::make_unique<LoadedTeacher>(load_teacher(c.teacher, comm));
   if (const auto* tc = teacher ? teacher->model->config() : nullptr; tc && tc->is_bert())
     check_fits_model(data, split, tc->vocab_size, tc->type_vocab, tc->max_positions, "teacher " + teacher->file);
+  const auto precision = train_precision(c.train, device, comm.rank() == 0);
   auto r = evaluate(comm, *student.model, teacher ? teacher->model.get() : nullptr, data.split(split),
-                    c.train.eval_batch_size, train_precision(c.train, device));
+                    c.train.eval_batch_size, precision);
   if (comm.rank() != 0) return;
   auto j = to_json(r);
   j["split"] = split;
+  j["precision"] = precision_name(precision);
+  if (teacher) j["teacher_precision"] = precision_name(teacher->precision);
   j["student"] = student.file;
   j["student_parameters"] = parameter_count(*student.model);
   if (teacher) {

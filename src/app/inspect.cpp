@@ -94,6 +94,7 @@ json inspect_store(const std::string& dir, bool verify, StoreHealth& h) {
             {"num_labels", s.num_labels},
             {"shard_size", s.shard_size},
             {"teacher_batch_size", s.teacher_batch_size},
+            {"teacher_precision", s.teacher_precision.empty() ? std::string("not recorded") : s.teacher_precision},
             {"shards", h.manifest.shards.size()},
             {"bytes", bytes},
             {"bytes_per_example", s.num_examples ? static_cast<double>(bytes) / s.num_examples : 0.0}});
@@ -159,6 +160,7 @@ json inspect_checkpoints(const std::string& root) {
             {"config_hash", s.config_hash},
             {"dataset_hash", s.dataset_hash},
             {"teacher_fingerprint", s.teacher_fingerprint},
+            {"precision", s.precision.empty() ? std::string("not recorded") : s.precision},
             {"all_checkpoints", list_checkpoints(root)}};
   j["model"] = inspect_model_file(ck->dir + "/model.safetensors");
   return j;

@@ -233,8 +233,7 @@ Command add_bench_topk(CLI::App& app) {
 
 Command add_bench(CLI::App& app) {
   auto o = std::make_shared<BenchOptions>();
-  auto* sub =
-      app.add_subcommand("bench", "throughput on synthetic data: train, precompute, allreduce, store or data");
+  auto* sub = app.add_subcommand("bench", "throughput on synthetic data: train, precompute, allreduce, store or data");
   sub->add_option("what", o->what, "train | precompute | allreduce | store | data")
       ->required()
       ->check(CLI::IsMember({"train", "precompute", "allreduce", "store", "data"}));
@@ -259,7 +258,8 @@ Command add_bench(CLI::App& app) {
   auto choices = std::make_shared<std::pair<std::string, std::string>>(name(o->train.reduce), name(o->train.precision));
   sub->add_option("--reduce", choices->first, "nonblocking | blocking (train.reduce)")->capture_default_str();
   sub->add_option("--device", o->train.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
-  sub->add_option("--precision", choices->second, "fp32 | bf16")->capture_default_str();
+  sub->add_option("--precision", choices->second, "auto | fp32 | bf16 (train.precision; precompute: the teacher's)")
+      ->capture_default_str();
   sub->add_option("--work-dir", o->work_dir, "scratch directory")->capture_default_str();
   sub->add_option("--json", o->json_out, "write the figures to this JSON file");
   return {sub, {}, [o, choices](Communicator& comm) {

@@ -170,7 +170,8 @@ ModelOutput BertForMaskedLMImpl::forward(const ModelInputs& in, bool want_hidden
   ModelOutput out;
   auto last = bert->forward(in, out, want_hidden, want_attn);  // [batch, seq, hidden]
   auto rows = in.predict_mask.defined() ? last.index({in.predict_mask}) : last.reshape({-1, last.size(-1)});
-  auto h = transform_ln(torch::gelu(transform(rows)));
+  // CPU autocast leaves LayerNorm to its input's dtype: give it its weights' (float32).
+  auto h = transform_ln(torch::gelu(transform(rows)).to(transform_ln->weight.scalar_type()));
   out.logits = torch::nn::functional::linear(h, bert->embeddings->word_embeddings->weight, decoder_bias);
   return out;
 }

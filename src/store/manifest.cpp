@@ -26,6 +26,7 @@ void write_manifest(const std::string& dir, const Manifest& m) {
   j["shard_size"] = s.shard_size;
   j["layout"] = json::parse(layout_json(s));
   if (s.teacher_batch_size > 0) j["teacher_batch_size"] = s.teacher_batch_size;
+  if (!s.teacher_precision.empty()) j["teacher_precision"] = s.teacher_precision;
   j["shards"] = json::array();
   for (const auto& e : m.shards)
     j["shards"].push_back(
@@ -53,6 +54,7 @@ Manifest read_manifest(const std::string& dir) {
     s.shard_size = j.at("shard_size").get<std::int64_t>();
     if (j.contains("layout")) parse_layout_json(s, j.at("layout").dump(), path);
     if (j.contains("teacher_batch_size")) s.teacher_batch_size = j.at("teacher_batch_size").get<std::int64_t>();
+    if (j.contains("teacher_precision")) s.teacher_precision = j.at("teacher_precision").get<std::string>();
     for (const auto& e : j.at("shards"))
       m.shards.push_back({e.at("file").get<std::string>(),
                           {e.at("begin").get<std::int64_t>(), e.at("end").get<std::int64_t>()},
@@ -114,6 +116,12 @@ void check_store_meta(const StoreMeta& have, const StoreMeta& expect, const std:
                 " (float16 targets can differ between batch sizes, so a store holds one); "
                 "set teacher.batch_size: ",
                 have.teacher_batch_size, " or precompute into a new store.path");
+  DISTILL_CHECK(have.teacher_precision.empty() || expect.teacher_precision.empty() ||
+                    have.teacher_precision == expect.teacher_precision,
+                StoreError, where, " was computed by the teacher in ", have.teacher_precision, ", expected ",
+                expect.teacher_precision,
+                " (a store holds one teacher precision); set teacher.precision: ", have.teacher_precision,
+                " or precompute into a new store.path");
 }
 
 }  // namespace distill

@@ -36,6 +36,7 @@ std::string write_shard(const std::string& dir, const StoreMeta& meta, const Sha
     f.set_attr("/", "shard_size", meta.shard_size);
     f.set_attr("/", "layout", layout_json(meta));
     if (meta.teacher_batch_size > 0) f.set_attr("/", "teacher_batch_size", meta.teacher_batch_size);
+    if (!meta.teacher_precision.empty()) f.set_attr("/", "teacher_precision", meta.teacher_precision);
     f.set_attr("/", "example_begin", r.begin);
     f.set_attr("/", "example_end", r.end);
     f.set_attr("/", "example_count", static_cast<std::int64_t>(count));
@@ -70,6 +71,7 @@ std::pair<StoreMeta, ShardRange> meta_of(const h5::File& f, const std::string& p
   m.shard_size = f.attr_int("/", "shard_size");
   if (f.has_attr("/", "layout")) parse_layout_json(m, f.attr_string("/", "layout"), path);
   if (f.has_attr("/", "teacher_batch_size")) m.teacher_batch_size = f.attr_int("/", "teacher_batch_size");
+  if (f.has_attr("/", "teacher_precision")) m.teacher_precision = f.attr_string("/", "teacher_precision");
   return {m, {f.attr_int("/", "example_begin"), f.attr_int("/", "example_end")}};
 }
 

@@ -41,6 +41,7 @@ void check_manifest(const std::string& dir, const StoreMeta& meta) {
 std::int64_t check_shard_batch_sizes(const std::string& dir, const StoreMeta& meta) {
   StoreMeta any = meta;
   any.teacher_batch_size = 0;
+  any.teacher_precision.clear();
   std::int64_t unrecorded = 0;
   for (const auto& f : fs::directory_iterator(dir)) {
     const auto name = f.path().filename().string();
@@ -62,6 +63,11 @@ std::int64_t check_shard_batch_sizes(const std::string& dir, const StoreMeta& me
                   " (float16 targets can differ between batch "
                   "sizes, so a store holds one); set teacher.batch_size: ",
                   have.teacher_batch_size, " to resume this store, or precompute into a new store.path");
+    DISTILL_CHECK(have.teacher_precision.empty() || have.teacher_precision == meta.teacher_precision, StoreError,
+                  "store ", dir, ": shard ", name, " was computed by the teacher in ", have.teacher_precision,
+                  ", this precompute runs it in ", meta.teacher_precision,
+                  " (a store holds one teacher precision); set teacher.precision: ", have.teacher_precision,
+                  " to resume this store, or precompute into a new store.path");
   }
   return unrecorded;
 }

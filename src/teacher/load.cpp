@@ -28,20 +28,24 @@ LoadedTeacher load_teacher(const std::string& path) {
   return t;
 }
 
-LoadedTeacher load_teacher(const TeacherOptions& o, const Communicator& comm) {
+LoadedTeacher load_teacher(const TeacherOptions& o, Communicator& comm) {
   auto t = load_teacher(o.path);
   const auto d = resolve_device(o.device, comm.local_rank(), "teacher.device");
-  auto precision = scalar_type(o.precision);
-  if (!d.is_cuda() && precision != c10::ScalarType::Float) {
-    DISTILL_CHECK(o.device == "auto", ConfigError, "teacher.precision: ", name(o.precision),
-                  " needs a GPU; teacher.device is ", o.device);
-    if (comm.rank() == 0)
-      spdlog::warn("teacher.precision: {} applies on GPUs only; the CPU runs fp32", name(o.precision));
-    precision = c10::ScalarType::Float;
+  auto asked = o.precision;
+  if (asked == Precision::kFp16 && !d.is_cuda() && o.device == "auto") {  // no GPU here: the portable fallback
+    if (comm.rank() == 0) spdlog::warn("teacher.precision: fp16 applies on GPUs only; the CPU runs fp32");
+    asked = Precision::kFp32;
   }
+  const auto choice = resolve_precision(asked, d.is_cuda(), cpu_isa(), "teacher.precision");
+  if (comm.rank() == 0 && !choice.warning.empty()) spdlog::warn("{} ({})", choice.warning, cpu_bf16_speed());
+  const auto precision = scalar_type(choice.precision);
   t.model->place(d, precision);
   t.device = d;
-  if (comm.rank() == 0 && d.is_cuda()) spdlog::info("teacher on {} ({})", d.str(), precision_name(precision));
+  t.precision = precision;
+  comm.check_same(precision_name(precision), "teacher.precision as resolved (the CPUs' bf16 units differ)");
+  if (comm.rank() == 0 && (d.is_cuda() || precision != c10::ScalarType::Float))
+    spdlog::info("teacher on {} ({}{})", d.str(), precision_name(precision),
+                 d.is_cuda() ? std::string() : ", " + cpu_isa().describe());
   return t;
 }
 

@@ -16,8 +16,9 @@ const OptionTable<TeacherOptions>& TeacherOptions::options() {
           "run the teacher inside every student rank instead of reading a store: a teacher forward per step, "
           "nothing stored; needed for layer maps without a store");
     t.add("device", &O::device, "auto, cpu, cuda or cuda:N (see GPUs)");
-    t.add("precision", &O::precision, {Precision::kFp32, Precision::kBf16, Precision::kFp16},
-          "inference precision on a GPU");
+    t.add("precision", &O::precision, {Precision::kFp32, Precision::kBf16, Precision::kFp16, Precision::kAuto},
+          "inference autocast: bf16 (GPUs and CPUs) or fp16 (GPUs); auto = bf16 on GPUs and on CPUs with AMX or "
+          "AVX512-BF16, else fp32");
     return t;
   }();
   return table;

@@ -1,11 +1,13 @@
 #include "distill/teacher/precompute.h"
 
+#include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <map>
 
 #include "distill/data/batch.h"
+#include "distill/model/device.h"
 #include "distill/store/sizing.h"
 #include "distill/store/writer.h"
 #include "distill/util/error.h"
@@ -68,6 +70,7 @@ StoreMeta plan(const Communicator& comm, const Dataset& data, const std::string&
   meta.num_labels = mlm ? teacher.model->config()->vocab_size : data.num_labels();
   meta.num_examples = split.n;
   meta.teacher_batch_size = topt.batch_size;
+  meta.teacher_precision = precision_name(teacher.precision);
   if (spec.intermediate || !spec.hidden_layers.empty() || !spec.attention_layers.empty())
     plan_layers(meta, teacher, split, spec);
   std::int64_t masked = 0;
@@ -170,6 +173,47 @@ PrecomputeResult finish(Communicator& comm, const StoreWriter& writer, double se
 
 }  // namespace
 
+PrecomputeResult check_teacher_precision(Communicator& comm, const LoadedTeacher& teacher, const DataSplit& split,
+                                         long batch_size, std::int64_t rows) {
+  PrecomputeResult res;
+  res.teacher_precision = precision_name(teacher.precision);
+  torch::NoGradGuard no_grad;
+  const std::int64_t n = std::min(rows, split.n);
+  std::vector<std::int64_t> mine;
+  for (std::int64_t k = comm.rank(); k < n; k += comm.size()) mine.push_back(k * split.n / n);
+  auto logits = [&](const ModelInputs& in, c10::ScalarType p) {
+    teacher.model->place(teacher.device, p);
+    return teacher.model->forward(in, false, false).logits.to(torch::kCPU, torch::kFloat32);
+  };
+  double sums[3] = {0, 0, 0};  // logit rows, top-1 matches, KL sum
+  try {
+    for (std::size_t b = 0; b < mine.size(); b += static_cast<std::size_t>(batch_size)) {
+      const auto end = std::min(mine.size(), b + static_cast<std::size_t>(batch_size));
+      const std::vector<std::int64_t> part(mine.begin() + static_cast<std::ptrdiff_t>(b),
+                                           mine.begin() + static_cast<std::ptrdiff_t>(end));
+      const auto batch = make_batch(split, part, nullptr);
+      const auto reduced = logits(batch.inputs, teacher.precision);
+      const auto full = logits(batch.inputs, c10::ScalarType::Float);
+      const auto lp = torch::log_softmax(full, -1), lq = torch::log_softmax(reduced, -1);
+      sums[0] += static_cast<double>(full.size(0));
+      sums[1] += full.argmax(-1).eq(reduced.argmax(-1)).sum().item<double>();
+      const auto terms = torch::where(lp.isfinite(), lp.exp() * (lp - lq), torch::zeros_like(lp));
+      sums[2] += terms.sum().item<double>();
+    }
+  } catch (...) {
+    teacher.model->place(teacher.device, teacher.precision);
+    throw;
+  }
+  teacher.model->place(teacher.device, teacher.precision);
+  comm.allreduce(sums, 3, DType::kFloat64, ReduceOp::kSum);
+  res.check_rows = static_cast<std::int64_t>(sums[0]);
+  if (sums[0] > 0) {
+    res.check_top1 = sums[1] / sums[0];
+    res.check_kl = sums[2] / sums[0];
+  }
+  return res;
+}
+
 PrecomputeResult precompute(Communicator& comm, const Dataset& data, const std::string& split_name,
                             const LoadedTeacher& teacher, const TeacherOptions& topt, const StoreOptions& sopt,
                             const TargetSpec& spec, const PrecomputeHooks& hooks) {
@@ -181,6 +225,16 @@ PrecomputeResult precompute(Communicator& comm, const Dataset& data, const std::
   const StoreMeta meta = plan(comm, data, split_name, teacher, topt, sopt, spec);
   prepare(comm, sopt.path, meta);
   const int rank = comm.rank();
+  PrecomputeResult check;
+  if (teacher.precision != c10::ScalarType::Float) {
+    check = check_teacher_precision(comm, teacher, split, topt.batch_size);
+    if (rank == 0)
+      spdlog::info(
+          "teacher in {} against its fp32 outputs on {} sampled {}: top-1 match {:.4f}, mean KL(fp32 || {}) "
+          "{:.3g}",
+          check.teacher_precision, check.check_rows, meta.targets == "mlm_topk" ? "masked tokens" : "examples",
+          check.check_top1, check.teacher_precision, check.check_kl);
+  }
   std::int64_t mine = 0;
   for (const auto& r : rank_shards(meta, rank, comm.size())) mine += r.end - r.begin;
   Progress progress("precompute (rank 0's shards)", mine, rank == 0);
@@ -210,7 +264,12 @@ PrecomputeResult precompute(Communicator& comm, const Dataset& data, const std::
   }
   writer.wait();
   report();
-  return finish(comm, writer, progress.elapsed_s());
+  auto res = finish(comm, writer, progress.elapsed_s());
+  res.teacher_precision = precision_name(teacher.precision);
+  res.check_rows = check.check_rows;
+  res.check_top1 = check.check_top1;
+  res.check_kl = check.check_kl;
+  return res;
 }
 
 }  // namespace distill

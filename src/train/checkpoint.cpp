@@ -59,7 +59,8 @@ void save_checkpoint(const std::string& root, const Checkpoint& c, int keep) {
               {"dataset_hash", s.dataset_hash},
               {"teacher_fingerprint", s.teacher_fingerprint},
               {"config", s.config_yaml},
-              {"skipped_steps", s.skipped_steps}};
+              {"skipped_steps", s.skipped_steps},
+              {"precision", s.precision}};
     write_file_atomic((tmp_dir / "state.json").string(), j.dump(2) + "\n");
     fsync_path(tmp_dir.string());
   } catch (...) {
@@ -100,6 +101,7 @@ std::optional<Checkpoint> load_latest_checkpoint(const std::string& root) {
     s.teacher_fingerprint = j.at("teacher_fingerprint").get<std::string>();
     s.config_yaml = j.at("config").get<std::string>();
     s.skipped_steps = j.value("skipped_steps", std::int64_t{0});
+    s.precision = j.value("precision", std::string());
   } catch (const json::exception& e) {
     throw DataError(str(c.dir, "/state.json is malformed: ", e.what()));
   }

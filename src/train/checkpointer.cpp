@@ -40,8 +40,28 @@ TensorBlob bytes_blob(const std::string& bytes) { return {"U8", {static_cast<std
 
 }  // namespace
 
-Checkpointer::Checkpointer(Communicator& comm, const TrainJob& job, Student& student, const c10::Device& device)
-    : comm_(comm), job_(job), student_(student), device_(device), root_(checkpoints_dir(job.opt.out_dir)) {}
+void check_resume_precision(const std::string& dir, const std::string& recorded, const std::string& requested,
+                            const std::string& resolved) {
+  if (recorded.empty() || recorded == resolved) return;
+  const std::string why = requested == "auto"
+                              ? str("train.precision: auto resolves to ", resolved, " here (", cpu_isa().describe(),
+                                    "), but to ", recorded, " where the checkpoint was written")
+                              : str("this run asks for train.precision: ", requested);
+  throw ConfigError(str(dir, " was trained in ", recorded, "; ", why,
+                        ". A run resumes exactly only in the precision it began in: resume it on a machine where "
+                        "train.precision resolves to ",
+                        recorded, recorded == "bf16" ? " (a GPU or a CPU with AMX or AVX512-BF16)" : "",
+                        ", or start a new train.out_dir"));
+}
+
+Checkpointer::Checkpointer(Communicator& comm, const TrainJob& job, Student& student, const c10::Device& device,
+                           std::string precision)
+    : comm_(comm),
+      job_(job),
+      student_(student),
+      device_(device),
+      precision_(std::move(precision)),
+      root_(checkpoints_dir(job.opt.out_dir)) {}
 
 std::string Checkpointer::dir(std::int64_t step) const { return (fs::path(root_) / step_dir_name(step)).string(); }
 
@@ -70,6 +90,9 @@ void Checkpointer::resume(Progress& p) {
   DISTILL_CHECK(s.config_hash == job_.config_hash, ConfigError, ck->dir, " was written with config ", s.config_hash,
                 ", this run's config is ", job_.config_hash,
                 "; resume with the same config or start a new train.out_dir");
+  // Checkpoints before precisions were recorded: the CPU trained in fp32 whatever was asked.
+  const std::string recorded = s.precision.empty() && !device_.is_cuda() ? "fp32" : s.precision;
+  check_resume_precision(ck->dir, recorded, name(job_.opt.precision), precision_);
   DISTILL_CHECK(s.dataset_hash == job_.data->content_hash, DataError, ck->dir, " was trained on data set ",
                 s.dataset_hash, ", this run's is ", job_.data->content_hash);
   load_module(*student_.model, ck->model.tensors, ck->dir + "/model.safetensors");
@@ -116,8 +139,9 @@ void Checkpointer::save(const Progress& p, double dev_accuracy) {
              job_.config_yaml,
              job_.config_hash,
              job_.data->content_hash,
-             job_.teacher_fingerprint};
-  c.state.skipped_steps = p.skipped_steps;
+             job_.teacher_fingerprint,
+             p.skipped_steps,
+             precision_};
   c.model.tensors = module_blobs(*student_.model);
   c.model.metadata = {{"format", "pt"}, {"distill.model_config", to_json(job_.model).dump()}};
   c.optimizer.tensors = student_.opt->state();

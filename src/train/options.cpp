@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "distill/model/device.h"
 #include "distill/train/reducer.h"
 #include "distill/util/error.h"
 
@@ -56,8 +57,9 @@ void declare_run(OptionTable<TrainOptions>& t) {
              str("{key} = {value} exceeds ", kMaxThreads,
                  " threads per rank; 0 sizes the pools from the cores of the node"));
   t.add("device", &O::device, "auto, cpu, cuda or cuda:N (see GPUs)");
-  t.add("precision", &O::precision, {Precision::kFp32, Precision::kBf16},
-        "bf16 = autocast on GPUs, float32 master weights",
+  t.add("precision", &O::precision, {Precision::kAuto, Precision::kFp32, Precision::kBf16},
+        "bf16 = autocast (matrix products in bf16), float32 master weights; auto = bf16 on GPUs and on CPUs with "
+        "AMX or AVX512-BF16, else fp32",
         "fp16 training would need loss scaling, which distill does not do");
   t.add("bucket_mb", &O::bucket_mb, "gradient bucket size after a first one of 1 MiB")
       .check([](double v) { return v > 0; }, kCommSizes);
@@ -103,13 +105,13 @@ BucketOptions TrainOptions::buckets() const {
   return b;
 }
 
-c10::ScalarType train_precision(const TrainOptions& o, const c10::Device& d) {
-  const auto p = scalar_type(o.precision);
-  if (d.is_cuda() || p == c10::ScalarType::Float) return p;
-  DISTILL_CHECK(o.device == "auto", ConfigError, "train.precision: ", name(o.precision),
-                " needs a GPU; train.device is ", o.device);
-  spdlog::warn("train.precision: {} applies on GPUs only; the CPU trains in fp32", name(o.precision));
-  return c10::ScalarType::Float;
+c10::ScalarType train_precision(const TrainOptions& o, const c10::Device& d, bool log) {
+  const auto& isa = cpu_isa();
+  const auto c = resolve_precision(o.precision, d.is_cuda(), isa, "train.precision");
+  if (log && !c.warning.empty()) spdlog::warn("{} ({})", c.warning, cpu_bf16_speed());
+  if (log && !d.is_cuda())
+    spdlog::info("train.precision {} -> {} on {}", name(o.precision), name(c.precision), isa.describe());
+  return scalar_type(c.precision);
 }
 
 }  // namespace distill

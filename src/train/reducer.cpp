@@ -1,5 +1,6 @@
 #include "distill/train/reducer.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "distill/util/error.h"
@@ -27,14 +28,25 @@ std::vector<std::vector<std::size_t>> assign_buckets(const std::vector<std::int6
 GradReducer::GradReducer(Communicator& comm, std::vector<torch::Tensor> params, BucketOptions o)
     : comm_(comm), params_(std::move(params)), blocking_(o.blocking) {
   std::vector<std::int64_t> bytes;
-  for (const auto& p : params_) {
+  std::vector<std::size_t> dense;  // bucketed parameters
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    const auto& p = params_[i];
     DISTILL_CHECK(p.scalar_type() == torch::kFloat32, ConfigError, "the gradient reducer takes float32 parameters");
     DISTILL_CHECK(p.device() == params_[0].device(), ConfigError,
                   "the gradient reducer takes parameters on one device");
+    const bool sparse = std::find(o.row_sparse.begin(), o.row_sparse.end(), i) != o.row_sparse.end();
+    if (sparse && !p.is_cuda() && p.dim() == 2) {
+      sparse_.push_back(i);
+      continue;
+    }
+    dense.push_back(i);
     bytes.push_back(p.numel() * 4);
   }
   buckets_ = assign_buckets(bytes, o);
-  bucket_of_.resize(params_.size());
+  for (auto& b : buckets_)
+    for (auto& k : b) k = dense[k];
+  bucket_of_.assign(params_.size(), SIZE_MAX);
+  held_.resize(params_.size());
   offset_.resize(params_.size());
   for (std::size_t b = 0; b < buckets_.size(); ++b) {
     std::int64_t n = 0;
@@ -81,6 +93,11 @@ void GradReducer::prepare(bool last) {
 
 void GradReducer::on_grad(std::size_t i, const torch::Tensor& g) {
   const auto b = bucket_of_[i];
+  if (b == SIZE_MAX) {  // row-sparse: kept as autograd made it, reduced in finish()
+    held_[i] = arrivals_[i] == 0 ? g : held_[i] + g;
+    ++arrivals_[i];
+    return;
+  }
   auto dst = flat_[b].narrow(0, static_cast<std::int64_t>(offset_[i]), params_[i].numel());
   // The step's first gradient of a parameter is copied, later ones (micro-batches) added.
   if (arrivals_[i] == 0)
@@ -113,6 +130,45 @@ void GradReducer::launch(std::size_t b) {
                                   ReduceOp::kAverage);
 }
 
+void GradReducer::reduce_rows(std::size_t i) {
+  auto& p = params_[i];
+  const int world = comm_.size();
+  const float inv = 1.0f / static_cast<float>(world);
+  auto g = arrivals_[i] == 0 ? torch::zeros_like(p) : held_[i].contiguous();
+  held_[i] = torch::Tensor();
+  // Non-finite values count as nonzero, so a NaN reaches the step's checks as it would densely.
+  const auto rows = g.ne(0).any(1).nonzero().select(1, 0);
+  std::int64_t most = rows.size(0);
+  comm_.allreduce(&most, 1, DType::kInt64, ReduceOp::kMax);
+  const std::int64_t width = p.size(1);
+  if (most * world * 2 >= p.size(0)) {  // dense is cheaper: the bucket's reduction
+    g = g.clone();
+    comm_.allreduce(g.data_ptr<float>(), static_cast<std::size_t>(g.numel()), DType::kFloat32, ReduceOp::kAverage);
+    p.mutable_grad() = g;
+    return;
+  }
+  auto idx = torch::full({most}, -1, torch::kInt64);
+  auto vals = torch::zeros({most, width});
+  idx.narrow(0, 0, rows.size(0)).copy_(rows);
+  vals.narrow(0, 0, rows.size(0)).copy_(g.index_select(0, rows));
+  auto all_idx = torch::empty({world, most}, torch::kInt64);
+  auto all_vals = torch::empty({world, most, width});
+  if (most > 0) {
+    comm_.allgather(idx.data_ptr<std::int64_t>(), all_idx.data_ptr<std::int64_t>(), static_cast<std::size_t>(most),
+                    DType::kInt64);
+    comm_.allgather(vals.data_ptr<float>(), all_vals.data_ptr<float>(), static_cast<std::size_t>(most * width),
+                    DType::kFloat32);
+  }
+  auto sum = torch::zeros_like(p);
+  for (int r = 0; r < world; ++r) {
+    const auto n = all_idx[r].ge(0).sum().item<std::int64_t>();  // a rank's rows come first, then padding
+    sparse_rows_moved_ += n;
+    if (n > 0) sum.index_add_(0, all_idx[r].narrow(0, 0, n), all_vals[r].narrow(0, 0, n));
+  }
+  sum.mul_(static_cast<double>(inv));
+  p.mutable_grad() = sum;
+}
+
 double GradReducer::finish() {
   if (!last_) {
     first_micro_ = false;
@@ -134,6 +190,8 @@ double GradReducer::finish() {
       p.mutable_grad() = view;
     }
   }
+  sparse_rows_moved_ = 0;
+  for (auto i : sparse_) reduce_rows(i);
   first_micro_ = true;
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }

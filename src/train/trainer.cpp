@@ -44,13 +44,16 @@ const DataSplit* eval_split(const TrainJob& job, int rank) {
   return nullptr;
 }
 
-// One rank has nothing to average: no reducer.
-std::unique_ptr<GradReducer> make_reducer(Communicator& grad_comm, int world, const TrainOptions& o,
-                                          const std::vector<torch::Tensor>& params) {
+// One rank has nothing to average: no reducer. The word embeddings of a classifier are reduced
+// row-sparsely (Note [row-sparse gradients]); a masked LM's decoder shares them, so not there.
+std::unique_ptr<GradReducer> make_reducer(Communicator& grad_comm, int world, const TrainJob& job, const Student& s) {
   if (world == 1) return nullptr;
-  auto b = o.buckets();
-  b.blocking = o.reduce == ReduceMode::kBlocking;
-  return std::make_unique<GradReducer>(grad_comm, params, b);
+  auto b = job.opt.buckets();
+  b.blocking = job.opt.reduce == ReduceMode::kBlocking;
+  if (job.model.kind != ModelKind::kBertMlm)
+    for (std::size_t i = 0; i < s.named.size(); ++i)
+      if (s.named[i].first == "bert.embeddings.word_embeddings.weight") b.row_sparse.push_back(i);
+  return std::make_unique<GradReducer>(grad_comm, s.params, b);
 }
 
 LoaderOptions loader_options(const TrainJob& job, const Student& s) {
@@ -61,21 +64,34 @@ LoaderOptions loader_options(const TrainJob& job, const Student& s) {
   return l;
 }
 
-// The student's forward pass (and the online teacher's) and the objective, under autocast; the
-// loss is taken in float32.
+// Float32 copies of a forward's outputs (identity for float32 tensors).
+void to_float(ModelOutput& o) {
+  o.logits = o.logits.to(torch::kFloat32);
+  for (auto& h : o.hidden) h = h.to(torch::kFloat32);
+  for (auto& a : o.attentions) a = a.to(torch::kFloat32);
+}
+
+// The student's forward pass (and the online teacher's) under autocast, then the objective in
+// float32 outside it (Note [cpu bf16]: softmax, log-softmax and the losses never run in bf16).
 ObjectiveTerms forward(const StepParts& s, Batch& batch) {
   const auto& ll = s.student.layer_loss;
   const bool want_h = ll && ll->wants_hidden(), want_a = ll && ll->wants_attentions();
   TeacherTargets teacher{batch.teacher_logits, batch.topk_values, batch.topk_indices, batch.topk_lse,
                          std::move(batch.teacher_layers)};
-  Autocast cast(s.device, s.precision);
-  ModelOutput out = s.student.model->forward(batch.inputs, want_h, want_a);
+  ModelOutput out;
+  {
+    Autocast cast(s.device, s.precision);
+    out = s.student.model->forward(batch.inputs, want_h, want_a);
+    if (s.job.online_teacher) {
+      torch::NoGradGuard g;
+      teacher.layers = s.job.online_teacher->forward(batch.inputs, want_h, want_a);
+    }
+  }
+  to_float(out);
   if (s.job.online_teacher) {
-    torch::NoGradGuard g;
-    teacher.layers = s.job.online_teacher->forward(batch.inputs, want_h, want_a);
+    to_float(teacher.layers);
     teacher.logits = teacher.layers.logits;
   }
-  out.logits = out.logits.to(torch::kFloat32);
   return s.objective(out, teacher, batch.labels, batch.inputs.attention_mask);
 }
 
@@ -149,7 +165,9 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
   const DataSplit& split = job.data->split(job.train_split);
   const int rank = comm.rank(), world = comm.size();
   const auto device = resolve_device(o.device, comm.local_rank(), "train.device");
-  const auto precision = train_precision(o, device);
+  const auto precision = train_precision(o, device, rank == 0);
+  comm.check_same(precision_name(precision),
+                  "train.precision as resolved (the CPUs' bf16 units or ONEDNN_MAX_CPU_ISA differ)");
   Student student(comm, job, device);
   // Gradients need a device communicator only when there are ranks to average over.
   auto device_comm = world > 1 ? make_device_communicator(comm, device, o.comm_timeout) : nullptr;
@@ -160,13 +178,14 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
   if (!job.first_epoch_order.empty()) sampler.set_epoch_order(0, job.first_epoch_order);
   const std::int64_t total = o.max_steps > 0 ? o.max_steps : o.epochs * sampler.steps_per_epoch();
   const std::int64_t warmup = o.warmup_steps > 0 ? o.warmup_steps : std::max<std::int64_t>(1, total * 6 / 100);
-  Checkpointer ckpt(comm, job, student, device);
+  Checkpointer ckpt(comm, job, student, device, precision_name(precision));
   Progress at = ckpt.start();
   const DataSplit* dev = eval_split(job, rank);
   TrainResult res;
   res.parameters = parameter_count(*student.model);
   res.device = device.str();
-  auto reducer = make_reducer(device_comm ? *device_comm : comm, world, o, student.params);
+  res.precision = precision_name(precision);
+  auto reducer = make_reducer(device_comm ? *device_comm : comm, world, job, student);
   Objective objective(job.kd, job.layers, student.layer_loss);
   const StepParts parts{comm, job, student, objective, reducer.get(), device, precision};
   if (rank == 0) log_start(parts, sampler, res.parameters, total);

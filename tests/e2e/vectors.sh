@@ -24,7 +24,7 @@ run_np 1 prepare --features -i "$V/points.csv" -o "$V/data.h5" --dev-fraction 0.
 grep -q "301 rows of 6 features, 3 labels" "$V/prepare.log" || { cat "$V/prepare.log"; fail "prepare summary"; }
 T=(--set data.path="$V/data.h5" --set student.kind=deep_linear --set student.depth=1 --set train.optimizer=sgd
   --set train.lr=0.5 --set train.batch_size=100000 --set train.epochs=200 --set train.schedule=constant
-  --set train.max_grad_norm=0 --set train.log_every=50 --set train.out_dir="$V/teacher")
+  --set train.max_grad_norm=0 --set train.log_every=50 --set train.out_dir="$V/teacher" --set train.precision=fp32)
 run_np 2 train "${T[@]}" > "$V/teacher.log" 2>&1 || { cat "$V/teacher.log"; fail "teacher training"; }
 grep -q "(full batch)" "$V/teacher.log" || fail "no full-batch steps"
 S=(--set data.path="$V/data.h5" --set teacher.path="$V/teacher/checkpoints" --set store.path="$V/store"
@@ -32,7 +32,7 @@ S=(--set data.path="$V/data.h5" --set teacher.path="$V/teacher/checkpoints" --se
   --set student.init_scale=0.3 --set distill.alpha=0.25 --set distill.beta=0.75 --set distill.temperature=2
   --set train.optimizer=sgd --set train.momentum=0.9 --set train.lr=0.05 --set train.batch_size=100000
   --set train.max_steps=6 --set train.schedule=constant --set train.max_grad_norm=0 --set train.log_every=1
-  --set train.checkpoint_every=2 --set train.keep_checkpoints=0)
+  --set train.checkpoint_every=2 --set train.keep_checkpoints=0 --set train.precision=fp32)
 run_np 2 precompute "${S[@]}" > "$V/precompute.log" 2>&1 || { cat "$V/precompute.log"; fail "precompute"; }
 run_np 2 train "${S[@]}" --set train.out_dir="$V/student2" > "$V/student2.log" 2>&1 || { cat "$V/student2.log"; fail "student"; }
 run_np 1 train "${S[@]}" --set train.out_dir="$V/student1" > "$V/student1.log" 2>&1 || { cat "$V/student1.log"; fail "student 1 rank"; }

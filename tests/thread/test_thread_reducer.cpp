@@ -3,6 +3,7 @@
 // reduction and buckets of one parameter, several parameters and everything.
 #include <gtest/gtest.h>
 
+#include <mutex>
 #include <tuple>
 
 #include "distill/train/reducer.h"
@@ -124,4 +125,81 @@ TEST(ThreadReducerBuckets, OneEachSomeAndAll) {
   EXPECT_EQ(one_each.size(), net.params.size());
   EXPECT_GT(assign_buckets({512, 64, 2048, 128, 512}, BucketOptions{64, 600}).size(), 2u);
   EXPECT_EQ(assign_buckets({512, 64, 2048, 128, 512}, BucketOptions{1 << 20, 25 << 20}).size(), 1u);
+}
+
+namespace {
+
+// A lookup table (64 x 8) and a dense layer: rank r looks up rows `rows(r, micro)`; rank 2 looks up
+// none (its table gradient never arrives). `spread` rows per lookup, so many rows make the reducer
+// fall back to the dense reduction (Note [row-sparse gradients]).
+struct Table {
+  std::vector<torch::Tensor> params;
+  std::int64_t spread;
+  explicit Table(std::int64_t s) : spread(s) {
+    params.push_back((0.3 * wave({64, 8}, 1.0)).requires_grad_(true));
+    params.push_back((0.3 * wave({3, 8}, 2.0)).requires_grad_(true));
+  }
+  torch::Tensor loss(int rank, int micro) const {
+    auto x = wave({4, 8}, 0.5 + rank + micro);
+    if (rank != 2) {
+      auto idx = (torch::arange(spread, torch::kInt64) * (5 + rank) + 3 * micro + rank) % 64;
+      x = x + params[0].index_select(0, idx).sum(0);
+    }
+    return torch::matmul(torch::tanh(x), params[1].t()).pow(2).mean();
+  }
+};
+
+std::vector<torch::Tensor> table_mean_gradient(int world, int micros, std::int64_t spread) {
+  std::vector<torch::Tensor> sum;
+  for (int r = 0; r < world; ++r) {
+    Table n(spread);
+    torch::Tensor l = n.loss(r, 0);
+    for (int m = 1; m < micros; ++m) l = l + n.loss(r, m);
+    l.backward();
+    for (std::size_t i = 0; i < n.params.size(); ++i) {
+      auto g = n.params[i].grad().defined() ? n.params[i].grad() : torch::zeros_like(n.params[i]);
+      if (r == 0)
+        sum.push_back(g.clone());
+      else
+        sum[i] += g;
+    }
+  }
+  for (auto& g : sum) g /= world;
+  return sum;
+}
+
+}  // namespace
+
+// The table's gradient reduced row-sparsely equals the mean of the ranks' gradients, over 2 and 3
+// ranks, with micro-batches, a rank that does not touch the table, and the dense fallback; with
+// 2 ranks it is bit for bit the bucket reduction's.
+TEST(ThreadReducerRowSparse, EqualsTheDenseMean) {
+  for (int world : {2, 3})
+    for (int micros : {1, 2})
+      for (std::int64_t spread : {3, 40}) {
+        const auto want = table_mean_gradient(world, micros, spread);
+        std::vector<torch::Tensor> dense(2);
+        std::mutex m;
+        run_ranks(world, [&](Communicator& c) {
+          for (bool sparse : {false, true}) {
+            Table t(spread);
+            BucketOptions o;
+            if (sparse) o.row_sparse = {0};
+            GradReducer red(c, t.params, o);
+            EXPECT_EQ(red.sparse_params().size(), sparse ? 1u : 0u);
+            for (int k = 0; k < micros; ++k) {
+              red.prepare(k == micros - 1);
+              t.loss(c.rank(), k).backward();
+              red.finish();
+            }
+            std::vector<torch::Tensor> got{t.params[0].grad(), t.params[1].grad()};
+            expect_near(got, want, c.rank());
+            const bool fallback = spread * world * 2 >= 64;
+            if (sparse) EXPECT_EQ(red.sparse_rows_moved() == 0, fallback) << "spread " << spread;
+            std::lock_guard<std::mutex> g(m);
+            if (!sparse && c.rank() == 0) dense[0] = got[0].clone();
+            if (sparse && world == 2) EXPECT_TRUE(torch::equal(got[0], dense[0])) << "rank " << c.rank();
+          }
+        });
+      }
 }

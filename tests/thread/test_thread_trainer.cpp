@@ -60,7 +60,7 @@ ModelConfig vector_model(const std::string& kind, long depth) {
 }
 
 // Full-batch SGD with a constant learning rate. The one place that sets TrainOptions' named
-// choices (optimizer, schedule, device, reduce).
+// choices (optimizer, schedule, device, precision, reduce).
 TrainOptions full_batch_sgd(const std::string& out_dir, long steps, double lr, double momentum, double clip,
                             bool blocking) {
   TrainOptions o;
@@ -74,6 +74,7 @@ TrainOptions full_batch_sgd(const std::string& out_dir, long steps, double lr, d
   o.optimizer = OptimizerKind::kSgd;
   o.schedule = Schedule::kConstant;
   o.device = "cpu";
+  o.precision = Precision::kFp32;  // closed forms and 1-rank comparisons hold in float32
   o.reduce = blocking ? ReduceMode::kBlocking : ReduceMode::kNonblocking;
   return o;
 }

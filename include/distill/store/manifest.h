@@ -36,8 +36,8 @@ std::string shard_path(const std::string& dir, const ShardEntry& e);
 
 // Checks that `have` (from a manifest or a shard) matches what the run expects; `where` names the
 // file. Each mismatch names the field and both values, with a hint. Empty/zero fields of `expect`
-// (teacher, labels, examples, targets, teacher_batch_size) accept any value; a zero
-// teacher_batch_size in `have` (not recorded) is accepted too.
+// (teacher, labels, examples, targets, teacher_batch_size, teacher_precision) accept any value; a
+// zero teacher_batch_size or empty teacher_precision in `have` (not recorded) is accepted too.
 void check_store_meta(const StoreMeta& have, const StoreMeta& expect, const std::string& where);
 
 }  // namespace distill

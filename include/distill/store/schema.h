@@ -62,6 +62,9 @@ struct StoreMeta {
   // between batch sizes, so one store holds one batch size. 0 = not recorded (older stores, or a
   // reader that accepts any).
   std::int64_t teacher_batch_size = 0;
+  // teacher.precision as resolved (fp32, bf16, fp16): one store holds one, like the batch size.
+  // "" = not recorded (older stores, or a reader that accepts any).
+  std::string teacher_precision;
 
   bool has_layers() const { return !hidden_layers.empty() || !attention_layers.empty(); }
 };

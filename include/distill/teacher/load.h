@@ -19,7 +19,7 @@ struct TeacherOptions {
   std::string path;
   long batch_size = 64;                    // inference batch; memory grows linearly
   std::string device = "auto";             // Note [devices]: auto | cpu | cuda | cuda:N
-  Precision precision = Precision::kFp32;  // inference precision on a GPU: fp32 | bf16 | fp16
+  Precision precision = Precision::kFp32;  // inference autocast: fp32 | bf16 | fp16 (GPUs) | auto
   // Run the teacher inside every student rank instead of reading the store: costs a teacher
   // forward per step, stores nothing; needed for hidden-state and attention losses.
   bool online = false;
@@ -32,13 +32,14 @@ struct LoadedTeacher {
   std::unique_ptr<TeacherModel> model;
   std::string fingerprint;  // model_fingerprint(path)
   std::string file;
-  c10::Device device{c10::kCPU};  // where it runs (load_teacher with options)
+  c10::Device device{c10::kCPU};                       // where it runs (load_teacher with options)
+  c10::ScalarType precision = c10::ScalarType::Float;  // its autocast there (resolved teacher.precision)
 };
 
 // Loads a teacher in eval mode; errors name the path. With `comm`, places it on the device and
-// precision of `o` for this rank (Note [devices]).
+// precision of `o` for this rank (Note [devices]); collective: the ranks must resolve one precision.
 LoadedTeacher load_teacher(const std::string& path);
-LoadedTeacher load_teacher(const TeacherOptions& o, const Communicator& comm);
+LoadedTeacher load_teacher(const TeacherOptions& o, Communicator& comm);
 // The fingerprint load_teacher() would report, without loading the weights.
 std::string teacher_fingerprint(const std::string& path);
 

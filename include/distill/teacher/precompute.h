@@ -22,7 +22,18 @@ struct PrecomputeResult {
   double seconds = 0;
   double write_seconds = 0;       // of rank 0: time spent writing shards (in the writer thread)
   double write_wait_seconds = 0;  // of rank 0: time the teacher waited for the writer
+  // A teacher in reduced precision against its own float32 outputs (check_teacher_precision).
+  std::string teacher_precision = "fp32";
+  std::int64_t check_rows = 0;  // logit rows compared (examples, or masked tokens); 0 = no check
+  double check_top1 = -1;       // share of rows whose argmax agrees
+  double check_kl = -1;         // mean KL(p_fp32 || p_reduced) at T = 1
 };
+
+// Collective: runs the teacher (in its reduced precision) and again in float32 on up to `rows`
+// examples spread evenly over the split, and compares the logits: top-1 match and mean KL. The
+// teacher is back in its precision afterwards. Precompute calls it when the precision is not fp32.
+PrecomputeResult check_teacher_precision(Communicator& comm, const LoadedTeacher& teacher, const DataSplit& split,
+                                         long batch_size, std::int64_t rows = 1024);
 
 // What to store beyond the logits.
 struct TargetSpec {
@@ -48,7 +59,8 @@ struct PrecomputeHooks {
 // its task. Rank 0 prints the estimated bytes per example and in total first, and every rank
 // refuses (ConfigError) when the estimate exceeds store.max_bytes. A target that is not finite
 // fails (DataError naming the teacher, the shard and the first example ids) before anything of
-// its shard is written.
+// its shard is written. A teacher in bf16 or fp16 is first checked against its float32 outputs
+// (check_teacher_precision; rank 0 logs the figures, which the result carries).
 PrecomputeResult precompute(Communicator& comm, const Dataset& data, const std::string& split,
                             const LoadedTeacher& teacher, const TeacherOptions& options, const StoreOptions& store,
                             const TargetSpec& targets = {}, const PrecomputeHooks& hooks = {});

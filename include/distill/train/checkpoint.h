@@ -1,6 +1,6 @@
 // Checkpoints: <root>/step-NNNNNNNN/ holds model.safetensors (HF names), optimizer.safetensors
 // (AdamW moments and step), rng.safetensors (each rank's CPU generator state) and state.json
-// (step, sampler cursor, best metric, world size, config and hashes). The directory is written
+// (step, sampler cursor, best metric, world size, config and hashes, resolved precision). The directory is written
 // under a temporary name, fsynced and renamed; <root>/latest names the newest complete one and is
 // written last, so a crash at any moment leaves the previous checkpoint usable.
 #pragma once
@@ -21,6 +21,7 @@ struct CheckpointState {
   std::int64_t world_size = 1;
   std::string config_yaml, config_hash, dataset_hash, teacher_fingerprint;
   std::int64_t skipped_steps = 0;  // non-finite updates skipped so far (train.nonfinite: skip)
+  std::string precision;           // train.precision as resolved: fp32 | bf16 | fp16 ("" = not recorded)
 };
 
 struct Checkpoint {

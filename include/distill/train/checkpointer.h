@@ -14,6 +14,12 @@
 
 namespace distill {
 
+// The resume check of precisions: throws ConfigError when the checkpoint in `dir` was trained in
+// `recorded` (empty: not recorded, accepted) and this run resolves train.precision `requested` to
+// `resolved`, explaining why and what to do.
+void check_resume_precision(const std::string& dir, const std::string& recorded, const std::string& requested,
+                            const std::string& resolved);
+
 // Where a run stands: what a checkpoint keeps besides the weights.
 struct Progress {
   std::int64_t step = 0;           // steps done
@@ -24,13 +30,15 @@ struct Progress {
 
 class Checkpointer {
  public:
-  // `comm`, `job` and `student` must outlive the checkpointer.
-  Checkpointer(Communicator& comm, const TrainJob& job, Student& student, const c10::Device& device);
+  // `comm`, `job` and `student` must outlive the checkpointer; `precision` is train.precision as
+  // resolved for this run (recorded, and checked on resume).
+  Checkpointer(Communicator& comm, const TrainJob& job, Student& student, const c10::Device& device,
+               std::string precision);
   // Where the run starts. With job.resume: the latest checkpoint under train.out_dir (its weights,
   // projections, optimizer state and this rank's generator states loaded into the student), after
-  // checking it was written by as many ranks, with the same config and on the same data (else
-  // ConfigError / DataError); step 0 when there is none. Then rank 0 makes train.out_dir and keeps
-  // only the lines of metrics.jsonl up to that step (a resumed run rewrites what follows).
+  // checking it was written by as many ranks, with the same config, in the same resolved precision
+  // and on the same data (else ConfigError / DataError); step 0 when there is none. Then rank 0 makes train.out_dir and
+  // keeps only the lines of metrics.jsonl up to that step (a resumed run rewrites what follows).
   Progress start();
   // Collective: writes the checkpoint of `p` (rank 0 writes, keeping train.keep_checkpoints) with
   // best metric max(p.best_metric, dev_accuracy). Throws DataError on every rank, writing nothing,
@@ -45,6 +53,7 @@ class Checkpointer {
   const TrainJob& job_;
   Student& student_;
   c10::Device device_;
+  std::string precision_;
   std::string root_;
 };
 

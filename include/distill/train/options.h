@@ -50,10 +50,10 @@ struct TrainOptions {
   long seed = 1234;                        // model init, sampling order and dropout streams derive from it
   long threads = 0;                        // intra-op threads per rank; 0 = cores of the node / ranks on it
   std::string device = "auto";             // Note [devices]: auto | cpu | cuda | cuda:N
-  Precision precision = Precision::kFp32;  // fp32 | bf16 (autocast on GPUs, float32 master weights)
+  Precision precision = Precision::kAuto;  // auto | fp32 | bf16: autocast, float32 master weights
   double bucket_mb = 25;                   // gradient buckets after a first one of 1 MiB (train/reducer.h)
   ReduceMode reduce = ReduceMode::kNonblocking;
-  long prefetch = 2;          // batches the loader thread makes ahead; 0 = none (synchronous)
+  long prefetch = 2;  // batches the loader thread makes ahead; 0 = none (synchronous)
   // Note [lazy rows]: the epoch order permutes blocks of the data set's chunk rows, then rows within
   // windows of this many blocks; 0 = a full permutation. Splits of at most one window are
   // permuted whole either way.
@@ -75,8 +75,8 @@ struct TrainOptions {
   }
 };
 
-// train.precision resolved for `d`: bf16 on a GPU; with train.device auto the CPU falls back to
-// fp32 (with a warning), an explicit cpu device with bf16 is a ConfigError.
-c10::ScalarType train_precision(const TrainOptions& o, const c10::Device& d);
+// train.precision resolved for `d` (resolve_precision with this CPU's units, Note [cpu bf16]);
+// `log`: the choice and any warning go to the log.
+c10::ScalarType train_precision(const TrainOptions& o, const c10::Device& d, bool log = true);
 
 }  // namespace distill

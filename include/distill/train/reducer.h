@@ -4,6 +4,15 @@
 // of its gradients have arrived during backward (autograd hooks), in the same order on every rank;
 // finish() waits for the rest and writes the averages into .grad(). Micro-batches accumulate
 // locally and only the last one reduces.
+//
+// Note [row-sparse gradients]: a lookup table (the word embeddings of a classifier, named in
+// BucketOptions::row_sparse; host parameters only) gets a gradient that is zero outside the rows
+// of the tokens in the batch. It stays out of the buckets; finish() gathers every rank's nonzero
+// rows (indices and values) and sums them into zeros in rank order, then scales by 1 / ranks, as
+// the bucket average does. The sum is the dense one (for two ranks bit for bit), every rank gets
+// the same bits, and a step moves the touched rows instead of the whole table. When the rows
+// touched are many (the busiest rank's times the ranks >= half the table), that step reduces the
+// table densely instead.
 #pragma once
 #include <torch/torch.h>
 
@@ -22,6 +31,9 @@ struct BucketOptions {
   // non-blocking one that completes in finish(). Same results (the same reduction, in the same
   // bucket order); cheaper where the communicator cannot progress on its own (MPI on CPUs).
   bool blocking = false;
+  // Note [row-sparse gradients]: indices of 2-D parameters whose gradients are zero outside a few
+  // rows (lookup tables); ignored for GPU parameters.
+  std::vector<std::size_t> row_sparse;
 };
 
 // Buckets of parameter indices for parameters of `bytes[i]` bytes: indices from last to first;
@@ -45,12 +57,17 @@ class GradReducer {
   // until the next step's backward). Returns the seconds it waited.
   double finish();
   const std::vector<std::vector<std::size_t>>& buckets() const { return buckets_; }
-  // Gradients delivered to buckets during the last step, per parameter (tests: exactly once).
+  // Gradients delivered during the last step, per parameter (tests: exactly once).
   const std::vector<int>& arrivals() const { return arrivals_; }
+  // Parameters reduced row-sparsely (Note [row-sparse gradients]), and the rows the last step
+  // moved for them, summed over the ranks (0 when it reduced them densely).
+  const std::vector<std::size_t>& sparse_params() const { return sparse_; }
+  std::int64_t sparse_rows_moved() const { return sparse_rows_moved_; }
 
  private:
   void on_grad(std::size_t param, const torch::Tensor& g);
   void launch(std::size_t bucket);
+  void reduce_rows(std::size_t param);
   Communicator& comm_;
   std::vector<torch::Tensor> params_;
   std::vector<std::vector<std::size_t>> buckets_;
@@ -61,8 +78,11 @@ class GradReducer {
   std::vector<std::size_t> pending_;             // per bucket: gradients still to arrive
   std::vector<std::unique_ptr<PendingReduce>> inflight_;
   std::vector<int> arrivals_;
-  std::vector<bool> ready_;      // per bucket: all gradients arrived
-  std::size_t next_launch_ = 0;  // buckets start strictly in index order
+  std::vector<bool> ready_;          // per bucket: all gradients arrived
+  std::size_t next_launch_ = 0;      // buckets start strictly in index order
+  std::vector<std::size_t> sparse_;  // row-sparse parameters, in parameter order
+  std::vector<torch::Tensor> held_;  // per parameter: the step's gradient of a row-sparse one
+  std::int64_t sparse_rows_moved_ = 0;
   bool last_ = true, first_micro_ = true;
 };
 

@@ -64,6 +64,7 @@ struct TrainResult {
   double input_wait_seconds = 0;   // rank 0: the step waiting for the loader thread
   double comm_wait_seconds = 0;    // rank 0: the step waiting on gradient reduction after backward
   std::string device;              // where the student trained
+  std::string precision;           // in which precision: fp32 | bf16 | fp16 (train.precision resolved)
   // Step timings after job.untimed_steps (bench); by phase with job.profile.
   TrainProfile profile;
   std::string checkpoint;  // the final checkpoint directory

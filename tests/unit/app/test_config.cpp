@@ -101,7 +101,7 @@ train:
   seed: 1234
   threads: 0
   device: auto
-  precision: fp32
+  precision: auto
   bucket_mb: 25
   reduce: nonblocking
   prefetch: 2
@@ -338,7 +338,7 @@ TEST(ConfigDump, PrintsTheDefaultConfigAsBefore) {
   RunConfig c;
   EXPECT_EQ(dump_config(c), kDefaultDump);
   c.data.path = "d.h5";
-  EXPECT_EQ(config_hash(c), "cd4ccb44985225a2");  // train.shuffle_window added
+  EXPECT_EQ(config_hash(c), "1686ba55b7c6af5a");  // train.precision: auto is the default
 }
 
 TEST(ConfigDump, PrintsANonDefaultConfigAsBefore) {
@@ -362,7 +362,7 @@ TEST(Config, FixedChoicesAreCheckedWhereTheyEnter) {
       {"train.optimizer=x", "--set: train.optimizer = 'x', expected adamw or sgd"},
       {"train.schedule=x", "--set: train.schedule = 'x', expected linear or constant"},
       {"train.precision=fp16",
-       "--set: train.precision = 'fp16', expected fp32 or bf16 (fp16 training would need loss scaling, which "
+       "--set: train.precision = 'fp16', expected auto, fp32 or bf16 (fp16 training would need loss scaling, which "
        "distill does not do)"},
       {"train.reduce=x", "--set: train.reduce = 'x', expected nonblocking or blocking"},
       {"train.nonfinite=x", "--set: train.nonfinite = 'x', expected stop or skip"},
@@ -371,7 +371,7 @@ TEST(Config, FixedChoicesAreCheckedWhereTheyEnter) {
       {"distill.head_mismatch=x", "--set: distill.head_mismatch = 'x', expected refuse or average"},
       {"student.kind=x", "--set: student.kind = 'x', expected bert, bert_mlm, mlp or deep_linear"},
       {"store.dtype=x", "--set: store.dtype = 'x', expected float16 or float32"},
-      {"teacher.precision=fp8", "--set: teacher.precision = 'fp8', expected fp32, bf16 or fp16"},
+      {"teacher.precision=fp8", "--set: teacher.precision = 'fp8', expected fp32, bf16, fp16 or auto"},
       {"train.batch_size=4.5", "--set: train.batch_size = '4.5' is not an integer"},
       {"store.verify=yes", "--set: store.verify = 'yes' is not true or false"},
   };
@@ -383,9 +383,10 @@ TEST(Config, FixedChoicesAreCheckedWhereTheyEnter) {
   RunConfig d;
   d.data.path = "d.h5";
   d.train.precision = Precision::kFp16;
-  EXPECT_EQ(test::error_of([&] { validate_config(d); }),
-            "train.precision = 'fp16', expected fp32 or bf16 (fp16 training would need loss scaling, which distill "
-            "does not do)");
+  EXPECT_EQ(
+      test::error_of([&] { validate_config(d); }),
+      "train.precision = 'fp16', expected auto, fp32 or bf16 (fp16 training would need loss scaling, which distill "
+      "does not do)");
   EXPECT_STREQ(name(d.train.precision), "fp16");
 }
 

@@ -36,12 +36,6 @@ TEST(Device, ResolvesSpecsAndNamesTheKeyInErrors) {
   EXPECT_THROW(parse_precision("fp8", "train.precision"), ConfigError);
 }
 
-TEST(Device, AutocastOnTheCpuChangesNothing) {
-  auto x = torch::randn({4, 4});
-  Autocast cast(c10::Device(c10::kCPU), c10::ScalarType::BFloat16);
-  EXPECT_EQ(torch::matmul(x, x).scalar_type(), torch::kFloat32);
-}
-
 Batch numbered(std::int64_t i) {
   Batch b;
   b.labels = torch::full({2}, i, torch::kInt64);
