@@ -46,7 +46,6 @@ GradReducer::GradReducer(Communicator& comm, std::vector<torch::Tensor> params, 
   for (auto& b : buckets_)
     for (auto& k : b) k = dense[k];
   bucket_of_.assign(params_.size(), SIZE_MAX);
-  held_.resize(params_.size());
   offset_.resize(params_.size());
   for (std::size_t b = 0; b < buckets_.size(); ++b) {
     std::int64_t n = 0;
@@ -93,8 +92,7 @@ void GradReducer::prepare(bool last) {
 
 void GradReducer::on_grad(std::size_t i, const torch::Tensor& g) {
   const auto b = bucket_of_[i];
-  if (b == SIZE_MAX) {  // row-sparse: kept as autograd made it, reduced in finish()
-    held_[i] = arrivals_[i] == 0 ? g : held_[i] + g;
+  if (b == SIZE_MAX) {  // row-sparse: autograd accumulates it in .grad(), finish() reduces that
     ++arrivals_[i];
     return;
   }
@@ -130,23 +128,34 @@ void GradReducer::launch(std::size_t b) {
                                   ReduceOp::kAverage);
 }
 
+namespace {
+// Indices of the rows of `g` ([rows, width]) with a nonzero (or non-finite) value, ascending.
+torch::Tensor nonzero_rows(const torch::Tensor& g) {
+  const auto any = g.any(1).contiguous();
+  const bool* a = any.data_ptr<bool>();
+  std::vector<std::int64_t> rows;
+  for (std::int64_t r = 0; r < any.size(0); ++r)
+    if (a[r]) rows.push_back(r);
+  return torch::tensor(rows, torch::kInt64);
+}
+}  // namespace
+
 void GradReducer::reduce_rows(std::size_t i) {
   auto& p = params_[i];
   const int world = comm_.size();
   const float inv = 1.0f / static_cast<float>(world);
-  auto g = arrivals_[i] == 0 ? torch::zeros_like(p) : held_[i].contiguous();
-  held_[i] = torch::Tensor();
+  // Autograd's accumulated gradient (nothing else holds it), reused for the sum.
+  auto g = p.grad().defined() ? p.grad().contiguous() : torch::zeros_like(p);
   // Non-finite values count as nonzero, so a NaN reaches the step's checks as it would densely.
-  const auto rows = g.ne(0).any(1).nonzero().select(1, 0);
+  const auto rows = nonzero_rows(g);
   std::int64_t most = rows.size(0);
   comm_.allreduce(&most, 1, DType::kInt64, ReduceOp::kMax);
-  const std::int64_t width = p.size(1);
   if (most * world * 2 >= p.size(0)) {  // dense is cheaper: the bucket's reduction
-    g = g.clone();
     comm_.allreduce(g.data_ptr<float>(), static_cast<std::size_t>(g.numel()), DType::kFloat32, ReduceOp::kAverage);
     p.mutable_grad() = g;
     return;
   }
+  const std::int64_t width = p.size(1);
   auto idx = torch::full({most}, -1, torch::kInt64);
   auto vals = torch::zeros({most, width});
   idx.narrow(0, 0, rows.size(0)).copy_(rows);
@@ -159,14 +168,20 @@ void GradReducer::reduce_rows(std::size_t i) {
     comm_.allgather(vals.data_ptr<float>(), all_vals.data_ptr<float>(), static_cast<std::size_t>(most * width),
                     DType::kFloat32);
   }
-  auto sum = torch::zeros_like(p);
+  g.index_fill_(0, rows, 0);  // all zeros now: the sum starts from them
+  std::vector<torch::Tensor> touched;
   for (int r = 0; r < world; ++r) {
     const auto n = all_idx[r].ge(0).sum().item<std::int64_t>();  // a rank's rows come first, then padding
+    if (n == 0) continue;
+    touched.push_back(all_idx[r].narrow(0, 0, n));
+    g.index_add_(0, touched.back(), all_vals[r].narrow(0, 0, n));
     sparse_rows_moved_ += n;
-    if (n > 0) sum.index_add_(0, all_idx[r].narrow(0, 0, n), all_vals[r].narrow(0, 0, n));
   }
-  sum.mul_(static_cast<double>(inv));
-  p.mutable_grad() = sum;
+  if (!touched.empty()) {
+    const auto u = std::get<0>(at::_unique(torch::cat(touched)));
+    g.index_copy_(0, u, g.index_select(0, u).mul_(static_cast<double>(inv)));  // the average, as kAverage
+  }
+  p.mutable_grad() = g;
 }
 
 double GradReducer::finish() {

@@ -44,13 +44,14 @@ const DataSplit* eval_split(const TrainJob& job, int rank) {
   return nullptr;
 }
 
-// One rank has nothing to average: no reducer. The word embeddings of a classifier are reduced
-// row-sparsely (Note [row-sparse gradients]); a masked LM's decoder shares them, so not there.
+// One rank has nothing to average: no reducer. When the ranks span nodes, the word embeddings of a
+// classifier are reduced row-sparsely (Note [row-sparse gradients]; a masked LM's decoder shares
+// them, so not there).
 std::unique_ptr<GradReducer> make_reducer(Communicator& grad_comm, int world, const TrainJob& job, const Student& s) {
   if (world == 1) return nullptr;
   auto b = job.opt.buckets();
   b.blocking = job.opt.reduce == ReduceMode::kBlocking;
-  if (job.model.kind != ModelKind::kBertMlm)
+  if (job.model.kind != ModelKind::kBertMlm && grad_comm.local_size() < grad_comm.size())
     for (std::size_t i = 0; i < s.named.size(); ++i)
       if (s.named[i].first == "bert.embeddings.word_embeddings.weight") b.row_sparse.push_back(i);
   return std::make_unique<GradReducer>(grad_comm, s.params, b);
@@ -138,10 +139,11 @@ void checkpoint_if_due(const StepParts& s, Checkpointer& ckpt, const Progress& p
 void log_start(const StepParts& s, const DistributedSampler& sampler, std::int64_t parameters, std::int64_t total) {
   spdlog::info(
       "training {} parameters on {} ranks ({}, {}) with {}: {} steps of {} examples{}, {} steps per epoch, "
-      "{} gradient buckets",
+      "{} gradient buckets{}",
       parameters, s.comm.size(), s.device.str(), precision_name(s.precision), name(s.job.opt.optimizer), total,
       sampler.global_batch(), sampler.full_batch() ? " (full batch)" : "", sampler.steps_per_epoch(),
-      s.reducer ? s.reducer->buckets().size() : 0);
+      s.reducer ? s.reducer->buckets().size() : 0,
+      s.reducer && !s.reducer->sparse_params().empty() ? " and the word embeddings reduced by rows" : "");
 }
 
 // The totals of a run whose steps ran from `first_step` to `p.step` in `seconds`.

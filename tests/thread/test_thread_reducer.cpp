@@ -195,10 +195,14 @@ TEST(ThreadReducerRowSparse, EqualsTheDenseMean) {
             std::vector<torch::Tensor> got{t.params[0].grad(), t.params[1].grad()};
             expect_near(got, want, c.rank());
             const bool fallback = spread * world * 2 >= 64;
-            if (sparse) EXPECT_EQ(red.sparse_rows_moved() == 0, fallback) << "spread " << spread;
+            if (sparse) {
+              EXPECT_EQ(red.sparse_rows_moved() == 0, fallback) << "spread " << spread;
+            }
             std::lock_guard<std::mutex> g(m);
             if (!sparse && c.rank() == 0) dense[0] = got[0].clone();
-            if (sparse && world == 2) EXPECT_TRUE(torch::equal(got[0], dense[0])) << "rank " << c.rank();
+            if (sparse && world == 2) {
+              EXPECT_TRUE(torch::equal(got[0], dense[0])) << "rank " << c.rank();
+            }
           }
         });
       }

@@ -12,7 +12,8 @@
 // the bucket average does. The sum is the dense one (for two ranks bit for bit), every rank gets
 // the same bits, and a step moves the touched rows instead of the whole table. When the rows
 // touched are many (the busiest rank's times the ranks >= half the table), that step reduces the
-// table densely instead.
+// table densely instead. The trainer asks for it only when the ranks span nodes: within one node
+// the dense table goes through shared memory faster than the rows can be found and gathered.
 #pragma once
 #include <torch/torch.h>
 
@@ -81,7 +82,6 @@ class GradReducer {
   std::vector<bool> ready_;          // per bucket: all gradients arrived
   std::size_t next_launch_ = 0;      // buckets start strictly in index order
   std::vector<std::size_t> sparse_;  // row-sparse parameters, in parameter order
-  std::vector<torch::Tensor> held_;  // per parameter: the step's gradient of a row-sparse one
   std::int64_t sparse_rows_moved_ = 0;
   bool last_ = true, first_micro_ = true;
 };

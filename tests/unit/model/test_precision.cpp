@@ -142,7 +142,9 @@ TEST(CpuAutocast, Bf16GradientsMatchFloat32GradientsOnASmallBert) {
     const double d = (g16[i] - g32[i]).norm().item<double>(), n = g32[i].norm().item<double>();
     diff += d * d;
     norm += n * n;
-    if (n > 1e-6) EXPECT_LE(d / n, 0.05) << names[i].key();
+    if (n > 1e-6) {
+      EXPECT_LE(d / n, 0.05) << names[i].key();
+    }
   }
   EXPECT_LE(std::sqrt(diff / norm), 0.02);
   EXPECT_GT(std::sqrt(diff / norm), 0.0) << "bf16 autocast changed nothing";
