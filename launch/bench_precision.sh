@@ -3,9 +3,11 @@
 #   - the teacher trained twice, train.precision fp32 and bf16: loss curves and test accuracy;
 #   - the fp32 teacher's targets computed in fp32 and in bf16 (teacher.precision): precompute's
 #     top-1 match and KL of the bf16 teacher against its fp32 outputs, and examples/s;
-#   - the student distilled twice from the same fp32 store, fp32 and bf16: loss curves, test
-#     accuracy, agreement with the teacher and KL, samples/s.
-# Needs the quickstart's data (launch/fetch-vocab.sh, launch/fetch-data.sh). NP=2 ranks, OUT_DIR.
+#   - the student distilled from the same fp32 store in fp32 and in bf16, with each of SEEDS
+#     (default "23 24 25"): loss curves, test accuracy, agreement with the teacher and KL, per seed
+#     and averaged, so that the gap between precisions can be set against the spread over seeds.
+# Every run logs its loss at every step. Needs the quickstart's data (launch/fetch-vocab.sh,
+# launch/fetch-data.sh). NP=2 ranks, OUT_DIR.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -13,6 +15,7 @@ DISTILL="${BUILD_DIR:-$ROOT/.build}/distill"
 OUT=${OUT_DIR:-.runs/precision}
 NP=${NP:-2}
 PY=${PY:-/usr/bin/python3}
+SEEDS=${SEEDS:-23 24 25}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpi() { mpirun -np "$NP" --oversubscribe "$DISTILL" "$@"; }
 rm -rf "$OUT" && mkdir -p "$OUT"
@@ -20,7 +23,7 @@ grep -m1 "model name" /proc/cpuinfo || true
 "$DISTILL" prepare -i datasets/polarity/polarity.csv --columns label,text --labels=-1,1 \
   --label-names negative,positive --vocab datasets/vocab/bert-base-uncased/vocab.txt --max-length 64 \
   --out "$OUT/dataset.h5" 2>&1 | grep -E "wrote"
-D=(--set data.path="$OUT/dataset.h5")
+D=(--set data.path="$OUT/dataset.h5" --set train.log_every=1)
 for p in fp32 bf16; do
   echo "== teacher, train.precision $p"
   mpi train -c launch/configs/polarity-teacher.yaml "${D[@]}" --set train.out_dir="$OUT/teacher-$p" \
@@ -34,45 +37,56 @@ for p in fp32 bf16; do
   grep -E "against its fp32|precompute done" "$OUT/precompute-$p.log" || true
 done
 for p in fp32 bf16; do
-  echo "== student from the fp32 store, train.precision $p"
-  mpi train "${S[@]}" --set store.path="$OUT/store-fp32" --set train.out_dir="$OUT/student-$p" \
-    --set train.precision=$p > "$OUT/student-$p.log" 2>&1
-  mpi eval "${S[@]}" --set store.path="$OUT/store-fp32" --set train.out_dir="$OUT/student-$p" \
-    --set train.precision=$p --json 2>/dev/null | sed -n '/^{/,/^}/p' > "$OUT/eval-$p.json"
   mpi eval -c launch/configs/polarity-teacher.yaml "${D[@]}" --set train.out_dir="$OUT/teacher-$p" \
     --set train.precision=$p --json 2>/dev/null | sed -n '/^{/,/^}/p' > "$OUT/eval-teacher-$p.json"
+  for seed in $SEEDS; do
+    echo "== student from the fp32 store, train.precision $p, seed $seed"
+    R=(--set store.path="$OUT/store-fp32" --set train.out_dir="$OUT/student-$p-$seed" --set train.precision=$p
+      --set train.seed=$seed)
+    mpi train "${S[@]}" "${R[@]}" > "$OUT/student-$p-$seed.log" 2>&1
+    mpi eval "${S[@]}" "${R[@]}" --json 2>/dev/null | sed -n '/^{/,/^}/p' > "$OUT/eval-$p-$seed.json"
+  done
 done
-$PY - "$OUT" <<'PY'
+$PY - "$OUT" $SEEDS <<'PY'
 import json, re, sys
-o = sys.argv[1]
+o, seeds = sys.argv[1], sys.argv[2:]
+P = ("fp32", "bf16")
 def curve(path):
     return {j["step"]: j["loss"] for j in map(json.loads, open(path))}
 def rate(log):
     m = re.findall(r"precompute done.*?\(([0-9.]+)/s", open(log).read())
     return float(m[-1]) if m else float("nan")
-ev = {p: json.load(open(f"{o}/eval-{p}.json")) for p in ("fp32", "bf16")}
-evt = {p: json.load(open(f"{o}/eval-teacher-{p}.json")) for p in ("fp32", "bf16")}
-print("\n=== bf16 against fp32 on polarity ===")
-for who in ("teacher", "student"):
-    a, b = curve(f"{o}/{who}-fp32/metrics.jsonl"), curve(f"{o}/{who}-bf16/metrics.jsonl")
+def compare(who, a, b, sa, sb):
     steps = sorted(set(a) & set(b))
     gaps = [abs(a[s] - b[s]) for s in steps]
+    tail = steps[-max(1, len(steps) // 10):]
+    mean = lambda c: sum(c[s] for s in tail) / len(tail)
     print(f"{who} loss curves ({len(steps)} steps): largest |fp32 - bf16| {max(gaps):.4f} at step "
-          f"{steps[gaps.index(max(gaps))]}, mean {sum(gaps) / len(gaps):.4f}; last 10 steps' mean loss "
-          f"fp32 {sum(a[s] for s in steps[-10:]) / 10:.4f}, bf16 {sum(b[s] for s in steps[-10:]) / 10:.4f}")
-    for s in steps[:: max(1, len(steps) // 8)]:
+          f"{steps[gaps.index(max(gaps))]}, mean {sum(gaps) / len(gaps):.4f}; mean loss over the last "
+          f"{len(tail)} steps fp32 {mean(a):.4f}, bf16 {mean(b):.4f}; samples/s fp32 {sa:.1f}, bf16 {sb:.1f}")
+    for s in steps[:: max(1, len(steps) // 6)]:
         print(f"  step {s:4d}: fp32 {a[s]:.4f}  bf16 {b[s]:.4f}")
-    summ = {p: json.load(open(f"{o}/{who}-{p}/train_summary.json")) for p in ("fp32", "bf16")}
-    print(f"  samples/s: fp32 {summ['fp32']['samples_per_s']:.1f}, bf16 {summ['bf16']['samples_per_s']:.1f} "
-          f"({summ['bf16']['samples_per_s'] / summ['fp32']['samples_per_s']:.2f}x)")
-for p in ("fp32", "bf16"):
-    print(f"teacher trained in {p}: test accuracy {evt[p]['accuracy']:.4f}")
-for p in ("fp32", "bf16"):
-    e = ev[p]
-    print(f"student trained in {p}: test accuracy {e['accuracy']:.4f}, agreement {e['agreement']:.4f}, "
-          f"KL {e['kl_teacher_student']:.4f}")
-print(f"agreement gap |fp32 - bf16| {abs(ev['fp32']['agreement'] - ev['bf16']['agreement']):.4f} (target <= 0.01)")
-for p in ("fp32", "bf16"):
+summ = lambda d: json.load(open(f"{o}/{d}/train_summary.json"))["samples_per_s"]
+print("\n=== bf16 against fp32 on polarity ===")
+compare("teacher", curve(f"{o}/teacher-fp32/metrics.jsonl"), curve(f"{o}/teacher-bf16/metrics.jsonl"),
+        summ("teacher-fp32"), summ("teacher-bf16"))
+for p in P:
+    print(f"teacher trained in {p}: test accuracy {json.load(open(f'{o}/eval-teacher-{p}.json'))['accuracy']:.4f}")
+compare(f"student (seed {seeds[0]})", curve(f"{o}/student-fp32-{seeds[0]}/metrics.jsonl"),
+        curve(f"{o}/student-bf16-{seeds[0]}/metrics.jsonl"), summ(f"student-fp32-{seeds[0]}"),
+        summ(f"student-bf16-{seeds[0]}"))
+ev = {(p, s): json.load(open(f"{o}/eval-{p}-{s}.json")) for p in P for s in seeds}
+print("student test figures: seed, precision: accuracy / agreement / KL")
+for s in seeds:
+    print(f"  seed {s}: " + "; ".join(f"{p} {ev[p, s]['accuracy']:.4f} / {ev[p, s]['agreement']:.4f} / "
+                                       f"{ev[p, s]['kl_teacher_student']:.4f}" for p in P))
+avg = {p: sum(ev[p, s]["agreement"] for s in seeds) / len(seeds) for p in P}
+acc = {p: sum(ev[p, s]["accuracy"] for s in seeds) / len(seeds) for p in P}
+spread = {p: max(ev[p, s]["agreement"] for s in seeds) - min(ev[p, s]["agreement"] for s in seeds) for p in P}
+print(f"mean agreement over {len(seeds)} seeds: fp32 {avg['fp32']:.4f}, bf16 {avg['bf16']:.4f}, gap "
+      f"{abs(avg['fp32'] - avg['bf16']):.4f} (target <= 0.01); spread over seeds fp32 {spread['fp32']:.4f}, "
+      f"bf16 {spread['bf16']:.4f}; mean test accuracy fp32 {acc['fp32']:.4f}, bf16 {acc['bf16']:.4f}")
+for p in P:
     print(f"precompute, teacher in {p}: {rate(f'{o}/precompute-{p}.log'):.1f} examples/s")
 m = re.search(r"top-1 match ([0-9.]+), mean KL\(fp32 \|\| bf16\) (\S+)", open(f"{o}/precompute-bf16.log").read())
 if m:

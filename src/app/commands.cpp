@@ -5,6 +5,8 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <spdlog/fmt/fmt.h>
+
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <chrono>
@@ -240,28 +242,77 @@ void cmd_export(Communicator& comm, const RunArgs& a, const std::string& checkpo
   comm.barrier();
 }
 
-void cmd_eval(Communicator& comm, const RunArgs& a, const std::string& checkpoint, const std::string& split_arg,
-              bool json) {
+std::vector<std::pair<std::string, std::string>> eval_sets(const RunConfig& c, const std::vector<std::string>& datas,
+                                                           const std::vector<std::string>& splits) {
+  const std::vector<std::string> paths = datas.empty() ? std::vector<std::string>{c.data.path} : datas;
+  std::vector<std::pair<std::string, std::string>> sets;
+  if (paths.size() == 1) {
+    for (const auto& s : splits.empty() ? std::vector<std::string>{c.data.test_split} : splits)
+      sets.emplace_back(paths[0], s);
+    return sets;
+  }
+  DISTILL_CHECK(splits.size() <= 1 || splits.size() == paths.size(), ConfigError, "--split is given ", splits.size(),
+                " times for ", paths.size(), " --data; give it once (for every data set) or once per --data");
+  for (std::size_t i = 0; i < paths.size(); ++i)
+    sets.emplace_back(paths[i], splits.empty() ? c.data.test_split : splits.size() == 1 ? splits[0] : splits[i]);
+  return sets;
+}
+
+namespace {
+
+// The evaluated sets as one table (text output of several sets).
+void print_eval_table(const nlohmann::json& sets, bool teacher) {
+  std::size_t w = std::string("data set : split").size();
+  for (const auto& s : sets)
+    w = std::max(w, s["data"].get<std::string>().size() + 3 + s["split"].get<std::string>().size());
+  std::cout << fmt::format("{:<{}} {:>9} {:>9}", "data set : split", w, "examples", "accuracy");
+  if (teacher) std::cout << fmt::format(" {:>9} {:>10} {:>9} {:>9}", "teacher", "agreement", "risk", "KL");
+  std::cout << "\n";
+  for (const auto& s : sets) {
+    std::cout << fmt::format("{:<{}} {:>9} {:>9.4f}",
+                             s["data"].get<std::string>() + " : " + s["split"].get<std::string>(), w,
+                             s["examples"].get<std::int64_t>(), s["accuracy"].get<double>());
+    if (teacher)
+      std::cout << fmt::format(" {:>9.4f} {:>10.4f} {:>9.4f} {:>9.4f}", s["teacher_accuracy"].get<double>(),
+                               s["agreement"].get<double>(), s["transfer_risk"].get<double>(),
+                               s["kl_teacher_student"].get<double>());
+    std::cout << "\n";
+  }
+}
+
+}  // namespace
+
+void cmd_eval(Communicator& comm, const RunArgs& a, const std::string& checkpoint,
+              const std::vector<std::string>& datas, const std::vector<std::string>& splits, bool json) {
   auto c = resolve_config(comm, a);
-  auto data = read_dataset(c.data.path);
-  const std::string split = split_arg.empty() ? c.data.test_split : split_arg;
+  const auto sets = eval_sets(c, datas, splits);
   const std::string ck = checkpoint.empty() ? checkpoints_dir(c.train.out_dir) : checkpoint;
-  DISTILL_CHECK(data.split(split).n > 0, DataError, c.data.path, ": split '", split, "' is empty: nothing to evaluate");
   auto student = load_model(ck);
-  if (const auto& sc = student.model->config(); sc.is_bert())
-    check_fits_model(data, split, sc.vocab_size, sc.type_vocab, sc.max_positions, "student " + student.file);
   const auto device = resolve_device(c.train.device, comm.local_rank(), "train.device");
   student.model->to(device);
   std::unique_ptr<LoadedTeacher> teacher;
   if (!c.teacher.path.empty()) teacher = std::make_unique<LoadedTeacher>(load_teacher(c.teacher, comm));
-  if (const auto* tc = teacher ? teacher->model->config() : nullptr; tc && tc->is_bert())
-    check_fits_model(data, split, tc->vocab_size, tc->type_vocab, tc->max_positions, "teacher " + teacher->file);
   const auto precision = train_precision(c.train, device, comm.rank() == 0);
-  auto r = evaluate(comm, *student.model, teacher ? teacher->model.get() : nullptr, data.split(split),
-                    c.train.eval_batch_size, precision);
+  nlohmann::json results = nlohmann::json::array();
+  for (const auto& [path, split] : sets) {
+    const auto data = read_dataset(path);
+    DISTILL_CHECK(data.split(split).n > 0, DataError, path, ": split '", split, "' is empty: nothing to evaluate");
+    const auto& sc = student.model->config();
+    if (sc.is_bert())
+      check_fits_model(data, split, sc.vocab_size, sc.type_vocab, sc.max_positions, "student " + student.file);
+    DISTILL_CHECK(data.task == "mlm" || sc.num_labels == 0 || sc.num_labels == data.num_labels(), DataError, path,
+                  " has ", data.num_labels(), " labels, student ", student.file, " has ", sc.num_labels);
+    if (const auto* tc = teacher ? teacher->model->config() : nullptr; tc && tc->is_bert())
+      check_fits_model(data, split, tc->vocab_size, tc->type_vocab, tc->max_positions, "teacher " + teacher->file);
+    const auto r = evaluate(comm, *student.model, teacher ? teacher->model.get() : nullptr, data.split(split),
+                            c.train.eval_batch_size, precision);
+    auto j = to_json(r);
+    j["data"] = path;
+    j["split"] = split;
+    results.push_back(j);
+  }
   if (comm.rank() != 0) return;
-  auto j = to_json(r);
-  j["split"] = split;
+  nlohmann::json j = results.size() == 1 ? results[0] : nlohmann::json{{"sets", results}};
   j["precision"] = precision_name(precision);
   if (teacher) j["teacher_precision"] = precision_name(teacher->precision);
   j["student"] = student.file;
@@ -273,14 +324,18 @@ void cmd_eval(Communicator& comm, const RunArgs& a, const std::string& checkpoin
   }
   if (json) {
     std::cout << j.dump(2) << std::endl;
+  } else if (results.size() > 1) {
+    print_eval_table(results, teacher != nullptr);
   } else {
-    std::cout << "split " << split << ", " << r.examples << " examples\n"
-              << "  student accuracy      " << r.accuracy << "\n";
-    if (r.has_teacher)
-      std::cout << "  teacher accuracy      " << r.teacher_accuracy << "\n"
-                << "  top-1 agreement       " << r.agreement << "\n"
-                << "  transfer risk         " << r.transfer_risk << "\n"
-                << "  KL(teacher||student)  " << r.kl << "\n";
+    const auto& r = results[0];
+    std::cout << "split " << r["split"].get<std::string>() << " of " << r["data"].get<std::string>() << ", "
+              << r["examples"].get<std::int64_t>() << " examples\n"
+              << "  student accuracy      " << r["accuracy"].get<double>() << "\n";
+    if (teacher)
+      std::cout << "  teacher accuracy      " << r["teacher_accuracy"].get<double>() << "\n"
+                << "  top-1 agreement       " << r["agreement"].get<double>() << "\n"
+                << "  transfer risk         " << r["transfer_risk"].get<double>() << "\n"
+                << "  KL(teacher||student)  " << r["kl_teacher_student"].get<double>() << "\n";
   }
 }
 

@@ -189,16 +189,20 @@ Command add_run(CLI::App& app) {
 Command add_eval(CLI::App& app) {
   struct Args {
     RunArgs run;
-    std::string checkpoint, split;
+    std::string checkpoint;
+    std::vector<std::string> datas, splits;
     bool json = false;
   };
   auto a = std::make_shared<Args>();
-  auto* sub = app.add_subcommand("eval", "accuracy, teacher agreement, transfer risk and KL on a held-out split");
+  auto* sub = app.add_subcommand("eval", "accuracy, teacher agreement, transfer risk and KL on held-out splits");
   add_run_args(sub, a->run);
   sub->add_option("--checkpoint", a->checkpoint, "student checkpoint (default: train.out_dir/checkpoints)");
-  sub->add_option("--split", a->split, "split to evaluate (default: data.test_split)");
+  sub->add_option("--data", a->datas, "data set to evaluate on (repeatable; default: data.path)");
+  sub->add_option("--split", a->splits,
+                  "split to evaluate (repeatable: several splits of one --data, one for all, or one per --data; "
+                  "default: data.test_split)");
   sub->add_flag("--json", a->json, "print JSON");
-  return {sub, {}, [a](Communicator& comm) { cmd_eval(comm, a->run, a->checkpoint, a->split, a->json); }};
+  return {sub, {}, [a](Communicator& comm) { cmd_eval(comm, a->run, a->checkpoint, a->datas, a->splits, a->json); }};
 }
 
 Command add_export(CLI::App& app) {

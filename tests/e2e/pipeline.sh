@@ -15,6 +15,29 @@ for key in accuracy teacher_accuracy agreement transfer_risk kl_teacher_student 
   grep -q "\"$key\"" "$OUT/eval.json" || fail "eval lacks $key"
 done
 grep -q '"examples": 100' "$OUT/eval.json" || fail "eval did not cover the 100 test examples once"
+# Several held-out sets in one call (same ranks, so the same batches): each row equals the
+# single-set eval of that set.
+run_np 3 eval "${STUDENT_SET[@]}" --set train.out_dir="$OUT" --split dev --json > "$OUT/eval-dev.json"
+run_np 3 eval "${STUDENT_SET[@]}" --set train.out_dir="$OUT" --data "$WORK/data.h5" --data "$WORK/data.h5" \
+  --split test --split dev --json > "$OUT/eval-sets.json"
+"$PY" - "$OUT/eval.json" "$OUT/eval-dev.json" "$OUT/eval-sets.json" <<'PY'
+import json, sys
+test, dev, sets = (json.load(open(p)) for p in sys.argv[1:])
+assert [s["split"] for s in sets["sets"]] == ["test", "dev"], sets
+for one, row in ((test, sets["sets"][0]), (dev, sets["sets"][1])):
+    for k in ("examples", "accuracy", "teacher_accuracy", "agreement", "kl_teacher_student"):
+        assert abs(one[k] - row[k]) <= 1e-9 * max(1, abs(one[k])), (k, one[k], row[k])
+print("eval of several sets matches the single-set evals")
+PY
+run_np 1 eval "${STUDENT_SET[@]}" --set train.out_dir="$OUT" --split test --split dev | tee "$OUT/eval-table.txt"
+grep -q "data.h5 : dev" "$OUT/eval-table.txt" || fail "the eval table lacks the dev row"
+set +e
+run_np 1 eval "${STUDENT_SET[@]}" --set train.out_dir="$OUT" --data "$WORK/data.h5" --data "$WORK/data.h5" \
+  --split test --split dev --split train > "$OUT/eval-bad.log" 2>&1
+rc=$?
+set -e
+[ "$rc" -ne 0 ] && grep -q "give it once (for every data set) or once per --data" "$OUT/eval-bad.log" ||
+  fail "unpairable --split was not refused"
 "$DISTILL" inspect "$WORK/store" --json | tee "$OUT/store.json"
 grep -q '"shards": 10' "$OUT/store.json" || fail "store should hold 10 shards of 64 for 600 examples"
 "$DISTILL" inspect "$WORK/data.h5" | grep -q "splits.train.examples: 600" || fail "inspect dataset"

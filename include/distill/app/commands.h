@@ -2,6 +2,7 @@
 // distill::Error on failure; main() turns that into a logged message and the end of the job.
 #pragma once
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "distill/app/config.h"
@@ -37,7 +38,15 @@ void cmd_train(Communicator& comm, const RunArgs& a, bool resume);
 // (teachers skip committed shards, students start from their latest checkpoint).
 void cmd_run(Communicator& comm, const RunArgs& a, long teacher_ranks);
 // Evaluates `checkpoint` (default: train.out_dir's latest) on `split` (default: data.test_split).
-void cmd_eval(Communicator& comm, const RunArgs& a, const std::string& checkpoint, const std::string& split, bool json);
+// Evaluates the student (and teacher) on each (data set, split): the config's data.path and
+// data.test_split by default; --data and --split repeat (one data set with several splits, one split
+// for several data sets, or one split per data set). One set prints as before; several print one
+// table (JSON: {"sets": [...]}, each with its data and split).
+void cmd_eval(Communicator& comm, const RunArgs& a, const std::string& checkpoint,
+              const std::vector<std::string>& datas, const std::vector<std::string>& splits, bool json);
+// The (data set, split) pairs of `distill eval` (ConfigError when --split cannot be paired).
+std::vector<std::pair<std::string, std::string>> eval_sets(const RunConfig& c, const std::vector<std::string>& datas,
+                                                           const std::vector<std::string>& splits);
 // Summarises a file or directory. A store is judged by what it holds (store/verify.h); with
 // `verify` its shard digests are checked too. Throws StoreError after the report when the store is
 // broken, so the exit status is non-zero.
