@@ -6,13 +6,49 @@
 
 namespace distill {
 
+const char* name(SoftLoss k) {
+  switch (k) {
+    case SoftLoss::kReverseKl:
+      return "reverse_kl";
+    case SoftLoss::kJsd:
+      return "jsd";
+    case SoftLoss::kMse:
+      return "mse";
+    case SoftLoss::kKl:
+      break;
+  }
+  return "kl";
+}
+
+namespace {
+// sum over the last dim of p * (log p - log q), with 0 where p = 0 (p = exp(log_p)).
+at::Tensor kl_rows(const at::Tensor& log_p, const at::Tensor& log_q) {
+  const auto p = log_p.exp();
+  return torch::where(p > 0, p * (log_p - log_q), torch::zeros_like(p)).sum(-1);
+}
+
+// The divergence of kind `k` between distributions given as log-probabilities [rows, bins]
+// (teacher log_p, student log_q), a mean over rows; kl, reverse_kl or jsd.
+at::Tensor divergence(SoftLoss k, const at::Tensor& log_p, const at::Tensor& log_q) {
+  if (k == SoftLoss::kReverseKl) return kl_rows(log_q, log_p).mean();
+  if (k == SoftLoss::kJsd) {
+    const auto log_m = (0.5 * (log_p.exp() + log_q.exp())).log();
+    return (0.5 * (kl_rows(log_p, log_m) + kl_rows(log_q, log_m))).mean();
+  }
+  return kl_rows(log_p, log_q).mean();
+}
+}  // namespace
+
 const OptionTable<KdOptions>& KdOptions::options() {
   static const OptionTable<KdOptions> table = [] {
     OptionTable<KdOptions> t("distill");
     t.add("alpha", &KdOptions::alpha, "weight of the hard-label cross-entropy");
-    t.add("beta", &KdOptions::beta, "weight of the soft term T^2 * KL(p_t || p_s)");
+    t.add("beta", &KdOptions::beta, "weight of the soft term (distill.soft_loss; by default T^2 * KL(p_t || p_s))");
     t.add("temperature", &KdOptions::temperature, "T of p = softmax(z / T); the T^2 factor keeps the gradient scale")
         .check([](double v) { return v > 0; }, "{key} must be > 0, got {value}");
+    t.add("soft_loss", &KdOptions::soft_loss, {SoftLoss::kKl, SoftLoss::kReverseKl, SoftLoss::kJsd, SoftLoss::kMse},
+          "the soft term: kl = T^2 KL(p_t || p_s), reverse_kl = T^2 KL(p_s || p_t), jsd = T^2 Jensen-Shannon, "
+          "mse = mean squared logit difference (T unused)");
     return t;
   }();
   return table;
@@ -39,9 +75,22 @@ LossTerms kd_loss(const at::Tensor& student, const at::Tensor& teacher, const at
   }
   DISTILL_CHECK(teacher.sizes() == student.sizes(), DataError, "teacher logits have shape ", teacher.sizes(),
                 ", the student's have ", student.sizes());
-  t.soft_kl = o.temperature * o.temperature * soft_kl(student, teacher.to(student.dtype()), o.temperature);
+  t.soft_kl = soft_loss(o.soft_loss, student, teacher.to(student.dtype()), o.temperature);
   t.total = o.alpha * t.hard_ce + o.beta * t.soft_kl;
   return t;
+}
+
+at::Tensor soft_loss(SoftLoss k, const at::Tensor& student, const at::Tensor& teacher, double temperature) {
+  const double t2 = temperature * temperature;
+  switch (k) {
+    case SoftLoss::kKl:
+      return t2 * soft_kl(student, teacher, temperature);
+    case SoftLoss::kMse:
+      return torch::mse_loss(student, teacher);
+    default:
+      return t2 * divergence(k, torch::log_softmax(teacher / temperature, -1),
+                             torch::log_softmax(student / temperature, -1));
+  }
 }
 
 at::Tensor topk_soft_kl(const at::Tensor& student, const at::Tensor& values, const at::Tensor& indices,
@@ -63,11 +112,28 @@ at::Tensor topk_soft_kl(const at::Tensor& student, const at::Tensor& values, con
   return (top + rest).mean();
 }
 
+at::Tensor topk_soft_loss(SoftLoss k, const at::Tensor& student, const at::Tensor& values, const at::Tensor& indices,
+                          const at::Tensor& lse, double temperature) {
+  const double t2 = temperature * temperature;
+  DISTILL_CHECK(k != SoftLoss::kMse, ConfigError,
+                "distill.soft_loss: mse needs every teacher logit; a top-k store keeps k of them (use kl, reverse_kl "
+                "or jsd)");
+  if (k == SoftLoss::kKl) return t2 * topk_soft_kl(student, values, indices, lse, temperature);
+  // The k + 1 bins of topk_soft_kl: the k tokens and the rest.
+  auto log_q = torch::log_softmax(student / temperature, -1);
+  auto log_p_k = values.to(log_q.dtype()) / temperature - lse.to(log_q.dtype()).unsqueeze(1);
+  auto r = (1.0 - log_p_k.exp().sum(1, true)).clamp_min(0.0);
+  auto log_p = torch::cat({log_p_k, r.clamp_min(1e-30).log()}, 1);  // an empty rest bin: p = 1e-30
+  auto log_q_rest = log_q.scatter(1, indices, -1e30).logsumexp(1, true);
+  auto log_qb = torch::cat({log_q.gather(1, indices), log_q_rest}, 1);
+  return t2 * divergence(k, log_p, log_qb);
+}
+
 LossTerms topk_kd_loss(const at::Tensor& student, const at::Tensor& values, const at::Tensor& indices,
                        const at::Tensor& lse, const at::Tensor& labels, const KdOptions& o) {
   LossTerms t;
   t.hard_ce = torch::nn::functional::cross_entropy(student, labels);
-  t.soft_kl = o.temperature * o.temperature * topk_soft_kl(student, values, indices, lse, o.temperature);
+  t.soft_kl = topk_soft_loss(o.soft_loss, student, values, indices, lse, o.temperature);
   t.total = o.alpha * t.hard_ce + o.beta * t.soft_kl;
   return t;
 }

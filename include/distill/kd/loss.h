@@ -1,5 +1,10 @@
-// The distillation objective: alpha * CE(student, labels) + beta * T^2 * KL(p_t || p_s), with
-// p = softmax(z / T). Without teacher logits it is plain cross-entropy (teacher training).
+// The distillation objective: alpha * CE(student, labels) + beta * soft, with soft one of
+// (distill.soft_loss; p = softmax(z / T)):
+//   kl          T^2 * KL(p_t || p_s)  (Hinton's; the default)
+//   reverse_kl  T^2 * KL(p_s || p_t)
+//   jsd         T^2 * JS(p_t, p_s) = T^2 * (KL(p_t || m) + KL(p_s || m)) / 2, m = (p_t + p_s) / 2
+//   mse         mean over rows and classes of (z_s - z_t)^2 (logits, T unused)
+// each a mean over the batch. Without teacher logits it is plain cross-entropy (teacher training).
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -7,12 +12,16 @@
 
 namespace distill {
 
+enum class SoftLoss { kKl, kReverseKl, kJsd, kMse };
+const char* name(SoftLoss k);  // "kl", "reverse_kl", "jsd", "mse"
+
 struct KdOptions {
   double alpha = 0.5;        // weight of the hard-label cross-entropy
   double beta = 0.5;         // weight of the soft-target term
   double temperature = 2.0;  // T; the soft term is scaled by T^2 so its gradient scale is T-independent
+  SoftLoss soft_loss = SoftLoss::kKl;
 
-  // The distill.alpha, beta and temperature keys.
+  // The distill.alpha, beta, temperature and soft_loss keys.
   static const OptionTable<KdOptions>& options();
   void validate() const;  // throws ConfigError naming distill.* fields
 };
@@ -20,7 +29,7 @@ struct KdOptions {
 struct LossTerms {
   at::Tensor total;    // scalar that backward() is called on
   at::Tensor hard_ce;  // mean CE against labels
-  at::Tensor soft_kl;  // T^2 * mean KL(p_t || p_s); undefined without a teacher
+  at::Tensor soft_kl;  // the soft term (T^2 * mean KL(p_t || p_s) by default); undefined without a teacher
 };
 
 // student, teacher: [batch, classes] logits; labels: [batch] int64. `teacher` may be undefined.
@@ -36,7 +45,14 @@ at::Tensor soft_kl(const at::Tensor& student, const at::Tensor& teacher, double 
 at::Tensor topk_soft_kl(const at::Tensor& student, const at::Tensor& values, const at::Tensor& indices,
                         const at::Tensor& lse, double temperature);
 
-// kd_loss with a top-k teacher: alpha * CE + beta * T^2 * topk_soft_kl.
+// The soft term of kind `k` between student and teacher logits [rows, classes], T^2 included.
+at::Tensor soft_loss(SoftLoss k, const at::Tensor& student, const at::Tensor& teacher, double temperature);
+// The same from top-k teacher rows, on the k + 1 bins of topk_soft_kl (kl, reverse_kl, jsd; mse needs
+// every teacher logit and is refused with ConfigError).
+at::Tensor topk_soft_loss(SoftLoss k, const at::Tensor& student, const at::Tensor& values, const at::Tensor& indices,
+                          const at::Tensor& lse, double temperature);
+
+// kd_loss with a top-k teacher: alpha * CE + beta * topk_soft_loss.
 LossTerms topk_kd_loss(const at::Tensor& student, const at::Tensor& values, const at::Tensor& indices,
                        const at::Tensor& lse, const at::Tensor& labels, const KdOptions& o);
 

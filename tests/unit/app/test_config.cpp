@@ -75,6 +75,7 @@ distill:
   alpha: 0.5
   beta: 0.5
   temperature: 2
+  soft_loss: kl
   hidden_map: ""
   attention_map: ""
   hidden_loss: mse
@@ -219,6 +220,7 @@ distill:
   alpha: 0.10000000000000001
   beta: 0.90000000000000002
   temperature: 9.9999999999999995e-08
+  soft_loss: kl
   hidden_map: uniform
   attention_map: 0:0,1:3
   hidden_loss: cosine
@@ -338,7 +340,7 @@ TEST(ConfigDump, PrintsTheDefaultConfigAsBefore) {
   RunConfig c;
   EXPECT_EQ(dump_config(c), kDefaultDump);
   c.data.path = "d.h5";
-  EXPECT_EQ(config_hash(c), "1686ba55b7c6af5a");  // train.precision: auto is the default
+  EXPECT_EQ(config_hash(c), "75c5d82a8c51c2d7");  // distill.soft_loss added
 }
 
 TEST(ConfigDump, PrintsANonDefaultConfigAsBefore) {
@@ -346,7 +348,7 @@ TEST(ConfigDump, PrintsANonDefaultConfigAsBefore) {
   for (const char* s : kNonDefaultSets) apply_override(c, s);
   validate_config(c);
   EXPECT_EQ(dump_config(c), kNonDefaultDump);
-  EXPECT_EQ(config_hash(c), "7bf599b23bff7a98");  // train.shuffle_window added
+  EXPECT_EQ(config_hash(c), "90d74db4d9b16f51");  // train.precision: auto, distill.soft_loss added
   RunConfig back;
   load_config_file(back, write_yaml(dump_config(c)));
   EXPECT_EQ(dump_config(back), kNonDefaultDump);
@@ -428,7 +430,7 @@ TEST(Config, PerFieldChecksKeepTheirMessages) {
 
 TEST(ConfigHelp, ListsEveryKeyOnce) {
   const auto keys = config_keys();
-  EXPECT_EQ(keys.size(), 71u);
+  EXPECT_EQ(keys.size(), 72u);
   EXPECT_EQ(std::set<std::string>(keys.begin(), keys.end()).size(), keys.size());
   const auto table = config_help_table();
   for (const auto& k : keys) EXPECT_NE(table.find("| `" + k + "` |"), std::string::npos) << k;

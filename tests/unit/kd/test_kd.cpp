@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "distill/kd/loss.h"
@@ -64,4 +66,84 @@ TEST(KdLoss, ClosedFormsAndFiniteDifferences) {
   auto plain = kd_loss(x.detach(), torch::Tensor(), y, o);
   EXPECT_FALSE(plain.soft_kl.defined());
   EXPECT_DOUBLE_EQ(plain.total.item<double>(), plain.hard_ce.item<double>());
+}
+
+// Every distill.soft_loss kind against PyTorch (tests/fixtures/soft_loss_ref.json): values and
+// gradients, dense and from top-k teacher rows.
+TEST(SoftLoss, EveryKindMatchesPyTorchReferenceValuesAndGradients) {
+  std::ifstream in(test::fixture("soft_loss_ref.json"));
+  auto cases = nlohmann::json::parse(in);
+  ASSERT_EQ(cases.size(), 8u);
+  const std::map<std::string, SoftLoss> kinds{
+      {"kl", SoftLoss::kKl}, {"reverse_kl", SoftLoss::kReverseKl}, {"jsd", SoftLoss::kJsd}, {"mse", SoftLoss::kMse}};
+  for (const auto& c : cases) {
+    const auto kind = kinds.at(c["kind"].get<std::string>());
+    const double T = c["T"].get<double>();
+    EXPECT_STREQ(name(kind), c["kind"].get<std::string>().c_str());
+    auto s = mat(c["student"]).requires_grad_(true);
+    auto v = soft_loss(kind, s, mat(c["teacher"]), T);
+    EXPECT_NEAR(v.item<double>(), c["value"].get<double>(), 1e-12) << name(kind) << " T " << T;
+    v.backward();
+    EXPECT_LE((s.grad() - mat(c["grad"])).abs().max().item<double>(), 1e-12) << name(kind) << " T " << T;
+    if (!c.contains("k")) continue;
+    auto s2 = mat(c["student"]).requires_grad_(true);
+    std::vector<std::int64_t> flat;
+    for (const auto& row : c["topk_indices"])
+      for (auto x : row) flat.push_back(x.get<std::int64_t>());
+    auto idx = torch::tensor(flat).view({4, -1});
+    auto lse = torch::tensor(c["lse"].get<std::vector<double>>(), torch::kFloat64);
+    auto tv = topk_soft_loss(kind, s2, mat(c["topk_values"]), idx, lse, T);
+    EXPECT_NEAR(tv.item<double>(), c["topk_value"].get<double>(), 1e-12) << "top-k " << name(kind) << " T " << T;
+    tv.backward();
+    EXPECT_LE((s2.grad() - mat(c["topk_grad"])).abs().max().item<double>(), 1e-12) << "top-k " << name(kind);
+  }
+}
+
+TEST(SoftLoss, ClosedFormsFiniteDifferencesAndTheTopKLimit) {
+  auto z = torch::randn({3, 5}, torch::kFloat64);
+  for (auto k : {SoftLoss::kKl, SoftLoss::kReverseKl, SoftLoss::kJsd, SoftLoss::kMse})
+    EXPECT_NEAR(soft_loss(k, z, z, 2.0).item<double>(), 0.0, 1e-14) << name(k);
+  // Two classes, T = 1: p_t = (0.5, 0.5), p_s = softmax(0, log 3) = (0.25, 0.75).
+  auto s = torch::tensor({{0.0, std::log(3.0)}}, torch::kFloat64), t = torch::zeros({1, 2}, torch::kFloat64);
+  const double rev = 0.25 * std::log(0.25 / 0.5) + 0.75 * std::log(0.75 / 0.5);
+  EXPECT_NEAR(soft_loss(SoftLoss::kReverseKl, s, t, 1.0).item<double>(), rev, 1e-14);
+  const double m0 = 0.375, m1 = 0.625;
+  const double jsd = 0.5 * (0.5 * std::log(0.5 / m0) + 0.5 * std::log(0.5 / m1)) +
+                     0.5 * (0.25 * std::log(0.25 / m0) + 0.75 * std::log(0.75 / m1));
+  EXPECT_NEAR(soft_loss(SoftLoss::kJsd, s, t, 1.0).item<double>(), jsd, 1e-14);
+  EXPECT_NEAR(soft_loss(SoftLoss::kMse, s, t, 7.0).item<double>(), std::log(3.0) * std::log(3.0) / 2, 1e-14);
+  // JSD is symmetric and at most T^2 ln 2; the others are not symmetric in general.
+  auto a = torch::randn({4, 6}, torch::kFloat64) * 3, b = torch::randn({4, 6}, torch::kFloat64) * 3;
+  EXPECT_NEAR(soft_loss(SoftLoss::kJsd, a, b, 2.0).item<double>(), soft_loss(SoftLoss::kJsd, b, a, 2.0).item<double>(),
+              1e-12);
+  EXPECT_LE(soft_loss(SoftLoss::kJsd, a * 50, b * 50, 2.0).item<double>(), 4 * std::log(2.0) + 1e-12);
+  EXPECT_NEAR(soft_loss(SoftLoss::kReverseKl, a, b, 2.0).item<double>(),
+              soft_loss(SoftLoss::kKl, b, a, 2.0).item<double>(), 1e-12);
+  // Central finite differences of every kind's gradient.
+  for (auto k : {SoftLoss::kReverseKl, SoftLoss::kJsd, SoftLoss::kMse}) {
+    auto x = a.clone().requires_grad_(true);
+    soft_loss(k, x, b, 1.5).backward();
+    const double h = 1e-6;
+    for (int i = 0; i < 4; ++i)
+      for (int j = 0; j < 6; ++j) {
+        auto xp = a.clone(), xm = a.clone();
+        xp[i][j] += h;
+        xm[i][j] -= h;
+        const double fd = (soft_loss(k, xp, b, 1.5).item<double>() - soft_loss(k, xm, b, 1.5).item<double>()) / (2 * h);
+        EXPECT_NEAR(x.grad()[i][j].item<double>(), fd, 1e-6) << name(k) << " " << i << "," << j;
+      }
+  }
+  // k = V: the top-k bins are the classes themselves (the rest bin is empty).
+  auto [vals, idx] = b.topk(6, -1);
+  auto lse = (b / 2.0).logsumexp(-1);
+  for (auto k : {SoftLoss::kKl, SoftLoss::kReverseKl, SoftLoss::kJsd})
+    EXPECT_NEAR(topk_soft_loss(k, a, vals, idx, lse, 2.0).item<double>(), soft_loss(k, a, b, 2.0).item<double>(), 1e-9)
+        << name(k);
+  EXPECT_EQ(test::error_of([&] { topk_soft_loss(SoftLoss::kMse, a, vals, idx, lse, 2.0); }),
+            "distill.soft_loss: mse needs every teacher logit; a top-k store keeps k of them (use kl, reverse_kl or "
+            "jsd)");
+  KdOptions o{0.0, 1.0, 2.0};
+  o.soft_loss = SoftLoss::kJsd;
+  EXPECT_NEAR(kd_loss(a, b, torch::zeros({4}, torch::kInt64), o).soft_kl.item<double>(),
+              soft_loss(SoftLoss::kJsd, a, b, 2.0).item<double>(), 1e-15);
 }
