@@ -8,6 +8,7 @@
 #include <spdlog/fmt/fmt.h>
 
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <chrono>
 #include <cmath>
@@ -293,9 +294,11 @@ void cmd_eval(Communicator& comm, const RunArgs& a, const std::string& checkpoin
   std::unique_ptr<LoadedTeacher> teacher;
   if (!c.teacher.path.empty()) teacher = std::make_unique<LoadedTeacher>(load_teacher(c.teacher, comm));
   const auto precision = train_precision(c.train, device, comm.rank() == 0);
-  nlohmann::json results = nlohmann::json::array();
+  // Every set is opened and checked before the first is evaluated.
+  std::map<std::string, Dataset> opened;
   for (const auto& [path, split] : sets) {
-    const auto data = read_dataset(path);
+    if (!opened.count(path)) opened.emplace(path, read_dataset(path));
+    const auto& data = opened.at(path);
     DISTILL_CHECK(data.split(split).n > 0, DataError, path, ": split '", split, "' is empty: nothing to evaluate");
     const auto& sc = student.model->config();
     if (sc.is_bert())
@@ -304,6 +307,10 @@ void cmd_eval(Communicator& comm, const RunArgs& a, const std::string& checkpoin
                   " has ", data.num_labels(), " labels, student ", student.file, " has ", sc.num_labels);
     if (const auto* tc = teacher ? teacher->model->config() : nullptr; tc && tc->is_bert())
       check_fits_model(data, split, tc->vocab_size, tc->type_vocab, tc->max_positions, "teacher " + teacher->file);
+  }
+  nlohmann::json results = nlohmann::json::array();
+  for (const auto& [path, split] : sets) {
+    const auto& data = opened.at(path);
     const auto r = evaluate(comm, *student.model, teacher ? teacher->model.get() : nullptr, data.split(split),
                             c.train.eval_batch_size, precision);
     auto j = to_json(r);

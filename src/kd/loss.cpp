@@ -6,6 +6,10 @@
 
 namespace distill {
 
+namespace {
+constexpr double kTopkRestFloor = 1e-6;  // the teacher's rest mass in the top-k bins, at least
+}  // namespace
+
 const char* name(SoftLoss k) {
   switch (k) {
     case SoftLoss::kReverseKl:
@@ -21,10 +25,11 @@ const char* name(SoftLoss k) {
 }
 
 namespace {
-// sum over the last dim of p * (log p - log q), with 0 where p = 0 (p = exp(log_p)).
+// sum over the last dim of p * (log p - log q), with 0 where p = 0 (p = exp(log_p)); the masked
+// difference keeps -inf out of the product, so gradients stay finite.
 at::Tensor kl_rows(const at::Tensor& log_p, const at::Tensor& log_q) {
   const auto p = log_p.exp();
-  return torch::where(p > 0, p * (log_p - log_q), torch::zeros_like(p)).sum(-1);
+  return (p * torch::where(p > 0, log_p - log_q, torch::zeros_like(p))).sum(-1);
 }
 
 // The divergence of kind `k` between distributions given as log-probabilities [rows, bins]
@@ -32,7 +37,7 @@ at::Tensor kl_rows(const at::Tensor& log_p, const at::Tensor& log_q) {
 at::Tensor divergence(SoftLoss k, const at::Tensor& log_p, const at::Tensor& log_q) {
   if (k == SoftLoss::kReverseKl) return kl_rows(log_q, log_p).mean();
   if (k == SoftLoss::kJsd) {
-    const auto log_m = (0.5 * (log_p.exp() + log_q.exp())).log();
+    const auto log_m = torch::logaddexp(log_p, log_q) - std::log(2.0);  // finite where both underflow
     return (0.5 * (kl_rows(log_p, log_m) + kl_rows(log_q, log_m))).mean();
   }
   return kl_rows(log_p, log_q).mean();
@@ -93,12 +98,19 @@ at::Tensor soft_loss(SoftLoss k, const at::Tensor& student, const at::Tensor& te
   }
 }
 
-at::Tensor topk_soft_kl(const at::Tensor& student, const at::Tensor& values, const at::Tensor& indices,
-                        const at::Tensor& lse, double temperature) {
+namespace {
+void check_topk_shapes(const at::Tensor& student, const at::Tensor& values, const at::Tensor& indices,
+                       const at::Tensor& lse) {
   DISTILL_CHECK(values.dim() == 2 && values.sizes() == indices.sizes() && lse.dim() == 1 &&
                     lse.size(0) == values.size(0) && student.dim() == 2 && student.size(0) == values.size(0),
                 DataError, "top-k targets of shape ", values.sizes(), " / ", indices.sizes(), " / ", lse.sizes(),
                 " do not fit student logits ", student.sizes());
+}
+}  // namespace
+
+at::Tensor topk_soft_kl(const at::Tensor& student, const at::Tensor& values, const at::Tensor& indices,
+                        const at::Tensor& lse, double temperature) {
+  check_topk_shapes(student, values, indices, lse);
   auto log_q = torch::log_softmax(student / temperature, -1);  // [rows, V]
   auto log_q_k = log_q.gather(1, indices);                     // [rows, k]
   auto log_p_k = values.to(log_q.dtype()) / temperature - lse.to(log_q.dtype()).unsqueeze(1);
@@ -106,6 +118,8 @@ at::Tensor topk_soft_kl(const at::Tensor& student, const at::Tensor& values, con
   auto top = (p_k * (log_p_k - log_q_k)).sum(1);
   // The rest: teacher mass r, student mass q_rest = sum of q outside the top k. Masked entries
   // get a large finite negative value so that k = V stays finite (then r = 0 and the term is 0).
+  // k = V: no rest bin (float16 values would leave a spurious remainder against an empty student bin).
+  if (indices.size(1) == student.size(1)) return top.mean();
   auto r = (1.0 - p_k.sum(1)).clamp_min(0.0);
   auto log_q_rest = log_q.scatter(1, indices, -1e30).logsumexp(1);
   auto rest = torch::where(r > 1e-12, r * (r.clamp_min(1e-30).log() - log_q_rest), torch::zeros_like(r));
@@ -119,11 +133,14 @@ at::Tensor topk_soft_loss(SoftLoss k, const at::Tensor& student, const at::Tenso
                 "distill.soft_loss: mse needs every teacher logit; a top-k store keeps k of them (use kl, reverse_kl "
                 "or jsd)");
   if (k == SoftLoss::kKl) return t2 * topk_soft_kl(student, values, indices, lse, temperature);
-  // The k + 1 bins of topk_soft_kl: the k tokens and the rest.
+  check_topk_shapes(student, values, indices, lse);
+  // The k + 1 bins of topk_soft_kl: the k tokens and the rest. The teacher's rest mass comes from
+  // float16 values, good to about 1e-6: it is floored there (none at all when k = V).
   auto log_q = torch::log_softmax(student / temperature, -1);
   auto log_p_k = values.to(log_q.dtype()) / temperature - lse.to(log_q.dtype()).unsqueeze(1);
-  auto r = (1.0 - log_p_k.exp().sum(1, true)).clamp_min(0.0);
-  auto log_p = torch::cat({log_p_k, r.clamp_min(1e-30).log()}, 1);  // an empty rest bin: p = 1e-30
+  auto r = (1.0 - log_p_k.exp().sum(1, true)).clamp_min(kTopkRestFloor);
+  if (indices.size(1) == student.size(1)) r = torch::zeros_like(r);
+  auto log_p = torch::cat({log_p_k, r.log()}, 1);
   auto log_q_rest = log_q.scatter(1, indices, -1e30).logsumexp(1, true);
   auto log_qb = torch::cat({log_q.gather(1, indices), log_q_rest}, 1);
   return t2 * divergence(k, log_p, log_qb);

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "distill/util/cpu_isa.h"
 #include "distill/util/error.h"
 
 // The per-device autocast API replaced the CUDA-only one in LibTorch 2.4.
@@ -54,7 +55,7 @@ const char* precision_name(c10::ScalarType t) {
   return t == c10::ScalarType::BFloat16 ? "bf16" : t == c10::ScalarType::Half ? "fp16" : "fp32";
 }
 
-std::string cpu_bf16_speed() {
+std::string cpu_bf16_speed(const std::string& key) {
   auto rate = [](c10::ScalarType t) {
     const std::int64_t n = 512;
     auto a = torch::randn({n, n}).to(t), b = torch::randn({n, n}).to(t);
@@ -67,7 +68,17 @@ std::string cpu_bf16_speed() {
     }
     return 2.0 * n * n * n / best / 1e9;
   };
-  const double bf16 = rate(c10::ScalarType::BFloat16), fp32 = rate(c10::ScalarType::Float);
+  double bf16 = 0;
+  try {
+    bf16 = rate(c10::ScalarType::BFloat16);
+  } catch (const c10::Error& e) {
+    throw ConfigError(str(key, ": bf16 matrix products cannot run on this CPU (", cpu_isa().describe(), ": ",
+                          e.what_without_backtrace(), "); use fp32 or auto"));
+  } catch (const std::exception& e) {  // oneDNN's own errors
+    throw ConfigError(str(key, ": bf16 matrix products cannot run on this CPU (", cpu_isa().describe(), ": ", e.what(),
+                          "); use fp32 or auto"));
+  }
+  const double fp32 = rate(c10::ScalarType::Float);
   char buf[160];
   std::snprintf(buf, sizeof(buf), "bf16 matrix products run at %.0f GFLOP/s here, fp32 ones at %.0f (%.2fx)", bf16,
                 fp32, bf16 / fp32);

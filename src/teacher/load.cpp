@@ -37,7 +37,10 @@ LoadedTeacher load_teacher(const TeacherOptions& o, Communicator& comm) {
     asked = Precision::kFp32;
   }
   const auto choice = resolve_precision(asked, d.is_cuda(), cpu_isa(), "teacher.precision");
-  if (comm.rank() == 0 && !choice.warning.empty()) spdlog::warn("{} ({})", choice.warning, cpu_bf16_speed());
+  if (!choice.warning.empty()) {
+    const auto speed = cpu_bf16_speed("teacher.precision");  // throws where bf16 cannot run at all
+    if (comm.rank() == 0) spdlog::warn("{} ({})", choice.warning, speed);
+  }
   const auto precision = scalar_type(choice.precision);
   t.model->place(d, precision);
   t.device = d;

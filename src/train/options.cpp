@@ -108,7 +108,10 @@ BucketOptions TrainOptions::buckets() const {
 c10::ScalarType train_precision(const TrainOptions& o, const c10::Device& d, bool log) {
   const auto& isa = cpu_isa();
   const auto c = resolve_precision(o.precision, d.is_cuda(), isa, "train.precision");
-  if (log && !c.warning.empty()) spdlog::warn("{} ({})", c.warning, cpu_bf16_speed());
+  if (!c.warning.empty()) {
+    const auto speed = cpu_bf16_speed("train.precision");  // throws where bf16 cannot run at all
+    if (log) spdlog::warn("{} ({})", c.warning, speed);
+  }
   if (log && !d.is_cuda())
     spdlog::info("train.precision {} -> {} on {}", name(o.precision), name(c.precision), isa.describe());
   return scalar_type(c.precision);

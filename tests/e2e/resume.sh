@@ -52,3 +52,21 @@ if grep -qw -e avx512_bf16 -e amx_bf16 /proc/cpuinfo; then
     { cat "$C.log"; fail "the refusal does not explain the precision"; }
   echo "resume across precisions refused with an explanation"
 fi
+
+# Explicit bf16 where oneDNN may not use bf16 units: it runs with a warning that gives the measured
+# bf16 and fp32 rates, or, where bf16 products cannot run at all, stops with a clear message.
+E="$WORK/bf16-capped"
+rm -rf "$E"
+set +e
+ONEDNN_MAX_CPU_ISA=AVX2 run_np 1 train "${STUDENT_SET[@]}" --set train.max_steps=2 --set train.precision=bf16 \
+  --set train.out_dir="$E" > "$E.log" 2>&1
+rc=$?
+set -e
+if [ "$rc" -eq 0 ]; then
+  grep -q "bf16 on a CPU without native bf16 units.*bf16 matrix products run at .* GFLOP/s here" "$E.log" ||
+    { cat "$E.log"; fail "explicit bf16 without bf16 units did not warn with the measured rates"; }
+else
+  grep -q "train.precision: bf16 matrix products cannot run on this CPU (.*capped by ONEDNN_MAX_CPU_ISA=AVX2" "$E.log" ||
+    { cat "$E.log"; fail "explicit bf16 that cannot run did not say why"; }
+fi
+echo "explicit bf16 without bf16 units: warned or refused with the reason"

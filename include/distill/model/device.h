@@ -25,7 +25,9 @@ bool cuda_available();
 void synchronize(const c10::Device& d);
 // "bf16 matrix products run at A GFLOP/s here, fp32 ones at B (A/B x)": measured now on this CPU
 // thread with 512 x 512 products (about 0.1 s); for the warning about bf16 without native units.
-std::string cpu_bf16_speed();
+// Throws ConfigError naming `key` when bf16 products cannot run at all (e.g. oneDNN capped by
+// ONEDNN_MAX_CPU_ISA below AVX-512 on a CPU that LibTorch sends to oneDNN).
+std::string cpu_bf16_speed(const std::string& key);
 
 // Autocast to `dtype` on the device's type (CUDA: bf16 or fp16; CPU: bf16) for the guard's
 // lifetime (float32: autocast off, also inside an enclosing guard). Guards nest.

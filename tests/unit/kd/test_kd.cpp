@@ -142,6 +142,15 @@ TEST(SoftLoss, ClosedFormsFiniteDifferencesAndTheTopKLimit) {
   EXPECT_EQ(test::error_of([&] { topk_soft_loss(SoftLoss::kMse, a, vals, idx, lse, 2.0); }),
             "distill.soft_loss: mse needs every teacher logit; a top-k store keeps k of them (use kl, reverse_kl or "
             "jsd)");
+  // float32 probabilities that underflow to 0 on both sides keep every gradient finite.
+  for (auto k : {SoftLoss::kKl, SoftLoss::kReverseKl, SoftLoss::kJsd}) {
+    auto x = torch::tensor({{0.0f, -300.0f, 5.0f}}).requires_grad_(true);
+    auto y = torch::tensor({{0.0f, -280.0f, -400.0f}});
+    auto v = soft_loss(k, x, y, 2.0);
+    v.backward();
+    EXPECT_TRUE(std::isfinite(v.item<double>())) << name(k);
+    EXPECT_TRUE(torch::isfinite(x.grad()).all().item<bool>()) << name(k) << " " << x.grad();
+  }
   KdOptions o{0.0, 1.0, 2.0};
   o.soft_loss = SoftLoss::kJsd;
   EXPECT_NEAR(kd_loss(a, b, torch::zeros({4}, torch::kInt64), o).soft_kl.item<double>(),
