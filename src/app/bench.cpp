@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "distill/app/commands.h"
+#include "distill/app/table.h"
 #include "distill/data/split_file.h"
 #include "distill/data/synthetic.h"
 #include "distill/model/weights.h"
@@ -127,26 +128,6 @@ double bert_train_flops(const ModelConfig& c, std::int64_t seq) {
   const double layer = 2 * s * (4 * h * h + 2 * h * i) + 2 * 2 * s * s * h;
   return 3 * (static_cast<double>(c.layers) * layer + 2 * h * h + 2 * h * static_cast<double>(c.num_labels));
 }
-
-struct Table {
-  std::vector<std::vector<std::string>> rows;
-  void print() const {
-    std::vector<std::size_t> w;
-    for (const auto& r : rows)
-      for (std::size_t k = 0; k < r.size(); ++k) {
-        if (w.size() <= k) w.push_back(0);
-        w[k] = std::max(w[k], r[k].size());
-      }
-    for (const auto& r : rows) {
-      std::string line;
-      for (std::size_t k = 0; k < r.size(); ++k)
-        line +=
-            (k == 0 ? r[k] + std::string(w[k] - r[k].size(), ' ') : std::string(w[k] - r[k].size() + 2, ' ') + r[k]);
-      std::cout << line << "\n";
-    }
-    std::cout << std::flush;
-  }
-};
 
 std::string fmt_num(double v, int digits = 1) { return fmt::format("{:.{}f}", v, digits); }
 

@@ -1,4 +1,5 @@
 #include "distill/app/commands.h"
+#include "distill/app/table.h"
 
 #include <dlfcn.h>
 #include <sched.h>
@@ -263,22 +264,18 @@ namespace {
 
 // The evaluated sets as one table (text output of several sets).
 void print_eval_table(const nlohmann::json& sets, bool teacher) {
-  std::size_t w = std::string("data set : split").size();
-  for (const auto& s : sets)
-    w = std::max(w, s["data"].get<std::string>().size() + 3 + s["split"].get<std::string>().size());
-  std::cout << fmt::format("{:<{}} {:>9} {:>9}", "data set : split", w, "examples", "accuracy");
-  if (teacher) std::cout << fmt::format(" {:>9} {:>10} {:>9} {:>9}", "teacher", "agreement", "risk", "KL");
-  std::cout << "\n";
+  Table t;
+  t.rows.push_back({"data set : split", "examples", "accuracy"});
+  if (teacher) t.rows[0].insert(t.rows[0].end(), {"teacher", "agreement", "risk", "KL"});
+  const auto num = [](const nlohmann::json& v) { return fmt::format("{:.4f}", v.get<double>()); };
   for (const auto& s : sets) {
-    std::cout << fmt::format("{:<{}} {:>9} {:>9.4f}",
-                             s["data"].get<std::string>() + " : " + s["split"].get<std::string>(), w,
-                             s["examples"].get<std::int64_t>(), s["accuracy"].get<double>());
+    t.rows.push_back({s["data"].get<std::string>() + " : " + s["split"].get<std::string>(),
+                      std::to_string(s["examples"].get<std::int64_t>()), num(s["accuracy"])});
     if (teacher)
-      std::cout << fmt::format(" {:>9.4f} {:>10.4f} {:>9.4f} {:>9.4f}", s["teacher_accuracy"].get<double>(),
-                               s["agreement"].get<double>(), s["transfer_risk"].get<double>(),
-                               s["kl_teacher_student"].get<double>());
-    std::cout << "\n";
+      t.rows.back().insert(t.rows.back().end(), {num(s["teacher_accuracy"]), num(s["agreement"]),
+                                                 num(s["transfer_risk"]), num(s["kl_teacher_student"])});
   }
+  t.print();
 }
 
 }  // namespace
