@@ -18,7 +18,7 @@ set(DISTILL_MODEL_SOURCES
   src/model/vector.cpp
   src/model/weights.cpp)
 set(DISTILL_DATA_SOURCES
-  src/data/batch.cpp src/data/dataset.cpp src/data/dataset_writer.cpp src/data/split_file.cpp src/data/loader.cpp src/data/prefetch.cpp src/data/prepare.cpp src/data/prepare_runs.cpp
+  src/data/augment.cpp src/data/batch.cpp src/data/dataset.cpp src/data/dataset_writer.cpp src/data/split_file.cpp src/data/loader.cpp src/data/mix.cpp src/data/prefetch.cpp src/data/prepare.cpp src/data/prepare_runs.cpp
   src/data/prepare_features.cpp src/data/sampler.cpp src/data/split_rows.cpp src/data/streaming.cpp src/data/synthetic.cpp src/data/table.cpp
   src/data/tokenizer.cpp)
 set(DISTILL_KD_SOURCES
@@ -30,7 +30,8 @@ set(DISTILL_TRAIN_SOURCES
 set(DISTILL_TEACHER_SOURCES
   src/teacher/load.cpp src/teacher/options.cpp src/teacher/precompute.cpp)
 set(DISTILL_APP_SOURCES
-  src/app/bench.cpp src/app/bench_topk.cpp src/app/commands.cpp src/app/config.cpp src/app/faults.cpp
+  src/app/augment.cpp src/app/bench.cpp src/app/bench_topk.cpp src/app/commands.cpp src/app/config.cpp src/app/curve.cpp
+  src/app/curve_fit.cpp src/app/faults.cpp
   src/app/inspect.cpp src/app/prepare_command.cpp src/app/student_run.cpp src/app/train_commands.cpp)
 
 set(DISTILL_SOURCES)
@@ -45,9 +46,9 @@ set(DISTILL_TORCH_FREE_SOURCES
   ${DISTILL_UTIL_SOURCES} ${DISTILL_IO_SOURCES} ${DISTILL_STORE_SOURCES}
   src/comm/communicator.cpp src/comm/mpi.cpp src/comm/thread.cpp src/comm/thread_calls.cpp
   src/comm/watchdog.cpp
-  src/data/dataset.cpp src/data/dataset_writer.cpp src/data/split_file.cpp src/data/prepare.cpp src/data/prepare_runs.cpp src/data/prepare_features.cpp src/data/sampler.cpp
+  src/data/augment.cpp src/data/dataset.cpp src/data/dataset_writer.cpp src/data/mix.cpp src/data/split_file.cpp src/data/prepare.cpp src/data/prepare_runs.cpp src/data/prepare_features.cpp src/data/sampler.cpp
   src/data/split_rows.cpp src/data/streaming.cpp
   src/data/synthetic.cpp src/data/table.cpp src/data/tokenizer.cpp
-  src/kd/layer_map.cpp src/model/config.cpp src/train/checkpoint.cpp src/train/nonfinite.cpp)
+  src/app/curve_fit.cpp src/kd/layer_map.cpp src/model/config.cpp src/train/checkpoint.cpp src/train/nonfinite.cpp)
 list(TRANSFORM DISTILL_TORCH_FREE_SOURCES PREPEND ${CMAKE_SOURCE_DIR}/ REGEX "^src/")
 set_source_files_properties(${DISTILL_TORCH_FREE_SOURCES} PROPERTIES SKIP_PRECOMPILE_HEADERS ON)

@@ -267,7 +267,9 @@ void print_eval_table(const nlohmann::json& sets, bool teacher) {
   Table t;
   t.rows.push_back({"data set : split", "examples", "accuracy"});
   if (teacher) t.rows[0].insert(t.rows[0].end(), {"teacher", "agreement", "risk", "KL"});
-  const auto num = [](const nlohmann::json& v) { return fmt::format("{:.4f}", v.get<double>()); };
+  const auto num = [](const nlohmann::json& v) {
+    return v.is_null() ? std::string("-") : fmt::format("{:.4f}", v.get<double>());
+  };
   for (const auto& s : sets) {
     t.rows.push_back({s["data"].get<std::string>() + " : " + s["split"].get<std::string>(),
                       std::to_string(s["examples"].get<std::int64_t>()), num(s["accuracy"])});
@@ -333,11 +335,12 @@ void cmd_eval(Communicator& comm, const RunArgs& a, const std::string& checkpoin
   } else {
     const auto& r = results[0];
     std::cout << "split " << r["split"].get<std::string>() << " of " << r["data"].get<std::string>() << ", "
-              << r["examples"].get<std::int64_t>() << " examples\n"
-              << "  student accuracy      " << r["accuracy"].get<double>() << "\n";
+              << r["examples"].get<std::int64_t>() << " examples, " << r["labeled"].get<std::int64_t>() << " labeled\n";
+    if (!r["accuracy"].is_null()) std::cout << "  student accuracy      " << r["accuracy"].get<double>() << "\n";
+    if (teacher && !r["teacher_accuracy"].is_null())
+      std::cout << "  teacher accuracy      " << r["teacher_accuracy"].get<double>() << "\n";
     if (teacher)
-      std::cout << "  teacher accuracy      " << r["teacher_accuracy"].get<double>() << "\n"
-                << "  top-1 agreement       " << r["agreement"].get<double>() << "\n"
+      std::cout << "  top-1 agreement       " << r["agreement"].get<double>() << "\n"
                 << "  transfer risk         " << r["transfer_risk"].get<double>() << "\n"
                 << "  KL(teacher||student)  " << r["kl_teacher_student"].get<double>() << "\n";
   }

@@ -43,12 +43,15 @@ json inspect_dataset(const std::string& path) {
     s.scan([&](const DataSplit& b, std::int64_t) {
       for (auto y : b.mlm_labels) masked += y != kIgnoreLabel;
       if (d.task != "mlm")
-        for (auto y : b.labels) ++counts[y];
+        for (auto y : b.labels)
+          if (y != kIgnoreLabel) ++counts[y];
     });
-    if (d.task == "mlm")
+    if (d.task == "mlm") {
       sp["masked_tokens"] = masked;
-    else
+    } else {
       sp["label_counts"] = counts;
+      sp["labeled"] = s.labeled_rows();
+    }
     if (d.task == "features") sp["features"] = s.dim;
     j["splits"][name] = sp;
   }

@@ -85,6 +85,9 @@ CLI::Option* add_table_options(CLI::App* sub, PrepareOptions& text) {
   sub->add_option("--label-names", text.label_names, "names stored for the classes, one per --labels value")
       ->delimiter(',')
       ->group("Text");
+  sub->add_flag("--unlabeled", text.unlabeled,
+                "no label column: rows without labels (a transfer set), classes from --label-names or --labels")
+      ->group("Text");
   sub->add_option("--vocab", text.vocab, "WordPiece vocab.txt")->check(CLI::ExistingFile)->group("Text");
   sub->add_flag("--cased", text.cased, "keep case and accents (cased vocabularies)")->group("Text");
   sub->add_option("--max-length", text.max_length, "padded length with [CLS]/[SEP]; longer texts are truncated")
@@ -205,6 +208,70 @@ Command add_eval(CLI::App& app) {
   return {sub, {}, [a](Communicator& comm) { cmd_eval(comm, a->run, a->checkpoint, a->datas, a->splits, a->json); }};
 }
 
+Command add_augment(CLI::App& app) {
+  auto o = std::make_shared<AugmentOptions>();
+  auto* sub = app.add_subcommand("augment", "augmented, unlabeled copies of a split (TinyBERT-style, or noise/mixup)");
+  sub->add_option("-i,--input", o->input, "dataset.h5")->required()->check(CLI::ExistingFile);
+  sub->add_option("-o,--out", o->out, "output dataset.h5 (its train split holds the copies)")->required();
+  sub->add_option("--split", o->split, "split to copy")->capture_default_str();
+  sub->add_option("--copies", o->copies, "copies per example")->capture_default_str();
+  sub->add_option("--share", o->share, "text: share of word pieces replaced per copy")->capture_default_str();
+  sub->add_option("--seed", o->seed, "seed of every draw")->capture_default_str();
+  sub->add_option("--vocab", o->vocab, "text: the data set's vocab.txt")->check(CLI::ExistingFile);
+  sub->add_option("--mlm", o->mlm,
+                  "text: masked LM proposing pieces (bert_mlm model or checkpoint, or HF "
+                  "BertForMaskedLM directory); default: random pieces");
+  sub->add_option("--top-k", o->top_k, "text: predictions of the masked LM to draw from")->capture_default_str();
+  sub->add_option("--batch", o->batch, "text: rows per masked-LM forward")->capture_default_str();
+  sub->add_option("--noise", o->noise, "features: Gaussian noise in standard deviations of each feature");
+  sub->add_option("--mixup", o->mixup, "features: mixup with lambda ~ Beta(A, A)");
+  return {sub, {}, [o](Communicator& comm) { cmd_augment(comm, *o); }};
+}
+
+Command add_mix(CLI::App& app) {
+  struct Args {
+    std::vector<std::string> sources;
+    MixOptions o;
+    std::string out;
+  };
+  auto a = std::make_shared<Args>();
+  auto* sub = app.add_subcommand("mix", "one transfer set from several data sets with weights");
+  sub->add_option("--source", a->sources,
+                  "PATH[:SPLIT][:WEIGHT] (repeatable; split train, weight 1 by default): WEIGHT 2 takes every row "
+                  "twice, 0.5 a seeded half")
+      ->required();
+  sub->add_option("-o,--out", a->out, "output dataset.h5")->required();
+  sub->add_option("--eval-from", a->o.eval_from,
+                  "data set whose dev and test splits the mix keeps (default: the "
+                  "first source; none: no dev or test)");
+  sub->add_option("--seed", a->o.seed, "seed of the rows a fractional weight takes")->capture_default_str();
+  return {sub, {}, [a](Communicator& comm) {
+            a->o.sources.clear();
+            for (const auto& s : a->sources) a->o.sources.push_back(parse_mix_source(s));
+            cmd_mix(comm, a->o, a->out);
+          }};
+}
+
+Command add_curve(CLI::App& app) {
+  struct Args {
+    RunArgs run;
+    CurveOptions o;
+  };
+  auto a = std::make_shared<Args>();
+  auto* sub = app.add_subcommand("curve", "transfer-risk curve: distil on nested subsets of n transfer examples");
+  add_run_args(sub, a->run);
+  sub->add_option("--sizes", a->o.sizes, "subset sizes n1 < n2 < ... of the train split")->delimiter(',')->required();
+  sub->add_option("--out", a->o.out, "directory for curve.json, curve.svg and one run per size")->required();
+  sub->add_option("--groups", a->o.groups, "groups of ranks that run sizes side by side")->capture_default_str();
+  sub->add_option("--data", a->o.datas, "held-out data set (repeatable; default: data.path)");
+  sub->add_option("--split", a->o.splits, "held-out split (repeatable, as in eval; default: data.test_split)");
+  sub->add_option("--subset-seed", a->o.subset_seed, "seed of the subsets' permutation (default: train.seed)");
+  sub->add_option("--fit-below", a->o.fit_below,
+                  "fit on sizes below this (0: all; default: the feature count of a feature data set, else all)");
+  sub->add_flag("--json", a->o.json, "print JSON");
+  return {sub, {}, [a](Communicator& comm) { cmd_curve(comm, a->run, a->o); }};
+}
+
 Command add_export(CLI::App& app) {
   struct Args {
     RunArgs run;
@@ -289,7 +356,8 @@ Command add_inspect(CLI::App& app) {
 
 // Every subcommand, in the order --help lists them.
 std::vector<Command> add_commands(CLI::App& app) {
-  return {add_prepare(app), add_precompute(app), add_train(app), add_run(app),    add_eval(app),
+  return {add_prepare(app), add_precompute(app), add_train(app), add_run(app),
+          add_eval(app),    add_curve(app),      add_mix(app),   add_augment(app),
           add_export(app),  add_bench_topk(app), add_bench(app), add_inspect(app)};
 }
 

@@ -8,6 +8,7 @@
 
 #include "distill/app/commands.h"
 #include "distill/data/dataset.h"
+#include "distill/data/mix.h"
 #include "distill/util/error.h"
 #include "distill/util/fs.h"
 #include "distill/util/log.h"
@@ -122,9 +123,9 @@ void log_prepared(const PrepareOptions& o, const std::string& out, const Prepare
   for (const auto& m : rep.bad_examples) spdlog::warn("skipped {}", m);
   spdlog::info(
       "wrote {}: {} rows read, {} bad rows skipped, {} truncated to {} tokens; train {}, dev {}, test {}; "
-      "{} labels; vocabulary {} ({} tokens, hash {}); content hash {}",
+      "{} labels{}; vocabulary {} ({} tokens, hash {}); content hash {}",
       out, rep.rows, rep.bad_rows, rep.truncated, o.max_length, rep.train, rep.dev, rep.test, d.label_names.size(),
-      o.vocab, d.vocab_size, d.vocab_hash, d.content_hash);
+      o.unlabeled ? " (rows unlabeled)" : "", o.vocab, d.vocab_size, d.vocab_hash, d.content_hash);
   spdlog::info("prepared {} texts in {:.2f} s on {} rank(s): {:.0f} texts/s", rep.rows, seconds, ranks,
                static_cast<double>(rep.rows) / std::max(1e-9, seconds));
 }
@@ -134,9 +135,9 @@ void prepare_features_file(const PrepareOptions& o, const std::string& out) {
   auto d = prepare_features(o, &rep);
   if (!parent_dir(out).empty()) fs::create_directories(parent_dir(out));
   const auto hash = write_dataset(out, d);
-  spdlog::info("wrote {}: {} rows of {} features{}, {} labels; train {}, dev {}, test {}; content hash {}", out,
+  spdlog::info("wrote {}: {} rows of {} features{}, {} labels{}; train {}, dev {}, test {}; content hash {}", out,
                rep.rows, d.splits.at("train").dim, o.standardize ? " (standardized)" : "", d.label_names.size(),
-               rep.train, rep.dev, rep.test, hash);
+               o.unlabeled ? " (rows unlabeled)" : "", rep.train, rep.dev, rep.test, hash);
 }
 
 }  // namespace
@@ -184,6 +185,28 @@ void cmd_prepare_text(Communicator& comm, const PrepareOptions& o, const std::st
     throw;
   }
   if (comm.rank() == 0) fs::remove_all(dir);
+  if (!error.empty()) throw DataError(error);
+}
+
+void cmd_mix(Communicator& comm, const MixOptions& o, const std::string& out) {
+  std::string error;
+  std::exception_ptr failure;
+  if (comm.rank() == 0) {
+    try {
+      if (!parent_dir(out).empty()) fs::create_directories(parent_dir(out));
+      const auto rep = write_mix(o, out);
+      for (std::size_t k = 0; k < o.sources.size(); ++k)
+        spdlog::info("mix: {}:{} x {} -> {} rows", o.sources[k].path, o.sources[k].split, o.sources[k].weight,
+                     rep.rows[k]);
+      spdlog::info("wrote {}: train {} rows ({} labeled), dev {}, test {}; content hash {}", out, rep.train,
+                   rep.labeled, rep.dev, rep.test, rep.content_hash);
+    } catch (const std::exception& e) {
+      error = e.what();
+      failure = std::current_exception();
+    }
+  }
+  comm.broadcast_string(error, 0);
+  if (failure) std::rethrow_exception(failure);
   if (!error.empty()) throw DataError(error);
 }
 

@@ -189,6 +189,17 @@ std::unique_ptr<StoreReader> open_store(Communicator& comm, const RunConfig& c, 
   return store;
 }
 
+// Note [unlabeled rows]: a train split without labels needs a teacher and distill.alpha = 0.
+void check_labels_needed(const RunConfig& c, const Dataset& data, const TrainJob& job) {
+  if (data.task == "mlm" || data.split(c.data.train_split).labeled_rows() > 0) return;
+  DISTILL_CHECK(job.store || job.online_teacher, ConfigError, "split ", c.data.train_split, " of ", data.path,
+                " has no labels (an unlabeled transfer set): training needs a teacher (store.path or teacher.online) "
+                "and distill.alpha: 0");
+  DISTILL_CHECK(c.distill.alpha == 0, ConfigError, "split ", c.data.train_split, " of ", data.path,
+                " has no labels (an unlabeled transfer set) but distill.alpha = ", c.distill.alpha,
+                " weights the hard-label loss: set distill.alpha: 0");
+}
+
 }  // namespace
 
 std::unique_ptr<StudentRun> open_student_run(Communicator& comm, const RunConfig& c, bool resume, int teachers) {
@@ -213,6 +224,7 @@ std::unique_ptr<StudentRun> open_student_run(Communicator& comm, const RunConfig
     job.teacher_fingerprint = run->online->fingerprint;
   }
   if (!c.store.path.empty()) run->store = open_store(comm, c, data, teachers, job);
+  check_labels_needed(c, data, job);
   DISTILL_CHECK(data.task == "mlm" || job.model.num_labels == data.num_labels(), DataError,
                 "student.num_labels = ", job.model.num_labels, " but data set ", data.path, " has ", data.num_labels(),
                 " labels");

@@ -51,6 +51,14 @@ DataSplit DataSplit::all() const {
   return out;
 }
 
+std::int64_t DataSplit::labeled_rows() const {
+  if (labeled >= 0) return labeled;
+  if (file) return n;
+  std::int64_t k = 0;
+  for (auto y : labels) k += y != kIgnoreLabel;
+  return k;
+}
+
 std::int64_t DataSplit::block_rows() const { return file ? file->block_rows() : kDatasetChunkRows; }
 
 void DataSplit::scan(const std::function<void(const DataSplit&, std::int64_t)>& fn) const {
@@ -184,9 +192,9 @@ void check_split_rows(const Dataset& d, const std::string& name, const DataSplit
                     s.labels.size() == static_cast<std::size_t>(s.n) && s.example_id.size() == s.labels.size(),
                 DataError, d.path, ": split ", name, " arrays disagree with n = ", s.n, ", seq = ", s.seq);
   for (std::size_t i = 0; i < s.labels.size() && d.task != "mlm"; ++i)
-    DISTILL_CHECK(s.labels[i] >= 0 && s.labels[i] < d.num_labels(), DataError, d.path, ": split ", name, " example ",
-                  first + static_cast<std::int64_t>(i), " has label ", s.labels[i], ", expected 0..",
-                  d.num_labels() - 1);
+    DISTILL_CHECK((s.labels[i] >= 0 && s.labels[i] < d.num_labels()) || s.labels[i] == kIgnoreLabel, DataError, d.path,
+                  ": split ", name, " example ", first + static_cast<std::int64_t>(i), " has label ", s.labels[i],
+                  ", expected 0..", d.num_labels() - 1, " (or ", kIgnoreLabel, ": unlabeled)");
   for (std::size_t i = 0; i < cells; ++i)
     DISTILL_CHECK(s.input_ids[i] >= 0 && s.input_ids[i] < d.vocab_size, DataError, d.path, ": split ", name, " token ",
                   first * s.seq + static_cast<std::int64_t>(i), " has id ", s.input_ids[i],
@@ -296,11 +304,16 @@ void check_dataset_content(const Dataset& d) {
   std::map<std::string, std::vector<std::int64_t>> ids;
   for (const auto& [name, s] : d.splits) {
     auto& v = ids[name];
+    std::int64_t labeled = 0;
     s.scan([&](const DataSplit& b, std::int64_t first) {
       if (!s.file) check_split_rows(d, name, b, first);  // blocks read from disk are checked as read
       h.add(name, b);
       v.insert(v.end(), b.example_id.begin(), b.example_id.end());
+      for (auto y : b.labels) labeled += y != kIgnoreLabel;
     });
+    DISTILL_CHECK(d.task == "mlm" || labeled == (s.labeled >= 0 ? s.labeled : s.n), DataError, d.path, ": split ", name,
+                  " has ", labeled, " labeled rows but its attribute labeled says ", s.labeled >= 0 ? s.labeled : s.n,
+                  " (file altered after prepare?)");
   }
   check_unique_example_ids(d.path, ids);
   const auto hash = h.hex(d.label_names);
@@ -387,6 +400,9 @@ Dataset read_dataset_file(const std::string& path, std::uint64_t full_check_byte
     }
     if (f.has_attr(g, "max_input_id")) s.max_input_id = f.attr_int(g, "max_input_id");
     if (f.has_attr(g, "max_token_type")) s.max_token_type = f.attr_int(g, "max_token_type");
+    if (f.has_attr(g, "labeled")) s.labeled = f.attr_int(g, "labeled");
+    DISTILL_CHECK(s.labeled <= s.n, DataError, path, ": split ", name, " attribute labeled = ", s.labeled,
+                  " exceeds its ", s.n, " rows");
     const auto block = info.chunk.empty() ? kDatasetChunkRows : static_cast<std::int64_t>(info.chunk[0]);
     s.file = std::make_shared<SplitFile>(d, name, s, std::max<std::int64_t>(1, block));
     d.splits[name] = std::move(s);

@@ -69,6 +69,7 @@ void DatasetWriter::append(const std::string& name, const DataSplit& rows) {
   for (auto v : rows.input_ids) s.max_input_id = std::max<std::int64_t>(s.max_input_id, v);
   for (auto v : rows.token_type_ids) s.max_token_type = std::max<std::int64_t>(s.max_token_type, v);
   s.n += rows.n;
+  for (auto y : rows.labels) s.labeled += y != kIgnoreLabel;
   if (check_ids_) ids_[name].insert(ids_[name].end(), rows.example_id.begin(), rows.example_id.end());
   hash_.add(name, rows);
 }
@@ -79,6 +80,7 @@ std::string DatasetWriter::finish() {
   ids_.clear();
   const auto hash = hash_.hex(header_.label_names);
   for (const auto& [name, s] : splits_) {
+    if (header_.task != "mlm") file_->set_attr("/" + name, "labeled", s.labeled);
     if (header_.task == "features") continue;
     file_->set_attr("/" + name, "max_input_id", s.max_input_id);
     file_->set_attr("/" + name, "max_token_type", s.max_token_type);
@@ -90,6 +92,7 @@ std::string DatasetWriter::finish() {
   file_->set_attr("/", "max_length", header_.max_length);
   file_->set_attr("/", "label_names", nlohmann::json(header_.label_names).dump());
   file_->set_attr("/", "content_hash", hash);
+  for (const auto& [name, value] : extra_attrs_) file_->set_attr("/", name, value);
   file_->flush();
   file_.reset();
   fsync_path(tmp_);

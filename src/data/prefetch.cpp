@@ -28,13 +28,16 @@ void Prefetcher::loop() {
       cv_.wait(l, [this] { return stop_ || queue_.size() < depth_; });
       if (stop_ || next_ >= last_) return;
       i = next_++;
+      producing_ = true;
     }
     try {
       Batch b = produce_(i);
       std::lock_guard<std::mutex> l(mu_);
       queue_.push_back(std::move(b));
+      producing_ = false;
     } catch (...) {
       std::lock_guard<std::mutex> l(mu_);
+      producing_ = false;
       error_ = std::current_exception();
       cv_.notify_all();
       return;
@@ -46,7 +49,8 @@ void Prefetcher::loop() {
 Batch Prefetcher::next(double* waited_s) {
   const auto t0 = std::chrono::steady_clock::now();
   std::unique_lock<std::mutex> l(mu_);
-  cv_.wait(l, [this] { return !queue_.empty() || error_ || (next_ >= last_ && queue_.empty()); });
+  // The last batch may still be in the making after next_ reached last_: wait for it.
+  cv_.wait(l, [this] { return !queue_.empty() || error_ || (next_ >= last_ && !producing_); });
   if (waited_s) *waited_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (queue_.empty()) {
     if (error_) std::rethrow_exception(error_);

@@ -57,6 +57,19 @@ std::vector<std::int32_t> mask_tokens(Encoding& e, const WordPieceTokenizer& tok
   return labels;
 }
 
+}  // namespace
+
+std::vector<std::string> unlabeled_classes(const PrepareOptions& o) {
+  auto names = o.label_names.empty() ? o.labels : o.label_names;
+  DISTILL_CHECK(names.size() >= 2, ConfigError, "--unlabeled ", o.input,
+                ": name the classes the teacher will label it with (--label-names a,b,... or --labels), at least 2; "
+                "got ",
+                names.size());
+  return names;
+}
+
+namespace {
+
 // prepare_text's options that need no file: the vocabulary given, lengths and fractions in range.
 void check_text_options(const PrepareOptions& o) {
   DISTILL_CHECK(!o.vocab.empty(), ConfigError, "prepare needs a vocabulary (--vocab vocab.txt)");
@@ -64,8 +77,10 @@ void check_text_options(const PrepareOptions& o) {
   check_fractions(o);
   DISTILL_CHECK(!o.mlm || (o.mask_prob > 0 && o.mask_prob <= 1), ConfigError, "--mask-prob must be in (0, 1], got ",
                 o.mask_prob);
-  DISTILL_CHECK(o.label_names.empty() || o.label_names.size() == o.labels.size(), ConfigError, "--label-names gives ",
-                o.label_names.size(), " names for ", o.labels.size(), " --labels");
+  DISTILL_CHECK(o.label_names.empty() || o.label_names.size() == o.labels.size() || (o.unlabeled && o.labels.empty()),
+                ConfigError, "--label-names gives ", o.label_names.size(), " names for ", o.labels.size(), " --labels");
+  DISTILL_CHECK(!(o.unlabeled && o.mlm), ConfigError,
+                "--unlabeled and --mlm: masked-LM data has no class labels anyway");
 }
 
 // The vocabulary, lower-casing unless --cased; masked-LM data needs its [MASK] token.
@@ -84,7 +99,7 @@ TableOptions table_options(const PrepareOptions& o) {
   table.column_names = o.column_names;
   table.required_columns[o.text_column] = "text";
   if (!o.pair_column.empty()) table.required_columns[o.pair_column] = "pair";
-  if (!o.mlm) table.required_columns[o.label_column] = "label";
+  if (!o.mlm && !o.unlabeled) table.required_columns[o.label_column] = "label";
   return table;
 }
 
@@ -107,14 +122,16 @@ class ExampleReader {
     const std::string* pair = nullptr;
     if (!o_.pair_column.empty() && !(pair = field(row, o_.pair_column, "pair"))) return;
     const std::string none;
-    const auto* label = o_.mlm ? &none : field(row, o_.label_column, "label");
+    const auto* label = o_.mlm || o_.unlabeled ? &none : field(row, o_.label_column, "label");
     if (!label) return;
     std::int64_t y = -1;
-    if (!o_.labels.empty() && !label_of(row, *label, &y)) return;
+    if (!o_.unlabeled && !o_.labels.empty() && !label_of(row, *label, &y)) return;
     Example e{row.index, y, {}, row.line};
     if (!encode(row, *text, pair, &e.enc)) return;
     if (o_.mlm)
       e.label = 0;
+    else if (o_.unlabeled)
+      e.label = kIgnoreLabel;
     else if (o_.labels.empty())
       raw_labels.push_back(*label);
     examples.push_back(std::move(e));
@@ -177,6 +194,8 @@ class ExampleReader {
 void set_classes(const PrepareOptions& o, ExampleReader& read, Dataset& d) {
   if (o.mlm) {
     d.task = "mlm";
+  } else if (o.unlabeled) {
+    d.label_names = unlabeled_classes(o);
   } else if (o.labels.empty()) {
     std::set<std::string> distinct(read.raw_labels.begin(), read.raw_labels.end());
     std::map<std::string, std::int64_t> ids;
@@ -303,7 +322,7 @@ PreparePart prepare_part(const PrepareOptions& o, const TableRange& range, const
     read.add(row);
     if (read.examples.empty()) return;
     Example& e = read.examples.back();
-    if (!o.mlm && o.labels.empty()) {
+    if (!o.mlm && !o.unlabeled && o.labels.empty()) {
       auto it = local.emplace(read.raw_labels.back(), static_cast<std::int64_t>(local.size())).first;
       if (it->second == static_cast<std::int64_t>(out.labels.size())) out.labels.push_back(it->first);
       e.label = it->second;
@@ -330,6 +349,8 @@ Dataset merged_header(const PrepareOptions& o, const WordPieceTokenizer& tok, co
   d.max_length = o.max_length;
   if (o.mlm) {
     d.task = "mlm";
+  } else if (o.unlabeled) {
+    d.label_names = unlabeled_classes(o);
   } else if (o.labels.empty()) {
     std::set<std::string> distinct;
     for (const auto& p : parts) distinct.insert(p.labels.begin(), p.labels.end());

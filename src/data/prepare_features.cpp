@@ -62,21 +62,25 @@ bool is_h5_path(const std::string& path) {
   return path.size() > 3 && (path.substr(path.size() - 3) == ".h5" || path.substr(path.size() - 5) == ".hdf5");
 }
 
-// An HDF5 file with datasets "features" [n, d] and "labels" [n].
-FeatureRows read_h5_features(const std::string& path) {
+// An HDF5 file with datasets "features" [n, d] and "labels" [n] (no labels when unlabeled).
+FeatureRows read_h5_features(const std::string& path, bool unlabeled) {
   FeatureRows r;
   r.h5 = true;
   auto f = h5::File::open(path);
-  DISTILL_CHECK(f.exists("/features") && f.exists("/labels"), DataError, path,
+  DISTILL_CHECK(f.exists("/features") && (unlabeled || f.exists("/labels")), DataError, path,
                 " needs datasets 'features' [n, d] and 'labels' [n]");
   auto fi = f.info("/features");
   DISTILL_CHECK(fi.shape.size() == 2, DataError, path, ": 'features' must be 2-D, it has ", fi.shape.size(),
                 " dimensions");
   auto flat = f.read_vector<double>("/features", h5::Type::kFloat64);
-  auto li = f.info("/labels");
-  DISTILL_CHECK(li.shape.size() == 1 && li.shape[0] == fi.shape[0], DataError, path, ": 'labels' must be [",
-                fi.shape[0], "]");
-  r.y = f.read_vector<double>("/labels", h5::Type::kFloat64);
+  if (unlabeled) {
+    r.y.assign(static_cast<std::size_t>(fi.shape[0]), 0.0);
+  } else {
+    auto li = f.info("/labels");
+    DISTILL_CHECK(li.shape.size() == 1 && li.shape[0] == fi.shape[0], DataError, path, ": 'labels' must be [",
+                  fi.shape[0], "]");
+    r.y = f.read_vector<double>("/labels", h5::Type::kFloat64);
+  }
   const auto d = static_cast<std::size_t>(fi.shape[1]);
   for (std::size_t i = 0; i < r.y.size(); ++i) {
     r.x.emplace_back(flat.begin() + i * d, flat.begin() + (i + 1) * d);
@@ -85,14 +89,20 @@ FeatureRows read_h5_features(const std::string& path) {
   return r;
 }
 
-// A CSV of numbers; column `label_index` (negative: from the end) is the label.
-FeatureRows read_csv_features(const std::string& path, long label_index) {
+// A CSV of numbers; column `label_index` (negative: from the end) is the label; every column is a
+// feature when unlabeled.
+FeatureRows read_csv_features(const std::string& path, long label_index, bool unlabeled) {
   FeatureRows r;
   std::vector<std::vector<double>> rows;
   read_numeric_csv(path, rows, r.lines);
   DISTILL_CHECK(!rows.empty(), DataError, path, " has no rows of numbers");
   const long w = static_cast<long>(rows[0].size());
   const long li = label_index < 0 ? w + label_index : label_index;
+  if (unlabeled) {
+    r.y.assign(rows.size(), 0.0);
+    r.x = std::move(rows);
+    return r;
+  }
   DISTILL_CHECK(w >= 2 && li >= 0 && li < w, ConfigError, "--label-index ", label_index, " is outside the ", w,
                 " columns of ", path);
   for (auto& row : rows) {
@@ -105,7 +115,8 @@ FeatureRows read_csv_features(const std::string& path, long label_index) {
 
 // Checks that labels are integers and features finite; the classes are the sorted distinct labels
 // (d.label_names, at least 2). Returns the class of each label value.
-std::map<double, std::int64_t> feature_classes(const std::string& input, const FeatureRows& r, Dataset& d) {
+std::map<double, std::int64_t> feature_classes(const PrepareOptions& o, const FeatureRows& r, Dataset& d) {
+  const auto& input = o.input;
   std::set<double> distinct;
   for (std::size_t i = 0; i < r.y.size(); ++i) {
     DISTILL_CHECK(std::isfinite(r.y[i]) && r.y[i] == std::floor(r.y[i]), DataError, input, r.h5 ? " row " : ":",
@@ -116,6 +127,10 @@ std::map<double, std::int64_t> feature_classes(const std::string& input, const F
     distinct.insert(r.y[i]);
   }
   std::map<double, std::int64_t> class_of;
+  if (o.unlabeled) {
+    d.label_names = unlabeled_classes(o);
+    return class_of;
+  }
   for (double v : distinct) {
     class_of[v] = static_cast<std::int64_t>(d.label_names.size());
     d.label_names.push_back(std::to_string(static_cast<long long>(v)));
@@ -169,7 +184,7 @@ void split_features(const PrepareOptions& o, const FeatureRows& r, const std::ma
     s.dim = dim;
     ++s.n;
     for (std::int64_t j = 0; j < dim; ++j) s.features.push_back(static_cast<float>((r.x[i][j] - mean[j]) / sd[j]));
-    s.labels.push_back(class_of.at(r.y[i]));
+    s.labels.push_back(o.unlabeled ? kIgnoreLabel : class_of.at(r.y[i]));
     s.example_id.push_back(i);
   }
   DISTILL_CHECK(d.splits.count("train"), DataError, o.input, ": no rows left for the train split");
@@ -179,10 +194,11 @@ void split_features(const PrepareOptions& o, const FeatureRows& r, const std::ma
 
 Dataset prepare_features(const PrepareOptions& o, PrepareReport* report) {
   check_fractions(o);
-  const auto rows = is_h5_path(o.input) ? read_h5_features(o.input) : read_csv_features(o.input, o.label_index);
+  const auto rows = is_h5_path(o.input) ? read_h5_features(o.input, o.unlabeled)
+                                        : read_csv_features(o.input, o.label_index, o.unlabeled);
   Dataset d;
   d.task = "features";
-  const auto class_of = feature_classes(o.input, rows, d);
+  const auto class_of = feature_classes(o, rows, d);
   split_features(o, rows, class_of, d);
   PrepareReport rep;
   rep.rows = static_cast<std::int64_t>(rows.x.size());

@@ -119,13 +119,25 @@ std::int64_t DistributedSampler::at(std::int64_t epoch, std::int64_t p) {
   return it->second[p - window_starts_[w]];
 }
 
+void DistributedSampler::set_rows(std::vector<std::int64_t> rows) {
+  DISTILL_CHECK(static_cast<std::int64_t>(rows.size()) == n_, Error, "sampler of ", n_, " positions given ",
+                rows.size(), " rows");
+  rows_ = std::move(rows);
+}
+
+std::vector<std::int64_t> DistributedSampler::mapped(std::vector<std::int64_t> positions) const {
+  if (!rows_.empty())
+    for (auto& p : positions) p = rows_[static_cast<std::size_t>(p)];
+  return positions;
+}
+
 std::vector<std::int64_t> DistributedSampler::indices(const Cursor& c) {
-  if (full_batch_) return block_;
+  if (full_batch_) return mapped(block_);
   if (shuffle_ && block_shuffle() && c.epoch != fixed_epoch_) {
     std::vector<std::int64_t> out(batch_);
     const std::int64_t start = (c.step * world_ + rank_) * batch_;
     for (std::int64_t i = 0; i < batch_; ++i) out[i] = at(c.epoch, (start + i) % n_);
-    return out;
+    return mapped(std::move(out));
   }
   if (c.epoch != cached_epoch_) {
     if (c.epoch == fixed_epoch_) {
@@ -141,7 +153,7 @@ std::vector<std::int64_t> DistributedSampler::indices(const Cursor& c) {
   std::vector<std::int64_t> out(batch_);
   const std::int64_t start = (c.step * world_ + rank_) * batch_;
   for (std::int64_t i = 0; i < batch_; ++i) out[i] = order_[(start + i) % n_];
-  return out;
+  return mapped(std::move(out));
 }
 
 Cursor DistributedSampler::advance(Cursor c) const {

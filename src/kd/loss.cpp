@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "distill/data/dataset.h"
 #include "distill/util/error.h"
 
 namespace distill {
@@ -71,9 +72,17 @@ at::Tensor soft_kl(const at::Tensor& student, const at::Tensor& teacher, double 
   return (log_pt.exp() * (log_pt - log_ps)).sum(-1).mean();
 }
 
+at::Tensor hard_ce(const at::Tensor& student, const at::Tensor& labels) {
+  auto labeled = labels.ne(kIgnoreLabel);
+  // No labeled row: 0, still a function of the logits (every rank's graph has the same parameters).
+  if (!labeled.any().item<bool>()) return (student * 0).sum();
+  return torch::nn::functional::cross_entropy(
+      student, labels, torch::nn::functional::CrossEntropyFuncOptions().ignore_index(kIgnoreLabel));
+}
+
 LossTerms kd_loss(const at::Tensor& student, const at::Tensor& teacher, const at::Tensor& labels, const KdOptions& o) {
   LossTerms t;
-  t.hard_ce = torch::nn::functional::cross_entropy(student, labels);
+  t.hard_ce = hard_ce(student, labels);
   if (!teacher.defined()) {
     t.total = t.hard_ce;
     return t;
@@ -149,7 +158,7 @@ at::Tensor topk_soft_loss(SoftLoss k, const at::Tensor& student, const at::Tenso
 LossTerms topk_kd_loss(const at::Tensor& student, const at::Tensor& values, const at::Tensor& indices,
                        const at::Tensor& lse, const at::Tensor& labels, const KdOptions& o) {
   LossTerms t;
-  t.hard_ce = torch::nn::functional::cross_entropy(student, labels);
+  t.hard_ce = hard_ce(student, labels);
   t.soft_kl = topk_soft_loss(o.soft_loss, student, values, indices, lse, o.temperature);
   t.total = o.alpha * t.hard_ce + o.beta * t.soft_kl;
   return t;

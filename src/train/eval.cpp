@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "distill/data/dataset.h"
 #include "distill/kd/loss.h"
 #include "distill/data/batch.h"
 #include "distill/train/nonfinite.h"
@@ -38,8 +39,8 @@ EvalResult evaluate(Communicator& comm, NetworkImpl& student, TeacherModel* teac
   torch::NoGradGuard g;
   student.eval();
   const auto device = student.parameters().front().device();
-  // sums: examples, student correct, teacher correct, agreements, kl sum
-  double sums[5] = {0, 0, 0, 0, 0};
+  // sums: examples, student correct, teacher correct, agreements, kl sum, labeled
+  double sums[6] = {0, 0, 0, 0, 0, 0};
   // Each rank evaluates a contiguous range of rows, so it reads only its own blocks from disk.
   const std::int64_t begin = split.n * comm.rank() / comm.size(), end = split.n * (comm.rank() + 1) / comm.size();
   for (std::int64_t b = begin; b < end; b += batch) {
@@ -57,8 +58,9 @@ EvalResult evaluate(Communicator& comm, NetworkImpl& student, TeacherModel* teac
     else
       check_finite(zs.reshape({1, -1}), "student", split, part);
     auto ps = zs.argmax(-1);
-    sums[0] += static_cast<double>(zs.size(0));  // examples, or masked tokens for a masked LM
-    sums[1] += ps.eq(bt.labels).sum().item<double>();
+    sums[0] += static_cast<double>(zs.size(0));        // examples, or masked tokens for a masked LM
+    sums[1] += ps.eq(bt.labels).sum().item<double>();  // unlabeled rows (kIgnoreLabel) never match
+    sums[5] += bt.labels.ne(kIgnoreLabel).sum().item<double>();
     if (teacher) {
       auto zt = teacher->forward(bt.inputs).logits.to(device);
       if (zt.dim() == 2 && zt.size(0) == static_cast<std::int64_t>(part.size()))
@@ -73,14 +75,15 @@ EvalResult evaluate(Communicator& comm, NetworkImpl& student, TeacherModel* teac
       sums[4] += soft_kl(zs, zt, 1.0).item<double>() * static_cast<double>(zs.size(0));
     }
   }
-  comm.allreduce(sums, 5, DType::kFloat64, ReduceOp::kSum);
+  comm.allreduce(sums, 6, DType::kFloat64, ReduceOp::kSum);
   EvalResult r;
   r.examples = static_cast<std::int64_t>(sums[0]);
-  const double n = std::max(1.0, sums[0]);
-  r.accuracy = sums[1] / n;
+  r.labeled = static_cast<std::int64_t>(sums[5]);
+  const double n = std::max(1.0, sums[0]), labeled = std::max(1.0, sums[5]);
+  r.accuracy = sums[1] / labeled;
   r.has_teacher = teacher != nullptr;
   if (teacher) {
-    r.teacher_accuracy = sums[2] / n;
+    r.teacher_accuracy = sums[2] / labeled;
     r.agreement = sums[3] / n;
     r.transfer_risk = 1.0 - r.agreement;
     r.kl = sums[4] / n;
@@ -89,9 +92,13 @@ EvalResult evaluate(Communicator& comm, NetworkImpl& student, TeacherModel* teac
 }
 
 nlohmann::json to_json(const EvalResult& r) {
-  nlohmann::json j = {{"examples", r.examples}, {"accuracy", r.accuracy}};
+  // Accuracy only where labels exist (Note [unlabeled rows]): null when no row has one.
+  const nlohmann::json none;
+  nlohmann::json j = {{"examples", r.examples},
+                      {"labeled", r.labeled},
+                      {"accuracy", r.labeled > 0 ? nlohmann::json(r.accuracy) : none}};
   if (r.has_teacher) {
-    j["teacher_accuracy"] = r.teacher_accuracy;
+    j["teacher_accuracy"] = r.labeled > 0 ? nlohmann::json(r.teacher_accuracy) : none;
     j["agreement"] = r.agreement;
     j["transfer_risk"] = r.transfer_risk;
     j["kl_teacher_student"] = r.kl;

@@ -128,9 +128,12 @@ void checkpoint_if_due(const StepParts& s, Checkpointer& ckpt, const Progress& p
   if (!last && !(o.checkpoint_every > 0 && p.step % o.checkpoint_every == 0)) return;
   double dev_acc = -1;
   if (last && dev) {
-    dev_acc = evaluate(s.comm, *s.student.model, nullptr, *dev, o.eval_batch_size, s.precision).accuracy;
-    res.dev_accuracy = dev_acc;
-    if (s.comm.rank() == 0) spdlog::info("dev accuracy at step {}: {:.4f}", p.step, dev_acc);
+    const auto ev = evaluate(s.comm, *s.student.model, nullptr, *dev, o.eval_batch_size, s.precision);
+    if (ev.labeled > 0) {  // an unlabeled eval split has no accuracy
+      dev_acc = ev.accuracy;
+      res.dev_accuracy = dev_acc;
+      if (s.comm.rank() == 0) spdlog::info("dev accuracy at step {}: {:.4f}", p.step, dev_acc);
+    }
   }
   ckpt.save(p, dev_acc);
   if (s.job.after_checkpoint) s.job.after_checkpoint(s.comm.rank(), p.step);
@@ -173,8 +176,10 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
   Student student(comm, job, device);
   // Gradients need a device communicator only when there are ranks to average over.
   auto device_comm = world > 1 ? make_device_communicator(comm, device, o.comm_timeout) : nullptr;
-  DistributedSampler sampler(split.n, o.batch_size, rank, world, static_cast<std::uint64_t>(o.seed), true,
-                             split.block_rows(), o.shuffle_window);
+  const auto n = job.rows.empty() ? split.n : static_cast<std::int64_t>(job.rows.size());
+  DistributedSampler sampler(n, o.batch_size, rank, world, static_cast<std::uint64_t>(o.seed), true, split.block_rows(),
+                             o.shuffle_window);
+  if (!job.rows.empty()) sampler.set_rows(job.rows);
   // The loader reads a window's blocks once each (Note [lazy rows]).
   if (split.file) split.file->set_cache_blocks(static_cast<std::size_t>(o.shuffle_window) + 2);
   if (!job.first_epoch_order.empty()) sampler.set_epoch_order(0, job.first_epoch_order);

@@ -1,12 +1,14 @@
 // The distill subcommands. Each is a collective over `comm` (every rank calls it) and throws a
 // distill::Error on failure; main() turns that into a logged message and the end of the job.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "distill/app/config.h"
 #include "distill/comm/communicator.h"
+#include "distill/data/mix.h"
 #include "distill/data/prepare.h"
 #include "distill/data/synthetic.h"
 
@@ -30,6 +32,22 @@ std::unique_ptr<DirLock> lock_job_dir(Communicator& comm, const std::string& dir
 void cmd_prepare_synthetic(Communicator& comm, const SyntheticOptions& o, const std::string& out);
 // Rank 0 tokenizes the table and writes `out`; prints the split sizes and bad-row count.
 void cmd_prepare_text(Communicator& comm, const PrepareOptions& o, const std::string& out);
+// distill augment (Note [augmentation] in data/augment.h): rank 0 writes `copies` augmented,
+// unlabeled copies of split `split` of `input` as the train split of `out`.
+struct AugmentOptions {
+  std::string input, split = "train", out;
+  std::int64_t copies = 4;
+  double share = 0.15;  // text: share of the replaceable word pieces replaced
+  std::uint64_t seed = 1;
+  std::string vocab;  // text: the vocab.txt the data set was prepared with
+  std::string mlm;    // text: masked LM proposing replacements (empty: random pieces)
+  long top_k = 8, batch = 64;
+  double noise = 0;  // features: Gaussian noise, in standard deviations of each feature
+  double mixup = 0;  // features: mixup with lambda ~ Beta(mixup, mixup)
+};
+void cmd_augment(Communicator& comm, const AugmentOptions& o);
+// Rank 0 writes the mix of data sets (data/mix.h) to `out`.
+void cmd_mix(Communicator& comm, const MixOptions& o, const std::string& out);
 void cmd_precompute(Communicator& comm, const RunArgs& a);
 void cmd_train(Communicator& comm, const RunArgs& a, bool resume);
 // Streaming: the first `teacher_ranks` (else teacher.ranks) ranks precompute into store.path while
@@ -44,6 +62,20 @@ void cmd_run(Communicator& comm, const RunArgs& a, long teacher_ranks);
 // table (JSON: {"sets": [...]}, each with its data and split).
 void cmd_eval(Communicator& comm, const RunArgs& a, const std::string& checkpoint,
               const std::vector<std::string>& datas, const std::vector<std::string>& splits, bool json);
+// distill curve (Note [transfer curve] in app/curve.cpp): distils the student of the config on nested
+// subsets of sizes n1 < n2 < ... of the train split, evaluates transfer risk, KL and accuracy on the
+// held-out sets (--data / --split as in eval), fits risk ~ c (log n / n)^kappa, and writes
+// OUT/curve.json, OUT/curve.svg and a table.
+struct CurveOptions {
+  std::vector<std::int64_t> sizes;
+  int groups = 1;   // groups of ranks running sizes side by side
+  std::string out;  // directory
+  std::vector<std::string> datas, splits;
+  std::uint64_t subset_seed = 0;  // 0 = train.seed
+  double fit_below = -1;          // fit on n < this; 0 = every n; -1 = the feature count (features), else 0
+  bool json = false;
+};
+void cmd_curve(Communicator& comm, const RunArgs& a, const CurveOptions& o);
 // The (data set, split) pairs of `distill eval` (ConfigError when --split cannot be paired).
 std::vector<std::pair<std::string, std::string>> eval_sets(const RunConfig& c, const std::vector<std::string>& datas,
                                                            const std::vector<std::string>& splits);

@@ -2,6 +2,8 @@
 // input_ids, attention_mask, token_type_ids ([n, seq] int32), labels ([n] int64) and
 // example_id ([n] int64); root attributes schema_version, vocab_size, vocab_hash, max_length,
 // label_names (JSON list) and content_hash (over every split's arrays, computed once by prepare).
+// Unlabeled rows (Note [unlabeled rows]) hold label kIgnoreLabel; each split group records how many
+// rows carry a label (attribute `labeled`; absent = all).
 // Every array is chunked by kDatasetChunkRows rows with Fletcher32 checksums; each split group
 // carries max_input_id and max_token_type. read_dataset leaves the rows on disk: a split's rows are
 // read a chunk-sized block at a time when asked for (data/split_file.h).
@@ -27,7 +29,13 @@ constexpr std::uint64_t kFullCheckBytes = std::uint64_t{256} << 20;
 
 class SplitFile;
 
-constexpr std::int32_t kIgnoreLabel = -100;  // mlm_labels at positions not predicted
+// mlm_labels at positions not predicted, and the label of an unlabeled row.
+//
+// Note [unlabeled rows]: a transfer set may hold inputs without labels (prepare --unlabeled, augmented
+// copies, mixes). Such a row's label is kIgnoreLabel; the data set keeps its label_names (the classes the
+// teacher's outputs mean). The hard-label loss and accuracy count labeled rows only; training a split with
+// no labeled row needs distill.alpha = 0 and a teacher.
+constexpr std::int32_t kIgnoreLabel = -100;
 
 struct DataSplit {
   std::int64_t n = 0, seq = 0;
@@ -40,6 +48,10 @@ struct DataSplit {
   std::shared_ptr<SplitFile> file;
   // The largest token id and token type of the split as prepare recorded them; -1 = not known.
   std::int64_t max_input_id = -1, max_token_type = -1;
+  // Rows with a label as the file records them; -1 = not recorded (every row, or count `labels`).
+  std::int64_t labeled = -1;
+  // Rows that carry a label (the others hold kIgnoreLabel).
+  std::int64_t labeled_rows() const;
 
   // Rows `rows` (in this order, repeats allowed) as an in-memory split, read from disk when the
   // split lives there. Throws DataError naming the file, split and rows on a bad read.

@@ -26,6 +26,8 @@ class DatasetWriter {
   // Appends the in-memory rows `rows` to split `name` (created on first use; an empty block makes
   // an empty split). Throws DataError naming the file, split and example on bad rows.
   void append(const std::string& name, const DataSplit& rows);
+  // A further root string attribute (provenance, outside the content hash), written by finish().
+  void set_attr(const std::string& name, const std::string& value) { extra_attrs_[name] = value; }
   // Checks example ids are unique, writes the attributes, syncs and renames into place; returns
   // the content hash.
   std::string finish();
@@ -34,6 +36,7 @@ class DatasetWriter {
   struct Split {
     std::int64_t n = 0, seq = 0, dim = 0;
     std::int64_t max_input_id = -1, max_token_type = -1;
+    std::int64_t labeled = 0;  // rows with a label
   };
   std::string path_, tmp_;
   Dataset header_;
@@ -41,6 +44,7 @@ class DatasetWriter {
   std::map<std::string, Split> splits_;
   std::map<std::string, std::vector<std::int64_t>> ids_;  // every example id by split (8 bytes a row)
   ContentHasher hash_;
+  std::map<std::string, std::string> extra_attrs_;
   bool check_ids_;
   bool done_ = false;
 };

@@ -37,6 +37,7 @@ class Prefetcher {
   std::deque<Batch> queue_;
   std::exception_ptr error_;
   bool stop_ = false;
+  bool producing_ = false;  // a batch taken from next_ is being made (not yet queued)
   std::thread thread_;
 };
 

@@ -28,6 +28,9 @@ struct PrepareOptions {
   double dev_fraction = 0.1, test_fraction = 0.1;  // the rest is train
   std::uint64_t seed = 1;                          // the split is a pure function of (rows, seed)
   bool skip_bad_rows = false;                      // count and skip bad rows instead of failing on the first
+  // No label column: every row is unlabeled (Note [unlabeled rows]); the classes come from
+  // label_names (or labels), the classes of the teacher that will label the rows.
+  bool unlabeled = false;
   // Masked LM (no label column): each real token other than [CLS]/[SEP] is chosen with
   // mask_prob (at least one per text); a chosen token becomes [MASK] (80%), a random id (10%) or
   // stays (10%). A pure function of (text, seed, row).
@@ -44,6 +47,10 @@ struct PrepareReport {
   std::vector<std::string> bad_examples;  // the first few "file:line: reason" messages
   std::int64_t train = 0, dev = 0, test = 0;
 };
+
+// The classes of an unlabeled data set (PrepareOptions::unlabeled): label_names, else labels; at
+// least 2 (ConfigError).
+std::vector<std::string> unlabeled_classes(const PrepareOptions& o);
 
 // Reads, tokenizes and splits; throws DataError "file:line: reason" on the first bad row unless
 // skip_bad_rows. The example id of a row is its 0-based record number in the file. In memory: the

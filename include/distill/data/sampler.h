@@ -64,6 +64,8 @@ class DistributedSampler {
   // The weight of this rank's mean loss: 1, or in full-batch mode its rows * world / n, so that the
   // average over the ranks of the weighted gradients is exactly the gradient of the mean over all n.
   double share() const { return share_; }
+  // Positions 0..n-1 stand for these rows (a subset of a larger split): indices() returns rows[i].
+  void set_rows(std::vector<std::int64_t> rows);
   // Uses `order` (a permutation of 0..n-1) for `epoch` instead of the seeded shuffle.
   void set_epoch_order(std::int64_t epoch, std::vector<std::int64_t> order);
   // Whether the block shuffle is in use (n > block * window > 0).
@@ -89,6 +91,8 @@ class DistributedSampler {
   std::int64_t at(std::int64_t epoch, std::int64_t position);  // the row at `position` of the epoch
   std::int64_t fixed_epoch_ = -1;
   std::vector<std::int64_t> fixed_order_;
+  std::vector<std::int64_t> rows_;  // set_rows; empty = positions are rows
+  std::vector<std::int64_t> mapped(std::vector<std::int64_t> positions) const;
 };
 
 }  // namespace distill

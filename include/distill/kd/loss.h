@@ -32,6 +32,9 @@ struct LossTerms {
   at::Tensor soft_kl;  // the soft term (T^2 * mean KL(p_t || p_s) by default); undefined without a teacher
 };
 
+// Mean cross-entropy over the rows whose label is not kIgnoreLabel (Note [unlabeled rows]); 0 when
+// there is none.
+at::Tensor hard_ce(const at::Tensor& student, const at::Tensor& labels);
 // student, teacher: [batch, classes] logits; labels: [batch] int64. `teacher` may be undefined.
 LossTerms kd_loss(const at::Tensor& student, const at::Tensor& teacher, const at::Tensor& labels, const KdOptions& o);
 

@@ -1,4 +1,4 @@
-// Held-out evaluation: accuracy against labels and, with a teacher, top-1 agreement,
+// Held-out evaluation: accuracy against labels (where rows have them) and, with a teacher, top-1 agreement,
 // transfer risk (1 - agreement) and mean KL(teacher || student) at T = 1.
 #pragma once
 #include <cstdint>
@@ -12,7 +12,8 @@ namespace distill {
 
 struct EvalResult {
   std::int64_t examples = 0;
-  double accuracy = 0;  // student vs labels
+  std::int64_t labeled = 0;  // examples with a label (Note [unlabeled rows])
+  double accuracy = 0;       // student vs labels, over the labeled examples
   bool has_teacher = false;
   double teacher_accuracy = 0;
   double agreement = 0;      // P[argmax student == argmax teacher]

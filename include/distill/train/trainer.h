@@ -11,6 +11,7 @@
 #include <functional>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "distill/comm/communicator.h"
 #include "distill/data/dataset.h"
@@ -30,6 +31,9 @@ struct TrainJob {
   const Dataset* data = nullptr;
   std::string train_split = "train";
   std::string eval_split = "dev";
+  // Train on these rows of the train split only (distill curve), in this order before shuffling;
+  // empty = every row.
+  std::vector<std::int64_t> rows;
   const StoreReader* store = nullptr;      // null = supervised (unless online_teacher)
   TeacherModel* online_teacher = nullptr;  // run in every rank for its logits (and layers)
   LayerLossOptions layers;                 // intermediate-layer terms; need online_teacher
