@@ -2,7 +2,8 @@
 # Which inputs to distil on (polarity): the quickstart teacher (4 x 256) and student (2 x 128),
 # distilled with distill.alpha 0 (soft targets only), the same steps and seed, on
 #   (a) the labeled train split (3,200 rows);
-#   (b) (a) plus 4 augmented copies of it (distill augment, random word pieces, share 0.15);
+#   (b) (a) plus 4 augmented copies of it (distill augment, share 0.15, pieces drawn from the top 8
+#       of a 2 x 128 masked LM trained on the glosses, launch/configs/mlm-teacher.yaml at length 64);
 #   (c) (a) plus a seeded tenth of the WordNet glosses' train split, unlabeled (distill mix);
 #   (d) that tenth of the glosses alone;
 # then evaluated on the polarity test split and the glosses' test split (agreement with the
@@ -32,8 +33,15 @@ if [ ! -f "$OUT/teacher/checkpoints/latest" ]; then
   mpi train -c launch/configs/polarity-teacher.yaml --set data.path="$OUT/dataset.h5" --set train.out_dir="$OUT/teacher" \
     > "$OUT/teacher.log" 2>&1
 fi
+if [ ! -f "$OUT/mlm/checkpoints/latest" ]; then
+  echo "== masked LM for augmentation"
+  [ -f "$OUT/mlm.h5" ] || "$DISTILL" prepare --mlm -i datasets/wordnet/glosses.tsv --text-column text --vocab $VOCAB \
+    --max-length 64 --out "$OUT/mlm.h5" 2>&1 | grep -E "wrote"
+  mpi train -c launch/configs/mlm-teacher.yaml --set data.path="$OUT/mlm.h5" --set student.max_positions=64 \
+    --set train.out_dir="$OUT/mlm" > "$OUT/mlm.log" 2>&1
+fi
 [ -f "$OUT/augmented.h5" ] || "$DISTILL" augment -i "$OUT/dataset.h5" -o "$OUT/augmented.h5" --copies 4 --share 0.15 \
-  --seed 1 --vocab $VOCAB 2>&1 | grep -E "wrote"
+  --seed 1 --vocab $VOCAB --mlm "$OUT/mlm/checkpoints" --top-k 8 2>&1 | grep -E "wrote"
 declare -A SRC=(
   [a]="--source $OUT/dataset.h5:train"
   [b]="--source $OUT/dataset.h5:train --source $OUT/augmented.h5:train"

@@ -24,7 +24,7 @@ set(DISTILL_DATA_SOURCES
 set(DISTILL_KD_SOURCES
   src/kd/intermediate.cpp src/kd/layer_map.cpp src/kd/loss.cpp src/kd/objective.cpp)
 set(DISTILL_TRAIN_SOURCES
-  src/train/checkpoint.cpp src/train/checkpointer.cpp src/train/eval.cpp src/train/nonfinite.cpp
+  src/train/checkpoint.cpp src/train/checkpointer.cpp src/train/eval.cpp src/train/metrics.cpp src/train/nonfinite.cpp
   src/train/optim.cpp src/train/options.cpp src/train/reducer.cpp src/train/step_log.cpp
   src/train/student.cpp src/train/trainer.cpp)
 set(DISTILL_TEACHER_SOURCES
@@ -49,6 +49,6 @@ set(DISTILL_TORCH_FREE_SOURCES
   src/data/augment.cpp src/data/dataset.cpp src/data/dataset_writer.cpp src/data/mix.cpp src/data/split_file.cpp src/data/prepare.cpp src/data/prepare_runs.cpp src/data/prepare_features.cpp src/data/sampler.cpp
   src/data/split_rows.cpp src/data/streaming.cpp
   src/data/synthetic.cpp src/data/table.cpp src/data/tokenizer.cpp
-  src/app/curve_fit.cpp src/kd/layer_map.cpp src/model/config.cpp src/train/checkpoint.cpp src/train/nonfinite.cpp)
+  src/app/curve_fit.cpp src/kd/layer_map.cpp src/model/config.cpp src/train/checkpoint.cpp src/train/metrics.cpp src/train/nonfinite.cpp)
 list(TRANSFORM DISTILL_TORCH_FREE_SOURCES PREPEND ${CMAKE_SOURCE_DIR}/ REGEX "^src/")
 set_source_files_properties(${DISTILL_TORCH_FREE_SOURCES} PROPERTIES SKIP_PRECOMPILE_HEADERS ON)

@@ -265,14 +265,15 @@ namespace {
 // The evaluated sets as one table (text output of several sets).
 void print_eval_table(const nlohmann::json& sets, bool teacher) {
   Table t;
-  t.rows.push_back({"data set : split", "examples", "accuracy"});
+  t.rows.push_back({"data set : split", "examples", "accuracy", "macro-F1", "MCC"});
   if (teacher) t.rows[0].insert(t.rows[0].end(), {"teacher", "agreement", "risk", "KL"});
   const auto num = [](const nlohmann::json& v) {
     return v.is_null() ? std::string("-") : fmt::format("{:.4f}", v.get<double>());
   };
   for (const auto& s : sets) {
     t.rows.push_back({s["data"].get<std::string>() + " : " + s["split"].get<std::string>(),
-                      std::to_string(s["examples"].get<std::int64_t>()), num(s["accuracy"])});
+                      std::to_string(s["examples"].get<std::int64_t>()), num(s["accuracy"]),
+                      num(s.value("macro_f1", nlohmann::json())), num(s.value("mcc", nlohmann::json()))});
     if (teacher)
       t.rows.back().insert(t.rows.back().end(), {num(s["teacher_accuracy"]), num(s["agreement"]),
                                                  num(s["transfer_risk"]), num(s["kl_teacher_student"])});
@@ -337,6 +338,9 @@ void cmd_eval(Communicator& comm, const RunArgs& a, const std::string& checkpoin
     std::cout << "split " << r["split"].get<std::string>() << " of " << r["data"].get<std::string>() << ", "
               << r["examples"].get<std::int64_t>() << " examples, " << r["labeled"].get<std::int64_t>() << " labeled\n";
     if (!r["accuracy"].is_null()) std::cout << "  student accuracy      " << r["accuracy"].get<double>() << "\n";
+    if (r.contains("macro_f1") && !r["macro_f1"].is_null())
+      std::cout << "  student macro-F1      " << r["macro_f1"].get<double>() << "\n"
+                << "  student MCC           " << r["mcc"].get<double>() << "\n";
     if (teacher && !r["teacher_accuracy"].is_null())
       std::cout << "  teacher accuracy      " << r["teacher_accuracy"].get<double>() << "\n";
     if (teacher)

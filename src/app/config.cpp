@@ -44,7 +44,9 @@ namespace {
 // Every key of a run config, in the order dump_config() prints them.
 //
 // Note [config hash]: the hash of dump_config() is stored in checkpoints and compared on resume,
-// so the dump's text, key order included, is part of the checkpoint format. teacher.ranks and
+// so the dump's text, key order included, is part of the checkpoint format. Keys added since are
+// left out of the hashed text while they hold their default (config_hash), so that adding a key
+// does not orphan existing checkpoints. teacher.ranks and
 // teacher.stream_timeout therefore stay between teacher.online and teacher.device.
 const OptionTable<RunConfig>& run_options() {
   static const OptionTable<RunConfig> table = [] {
@@ -205,17 +207,30 @@ void validate_config(const RunConfig& c) {
   DataOptions::options().check(c.data);
 }
 
-std::string dump_config(const RunConfig& c) {
+namespace {
+
+// Keys added after checkpoints were written (Note [config hash]).
+bool added_later(const std::string& key) {
+  static const std::set<std::string> later = {
+      "distill.weight_schedule", "distill.alpha_end", "distill.beta_end", "distill.temperature_schedule",
+      "distill.temperature_end", "train.select",      "train.patience"};
+  return later.count(key) > 0;
+}
+
+// The config as YAML, every key; with `for_hash`, keys added later are left out at their default.
+std::string dump(const RunConfig& c, bool for_hash) {
+  const RunConfig defaults;
   std::ostringstream os;
   std::string section;
   for (const auto& f : run_options().fields()) {
+    const std::string value = f.print(c);
+    if (for_hash && added_later(f.key) && value == f.print(defaults)) continue;
     const auto dot = f.key.find('.');
     const auto sec = f.key.substr(0, dot);
     if (sec != section) {
       os << sec << ":\n";
       section = sec;
     }
-    const std::string value = f.print(c);
     YAML::Emitter e;
     e << value;
     os << "  " << f.key.substr(dot + 1) << ": " << (value.empty() ? "\"\"" : e.c_str()) << "\n";
@@ -223,7 +238,11 @@ std::string dump_config(const RunConfig& c) {
   return os.str();
 }
 
-std::string config_hash(const RunConfig& c) { return hash_hex(dump_config(c)); }
+}  // namespace
+
+std::string dump_config(const RunConfig& c) { return dump(c, false); }
+
+std::string config_hash(const RunConfig& c) { return hash_hex(dump(c, true)); }
 
 std::string config_help_table() {
   const RunConfig defaults;

@@ -11,12 +11,15 @@
 #include "distill/app/curve_fit.h"
 #include "distill/app/student_run.h"
 #include "distill/app/table.h"
+#include "distill/comm/mpi.h"
 #include "distill/data/sampler.h"
+#include "distill/io/h5.h"
 #include "distill/model/device.h"
 #include "distill/model/load.h"
 #include "distill/teacher/load.h"
 #include "distill/train/checkpoint.h"
 #include "distill/train/eval.h"
+#include "distill/train/step_log.h"
 #include "distill/util/error.h"
 #include "distill/util/fs.h"
 #include "distill/util/hash.h"
@@ -49,12 +52,25 @@ struct CurveSet {
   Dataset data;
 };
 
-// The held-out sets, opened and checked against the teacher and student shapes before any training.
-std::vector<CurveSet> open_sets(const RunConfig& c, const CurveOptions& o) {
+// The held-out sets, opened and checked against the training data, the student and the teacher
+// before any training (DataError naming the file).
+std::vector<CurveSet> open_sets(const RunConfig& c, const CurveOptions& o, const Dataset& train_data,
+                                const LoadedTeacher& teacher) {
   std::vector<CurveSet> sets;
+  const auto& train = train_data.split(c.data.train_split);
   for (const auto& [path, split] : eval_sets(c, o.datas, o.splits)) {
     CurveSet s{path, split, read_dataset(path)};
-    DISTILL_CHECK(s.data.split(split).n > 0, DataError, path, ": split '", split, "' is empty: nothing to evaluate");
+    const auto& d = s.data;
+    const auto& sp = d.split(split);
+    DISTILL_CHECK(sp.n > 0, DataError, path, ": split '", split, "' is empty: nothing to evaluate");
+    DISTILL_CHECK(d.task == train_data.task && d.label_names == train_data.label_names && sp.dim == train.dim,
+                  DataError, path, ":", split, " (a ", d.task, " task, ", d.num_labels(), " labels, ", sp.dim,
+                  " features) does not fit the student trained on ", train_data.path, " (a ", train_data.task,
+                  " task, ", train_data.num_labels(), " labels, ", train.dim, " features)");
+    if (c.student.is_bert())
+      check_fits_model(d, split, c.student.vocab_size, c.student.type_vocab, c.student.max_positions, "the student");
+    if (const auto* tc = teacher.model->config(); tc && tc->is_bert())
+      check_fits_model(d, split, tc->vocab_size, tc->type_vocab, tc->max_positions, "teacher " + teacher.file);
     sets.push_back(std::move(s));
   }
   return sets;
@@ -90,58 +106,90 @@ nlohmann::json set_json(const CurveSet& s, const double* v) {
           {"kl_teacher_student", v[6]}};
 }
 
+// The values of a finished size from its result.json text, or empty when it is not one of this
+// run (another identity or other sets) or cannot be read.
+std::vector<double> saved_values(const std::string& text, const std::string& path, const std::string& identity,
+                                 const std::vector<CurveSet>& sets) {
+  const auto num = [](const nlohmann::json& x) { return x.is_number() ? x.get<double>() : NAN; };
+  try {
+    const auto j = nlohmann::json::parse(text);
+    if (j.value("identity", "") != identity || j.at("sets").size() != sets.size()) return {};
+    std::vector<double> v = {1.0, num(j.at("steps")), num(j.at("final_loss"))};
+    for (std::size_t k = 0; k < sets.size(); ++k) {
+      const auto& s = j.at("sets")[k];
+      if (s.at("data") != sets[k].path || s.at("split") != sets[k].split) return {};
+      v.insert(v.end(), {num(s.at("examples")), num(s.at("labeled")), num(s.at("accuracy")),
+                         num(s.at("teacher_accuracy")), num(s.at("agreement")), num(s.at("transfer_risk")),
+                         num(s.at("kl_teacher_student")), s.at("accuracy").is_null() ? 0.0 : 1.0});
+    }
+    return v;
+  } catch (const nlohmann::json::exception& e) {
+    spdlog::warn("curve: {} is unreadable ({}); training that size again", path, e.what());
+    return {};
+  }
+}
+
+// The loss of the last logged step of a run (metrics.jsonl; the last step is always logged).
+double last_logged_loss(const std::string& out_dir, double fallback) {
+  const auto path = metrics_path(out_dir);
+  if (!path_exists(path)) return fallback;
+  const auto text = read_file(path);
+  const auto end = text.find_last_not_of('\n');
+  if (end == std::string::npos) return fallback;
+  const auto begin = text.rfind('\n', end);
+  try {
+    const auto j = nlohmann::json::parse(text.substr(begin == std::string::npos ? 0 : begin + 1));
+    return j.at("loss").is_number() ? j.at("loss").get<double>() : NAN;
+  } catch (const nlohmann::json::exception&) {
+    return fallback;
+  }
+}
+
 // One size on `group`: trains (or resumes) in `dir` and evaluates; returns kRunValues + sets values.
-// A finished size (result.json with the same config hash and sets) is read back instead.
+// A finished size (result.json with the same identity and sets) is read back instead. The subset
+// is the first n rows of `order`, sorted (blocks are then read in file order; still nested).
 std::vector<double> run_size(Communicator& group, const RunConfig& c, const CurveOptions& o, std::int64_t n,
-                             const std::vector<std::int64_t>& order, LoadedTeacher& teacher,
+                             const std::vector<std::int64_t>& order, const Dataset& data, LoadedTeacher& teacher,
                              const std::vector<CurveSet>& sets) {
   RunConfig cn = c;
   cn.train.out_dir = (fs::path(o.out) / ("n-" + std::to_string(n))).string();
   const std::string identity = config_hash(c) + "/curve rows " + std::to_string(n) + " of seed " +
-                               std::to_string(o.subset_seed) + " (" + std::to_string(order.size()) + ")";
+                               std::to_string(o.subset_seed) + " (" + std::to_string(order.size()) + "), data " +
+                               data.content_hash + ", teacher " + teacher.fingerprint + ", " +
+                               std::to_string(group.size()) + " ranks";
   const auto result_path = (fs::path(cn.train.out_dir) / "result.json").string();
   std::string saved;
   if (group.rank() == 0 && path_exists(result_path)) saved = read_file(result_path);
   group.broadcast_string(saved, 0);
   if (!saved.empty()) {
-    auto j = nlohmann::json::parse(saved);
-    if (j.value("identity", "") == identity && j.at("sets").size() == sets.size()) {
-      std::vector<double> v = {1.0, j.at("steps").get<double>(), j.at("final_loss").get<double>()};
-      for (std::size_t k = 0; k < sets.size(); ++k) {
-        const auto& s = j.at("sets")[k];
-        if (s.at("data") != sets[k].path || s.at("split") != sets[k].split) break;
-        const auto num = [](const nlohmann::json& x) { return x.is_null() ? 0.0 : x.get<double>(); };
-        v.insert(v.end(),
-                 {s.at("examples").get<double>(), s.at("labeled").get<double>(), num(s.at("accuracy")),
-                  num(s.at("teacher_accuracy")), s.at("agreement").get<double>(), s.at("transfer_risk").get<double>(),
-                  s.at("kl_teacher_student").get<double>(), s.at("accuracy").is_null() ? 0.0 : 1.0});
-      }
-      if (v.size() == kRunValues + kSetValues * sets.size()) {
-        if (group.rank() == 0) spdlog::info("curve: n = {} already done ({})", n, result_path);
-        return v;
-      }
+    auto v = saved_values(saved, result_path, identity, sets);
+    if (!v.empty()) {
+      if (group.rank() == 0) spdlog::info("curve: n = {} already done ({})", n, result_path);
+      return v;
     }
   }
+  std::vector<std::int64_t> rows(order.begin(), order.begin() + n);
+  std::sort(rows.begin(), rows.end());
   TrainResult r;
   {
     auto lock = lock_job_dir(group, cn.train.out_dir, "distill curve n=" + std::to_string(n));
     auto run = open_student_run(group, cn, /*resume=*/true, 0);
-    run->job.rows.assign(order.begin(), order.begin() + n);
+    run->job.rows = rows;
     run->job.config_hash = hash_hex(identity);
     if (group.rank() == 0) spdlog::info("curve: n = {}: training in {}", n, cn.train.out_dir);
     r = train(group, run->job);
   }
-  std::vector<double> v = {1.0, static_cast<double>(r.steps), r.final_loss};
+  std::vector<double> v = {1.0, static_cast<double>(r.steps), last_logged_loss(cn.train.out_dir, r.final_loss)};
   const auto ev = evaluate_run(group, cn, r.checkpoint, teacher, sets);
   v.insert(v.end(), ev.begin(), ev.end());
   if (group.rank() == 0) {
-    const auto data = read_dataset(c.data.path, 0);
-    std::vector<std::int64_t> rows(order.begin(), order.begin() + n);
+    const auto all_ids = h5::File::open(c.data.path)
+                             .read_vector<std::int64_t>("/" + c.data.train_split + "/example_id", h5::Type::kInt64);
     nlohmann::json ids = nlohmann::json::array();
-    const auto sel = data.split(c.data.train_split).select(rows);
-    for (auto id : sel.example_id) ids.push_back(id);
+    for (auto row : rows) ids.push_back(all_ids.at(static_cast<std::size_t>(row)));
+    const nlohmann::json loss = std::isfinite(v[2]) ? nlohmann::json(v[2]) : nlohmann::json();
     nlohmann::json j = {{"identity", identity},       {"n", n},
-                        {"steps", r.steps},           {"final_loss", r.final_loss},
+                        {"steps", r.steps},           {"final_loss", loss},
                         {"checkpoint", r.checkpoint}, {"example_ids", ids}};
     j["sets"] = nlohmann::json::array();
     for (std::size_t k = 0; k < sets.size(); ++k)
@@ -259,7 +307,6 @@ void cmd_curve(Communicator& comm, const RunArgs& a, const CurveOptions& opts) {
   const double below = o.fit_below >= 0          ? o.fit_below
                        : data.task == "features" ? static_cast<double>(data.split(c.data.train_split).dim)
                                                  : 0.0;
-  const auto sets = open_sets(c, o);
   const auto order = curve_rows(train_rows, o.subset_seed);
   const int per_group = comm.size() / o.groups, g = comm.rank() / per_group;
   auto group = comm.split(g, comm.rank());
@@ -270,13 +317,18 @@ void cmd_curve(Communicator& comm, const RunArgs& a, const CurveOptions& opts) {
     spdlog::info("curve: sizes {} of {} train rows, {} group(s) of {} rank(s), fit on n < {}",
                  nlohmann::json(o.sizes).dump(), train_rows, o.groups, per_group, below > 0 ? below : INFINITY);
   auto teacher = load_teacher(c.teacher, *group);
+  const auto sets = open_sets(c, o, data, teacher);
   const std::size_t per = kRunValues + kSetValues * sets.size();
   std::vector<double> all(per * o.sizes.size(), 0.0);
   for (std::size_t i = static_cast<std::size_t>(g); i < o.sizes.size(); i += static_cast<std::size_t>(o.groups)) {
-    const auto v = run_size(*group, c, o, o.sizes[i], order, teacher, sets);
+    const auto v = run_size(*group, c, o, o.sizes[i], order, data, teacher, sets);
     if (group->rank() == 0) std::copy(v.begin(), v.end(), all.begin() + static_cast<std::ptrdiff_t>(i * per));
   }
+  // Groups that finish early wait here for the others as long as they take: the collective
+  // timeout (train.comm_timeout) is lifted for this join and set again after it.
+  if (o.groups > 1) mpi_set_timeout(1e9);
   comm.allreduce(all.data(), all.size(), DType::kFloat64, ReduceOp::kSum);
+  if (o.groups > 1) mpi_set_timeout(c.train.comm_timeout);
   for (std::size_t i = 0; i < o.sizes.size(); ++i)
     DISTILL_CHECK(all[i * per] == 1.0, Error, "curve: size ", o.sizes[i], " has no result");
   if (comm.rank() == 0) write_curve(c, o, sets, all, below, o.groups, per_group, train_rows, o.json);

@@ -161,6 +161,9 @@ std::unique_ptr<StoreReader> open_streaming_store(Communicator& comm, const RunC
 void check_store_fits(const StoreReader& store, const RunConfig& c, const Dataset& data, const ModelConfig& student) {
   const auto& sm = store.manifest().meta;
   if (data.task == "mlm") {
+    DISTILL_CHECK(!c.distill.temperature_scheduled(), ConfigError, "distill.temperature_schedule: store ", c.store.path,
+                  " holds top-k targets normalised at T = ", sm.temperature,
+                  " (its lse); T cannot change over the steps with it (use a dense store or teacher.online)");
     DISTILL_CHECK(sm.num_labels == student.vocab_size, StoreError, "store ", c.store.path, " holds logits over ",
                   sm.num_labels, " tokens, the student's vocabulary has ", student.vocab_size);
     DISTILL_CHECK(std::abs(sm.temperature - c.distill.temperature) < 1e-12, ConfigError, "store ", c.store.path,
@@ -200,6 +203,21 @@ void check_labels_needed(const RunConfig& c, const Dataset& data, const TrainJob
                 " weights the hard-label loss: set distill.alpha: 0");
 }
 
+// train.select needs a dev split, labeled for accuracy and F1, a teacher for agreement.
+void check_select(const RunConfig& c, const Dataset& data) {
+  const auto what = name(c.train.select);
+  DISTILL_CHECK(data.splits.count(c.data.eval_split) && data.split(c.data.eval_split).n > 0, ConfigError,
+                "train.select: ", what, " evaluates data.eval_split '", c.data.eval_split, "', which ", data.path,
+                " does not have (or is empty)");
+  DISTILL_CHECK(c.train.select == Select::kDevAgreement || data.split(c.data.eval_split).labeled_rows() > 0,
+                ConfigError, "train.select: ", what, " needs labels; split ", c.data.eval_split, " of ", data.path,
+                " has none (use dev_agreement)");
+  DISTILL_CHECK(c.train.select != Select::kDevAgreement || !c.teacher.path.empty(), ConfigError,
+                "train.select: dev_agreement compares with the teacher: set teacher.path");
+  DISTILL_CHECK(c.train.select != Select::kDevF1 || data.task != "mlm", ConfigError,
+                "train.select: dev_f1 is for classifiers; ", data.path, " is a masked-LM data set");
+}
+
 }  // namespace
 
 std::unique_ptr<StudentRun> open_student_run(Communicator& comm, const RunConfig& c, bool resume, int teachers) {
@@ -225,6 +243,13 @@ std::unique_ptr<StudentRun> open_student_run(Communicator& comm, const RunConfig
   }
   if (!c.store.path.empty()) run->store = open_store(comm, c, data, teachers, job);
   check_labels_needed(c, data, job);
+  if (c.train.select != Select::kNone) {
+    check_select(c, data);
+    if (c.train.select == Select::kDevAgreement) {
+      if (!run->online) run->judge = std::make_unique<LoadedTeacher>(load_teacher(c.teacher, comm));
+      job.eval_teacher = (run->online ? run->online : run->judge)->model.get();
+    }
+  }
   DISTILL_CHECK(data.task == "mlm" || job.model.num_labels == data.num_labels(), DataError,
                 "student.num_labels = ", job.model.num_labels, " but data set ", data.path, " has ", data.num_labels(),
                 " labels");

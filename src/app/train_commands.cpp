@@ -10,6 +10,7 @@
 
 #include "distill/app/faults.h"
 #include "distill/app/student_run.h"
+#include "distill/train/checkpoint.h"
 #include "distill/util/error.h"
 #include "distill/util/fs.h"
 #include "distill/util/log.h"
@@ -56,6 +57,13 @@ void report_training(Communicator& comm, const RunConfig& c, const TrainResult& 
   nlohmann::json j = {{"steps", r.steps},           {"final_loss", r.final_loss}, {"samples_per_s", r.samples_per_s},
                       {"parameters", r.parameters}, {"checkpoint", r.checkpoint}, {"ranks", comm.size()}};
   if (r.dev_accuracy >= 0) j["dev_accuracy"] = r.dev_accuracy;
+  if (r.dev_macro_f1 >= 0) j.update({{"dev_macro_f1", r.dev_macro_f1}, {"dev_mcc", r.dev_mcc}});
+  if (c.train.select != Select::kNone)
+    j.update({{"select", name(c.train.select)},
+              {"best_step", r.best_step},
+              {"best_metric", r.best_metric},
+              {"best_checkpoint", checkpoints_dir(c.train.out_dir) + "/best"},
+              {"stopped_early", r.stopped_early}});
   if (teachers > 0) add_stream_balance(j, c, r, secs, wait, teachers);
   write_file_atomic((fs::path(c.train.out_dir) / "train_summary.json").string(), j.dump(2) + "\n");
   spdlog::info("training done: {}", j.dump());

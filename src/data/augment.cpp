@@ -87,6 +87,8 @@ double gamma(SplitMix64& rng, double a) {
 
 double beta(SplitMix64& rng, double a) {
   const double x = gamma(rng, a), y = gamma(rng, a);
+  // Tiny a: both draws may underflow to 0; Beta(a, a) is then nearly all at 0 and 1.
+  if (!(x + y > 0)) return rng.uniform() < 0.5 ? 0.0 : 1.0;
   return x / (x + y);
 }
 

@@ -115,6 +115,15 @@ MixReport write_mix(const MixOptions& o, const std::string& out) {
                     o.sources[0].path, ": ", diff);
     }
   }
+  // A source may not be a split the mix keeps for evaluation (its rows would be trained on).
+  if (eval)
+    for (std::size_t k = 0; k < o.sources.size(); ++k)
+      for (const char* name : {"dev", "test"})
+        DISTILL_CHECK(!(o.sources[k].split == name && data[k].content_hash == eval->content_hash), ConfigError,
+                      "--source ", o.sources[k].path, ":", name, " is the ", name, " split the mix keeps from ",
+                      eval->path,
+                      ": training on it would leak it into evaluation (use --eval-from another data set "
+                      "or none)");
   DatasetWriter w(out, data[0]);
   MixReport rep;
   // Ids: dev and test keep theirs; the train rows are placed above them.
@@ -143,6 +152,8 @@ MixReport write_mix(const MixOptions& o, const std::string& out) {
         if (part.n > 0) w.append("train", part);
       });
     }
+    DISTILL_CHECK(rows > 0, ConfigError, "--source ", s.path, ":", s.split, ":", s.weight, " takes no row of its ",
+                  sp.n, " (round(", frac, " x ", sp.n, ") = 0): raise the weight or leave the source out");
     sources.push_back({{"path", s.path},
                        {"split", s.split},
                        {"content_hash", data[k].content_hash},

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
+
 #include "distill/data/dataset.h"
 #include "distill/util/error.h"
 
@@ -23,6 +25,46 @@ const char* name(SoftLoss k) {
       break;
   }
   return "kl";
+}
+
+const char* name(KdSchedule s) {
+  switch (s) {
+    case KdSchedule::kLinear:
+      return "linear";
+    case KdSchedule::kCosine:
+      return "cosine";
+    case KdSchedule::kConstant:
+      break;
+  }
+  return "constant";
+}
+
+namespace {
+// The value of a schedule from `start` to `end` (-1: start) at t in [0, 1].
+double scheduled_value(KdSchedule s, double start, double end, double t) {
+  if (s == KdSchedule::kConstant || end < 0) return start;
+  const double f = s == KdSchedule::kLinear ? t : 0.5 * (1.0 - std::cos(M_PI * t));
+  return start + (end - start) * f;
+}
+}  // namespace
+
+bool KdOptions::scheduled() const {
+  return (weight_schedule != KdSchedule::kConstant &&
+          ((alpha_end >= 0 && alpha_end != alpha) || (beta_end >= 0 && beta_end != beta))) ||
+         temperature_scheduled();
+}
+
+bool KdOptions::temperature_scheduled() const {
+  return temperature_schedule != KdSchedule::kConstant && temperature_end > 0 && temperature_end != temperature;
+}
+
+KdOptions KdOptions::at(std::int64_t step, std::int64_t steps) const {
+  KdOptions o = *this;
+  const double t = steps > 1 ? std::min(1.0, static_cast<double>(step) / static_cast<double>(steps - 1)) : 1.0;
+  o.alpha = scheduled_value(weight_schedule, alpha, alpha_end, t);
+  o.beta = scheduled_value(weight_schedule, beta, beta_end, t);
+  o.temperature = scheduled_value(temperature_schedule, temperature, temperature_end, t);
+  return o;
 }
 
 namespace {
@@ -55,6 +97,20 @@ const OptionTable<KdOptions>& KdOptions::options() {
     t.add("soft_loss", &KdOptions::soft_loss, {SoftLoss::kKl, SoftLoss::kReverseKl, SoftLoss::kJsd, SoftLoss::kMse},
           "the soft term: kl = T^2 KL(p_t || p_s), reverse_kl = T^2 KL(p_s || p_t), jsd = T^2 Jensen-Shannon, "
           "mse = mean squared logit difference (T unused)");
+    t.add(
+        "weight_schedule", &KdOptions::weight_schedule,
+        {KdSchedule::kConstant, KdSchedule::kLinear, KdSchedule::kCosine},
+        "alpha and beta over the steps: constant, or linear / cosine from distill.alpha, beta to alpha_end, beta_end");
+    t.add("alpha_end", &KdOptions::alpha_end, "alpha at the last step (weight_schedule); -1 = distill.alpha")
+        .check([](double v) { return v >= 0 || v == -1; }, "{key} must be >= 0 (or -1: no change), got {value}");
+    t.add("beta_end", &KdOptions::beta_end, "beta at the last step (weight_schedule); -1 = distill.beta")
+        .check([](double v) { return v >= 0 || v == -1; }, "{key} must be >= 0 (or -1: no change), got {value}");
+    t.add("temperature_schedule", &KdOptions::temperature_schedule,
+          {KdSchedule::kConstant, KdSchedule::kLinear, KdSchedule::kCosine},
+          "T over the steps: constant, or linear / cosine from distill.temperature to temperature_end");
+    t.add("temperature_end", &KdOptions::temperature_end,
+          "T at the last step (temperature_schedule); -1 = distill.temperature")
+        .check([](double v) { return v > 0 || v == -1; }, "{key} must be > 0 (or -1: no change), got {value}");
     return t;
   }();
   return table;
@@ -64,6 +120,9 @@ void KdOptions::validate() const {
   DISTILL_CHECK(alpha >= 0 && beta >= 0 && alpha + beta > 0, ConfigError, "distill.alpha = ", alpha,
                 " and distill.beta = ", beta, " must be >= 0 and not both 0");
   options().check(*this);
+  const auto last = at(1, 1);
+  DISTILL_CHECK(last.alpha + last.beta > 0, ConfigError, "distill.alpha_end = ", alpha_end,
+                " and distill.beta_end = ", beta_end, " weigh nothing at the last step");
 }
 
 at::Tensor soft_kl(const at::Tensor& student, const at::Tensor& teacher, double temperature) {
@@ -73,11 +132,13 @@ at::Tensor soft_kl(const at::Tensor& student, const at::Tensor& teacher, double 
 }
 
 at::Tensor hard_ce(const at::Tensor& student, const at::Tensor& labels) {
-  auto labeled = labels.ne(kIgnoreLabel);
-  // No labeled row: 0, still a function of the logits (every rank's graph has the same parameters).
-  if (!labeled.any().item<bool>()) return (student * 0).sum();
-  return torch::nn::functional::cross_entropy(
-      student, labels, torch::nn::functional::CrossEntropyFuncOptions().ignore_index(kIgnoreLabel));
+  namespace F = torch::nn::functional;
+  const auto rows = student.size(0);
+  if (rows == 0) return (student * 0).sum();
+  // Summed over the labeled rows, divided by all rows: an unlabeled row adds 0, so every labeled row
+  // weighs 1 / batch whatever the batch's mix (and the mean over the ranks stays the mean over all rows).
+  const auto options = F::CrossEntropyFuncOptions().ignore_index(kIgnoreLabel).reduction(torch::kSum);
+  return F::cross_entropy(student, labels, options) / static_cast<double>(rows);
 }
 
 LossTerms kd_loss(const at::Tensor& student, const at::Tensor& teacher, const at::Tensor& labels, const KdOptions& o) {

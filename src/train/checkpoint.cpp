@@ -54,6 +54,8 @@ void save_checkpoint(const std::string& root, const Checkpoint& c, int keep) {
               {"epoch", s.epoch},
               {"epoch_step", s.epoch_step},
               {"best_metric", s.best_metric},
+              {"best_step", s.best_step},
+              {"evals_since_best", s.evals_since_best},
               {"world_size", s.world_size},
               {"config_hash", s.config_hash},
               {"dataset_hash", s.dataset_hash},
@@ -71,10 +73,20 @@ void save_checkpoint(const std::string& root, const Checkpoint& c, int keep) {
   if (fs::exists(final_dir)) fs::remove_all(final_dir);  // a rerun of the same step replaces it
   rename_durable(tmp_dir.string(), final_dir.string());
   write_file_atomic((fs::path(root) / "latest").string(), name + "\n");
+  const auto best = fs::path(root) / "best";
+  if (c.state.best_step >= 0 && c.state.best_step == c.state.step) {
+    const auto tmp = fs::path(root) / ("best.tmp-" + std::to_string(::getpid()));
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    fs::create_directory_symlink(name, tmp);
+    fs::rename(tmp, best);  // atomic: best always names a whole checkpoint
+  }
+  std::error_code ec;
+  const auto kept = fs::is_symlink(best, ec) ? fs::read_symlink(best, ec).string() : std::string();
   if (keep > 0) {
     auto all = list_checkpoints(root);
     for (std::size_t i = 0; i + keep < all.size(); ++i)
-      if (all[i] != name) fs::remove_all(fs::path(root) / all[i]);
+      if (all[i] != name && all[i] != kept) fs::remove_all(fs::path(root) / all[i]);
   }
 }
 
@@ -95,6 +107,8 @@ std::optional<Checkpoint> load_latest_checkpoint(const std::string& root) {
     s.epoch = j.at("epoch").get<std::int64_t>();
     s.epoch_step = j.at("epoch_step").get<std::int64_t>();
     s.best_metric = j.at("best_metric").get<double>();
+    s.best_step = j.value("best_step", std::int64_t{-1});
+    s.evals_since_best = j.value("evals_since_best", std::int64_t{0});
     s.world_size = j.at("world_size").get<std::int64_t>();
     s.config_hash = j.at("config_hash").get<std::string>();
     s.dataset_hash = j.at("dataset_hash").get<std::string>();

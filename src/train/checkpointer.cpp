@@ -107,6 +107,8 @@ void Checkpointer::resume(Progress& p) {
   p.step = s.step;
   p.cursor = {s.epoch, s.epoch_step};
   p.best_metric = s.best_metric;
+  p.best_step = s.best_step;
+  p.evals_since_best = s.evals_since_best;
   p.skipped_steps = s.skipped_steps;
   if (rank == 0)
     spdlog::info("resumed from {} at step {} (epoch {}, position {})", ck->dir, p.step, p.cursor.epoch, p.cursor.step);
@@ -134,7 +136,7 @@ void Checkpointer::save(const Progress& p, double dev_accuracy) {
   c.state = {p.step,
              p.cursor.epoch,
              p.cursor.step,
-             std::max(p.best_metric, dev_accuracy),
+             job_.opt.select == Select::kNone ? std::max(p.best_metric, dev_accuracy) : p.best_metric,
              world,
              job_.config_yaml,
              job_.config_hash,
@@ -150,6 +152,8 @@ void Checkpointer::save(const Progress& p, double dev_accuracy) {
     c.rng.tensors["rank" + std::to_string(r)] = bytes_blob(states[r]);
     if (!cuda_states[r].empty()) c.rng.tensors["rank" + std::to_string(r) + ".cuda"] = bytes_blob(cuda_states[r]);
   }
+  c.state.best_step = p.best_step;
+  c.state.evals_since_best = p.evals_since_best;
   save_checkpoint(root_, c, static_cast<int>(job_.opt.keep_checkpoints));
 }
 

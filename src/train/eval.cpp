@@ -7,6 +7,7 @@
 #include "distill/data/dataset.h"
 #include "distill/kd/loss.h"
 #include "distill/data/batch.h"
+#include "distill/train/metrics.h"
 #include "distill/train/nonfinite.h"
 #include "distill/model/device.h"
 #include "distill/util/error.h"
@@ -41,6 +42,10 @@ EvalResult evaluate(Communicator& comm, NetworkImpl& student, TeacherModel* teac
   const auto device = student.parameters().front().device();
   // sums: examples, student correct, teacher correct, agreements, kl sum, labeled
   double sums[6] = {0, 0, 0, 0, 0, 0};
+  // The student's confusion matrix over labeled rows (classifiers; label-major).
+  const auto& sc = student.config();
+  const std::int64_t classes = sc.kind != ModelKind::kBertMlm && sc.num_labels >= 2 ? sc.num_labels : 0;
+  auto confusion = torch::zeros({classes * classes}, torch::kFloat64);
   // Each rank evaluates a contiguous range of rows, so it reads only its own blocks from disk.
   const std::int64_t begin = split.n * comm.rank() / comm.size(), end = split.n * (comm.rank() + 1) / comm.size();
   for (std::int64_t b = begin; b < end; b += batch) {
@@ -61,6 +66,11 @@ EvalResult evaluate(Communicator& comm, NetworkImpl& student, TeacherModel* teac
     sums[0] += static_cast<double>(zs.size(0));        // examples, or masked tokens for a masked LM
     sums[1] += ps.eq(bt.labels).sum().item<double>();  // unlabeled rows (kIgnoreLabel) never match
     sums[5] += bt.labels.ne(kIgnoreLabel).sum().item<double>();
+    if (classes > 0 && zs.dim() == 2 && zs.size(1) == classes) {
+      const auto labeled = bt.labels.ne(kIgnoreLabel);
+      const auto cell = (bt.labels.masked_select(labeled) * classes + ps.masked_select(labeled)).to(torch::kCPU);
+      confusion += torch::bincount(cell, {}, classes * classes).to(torch::kFloat64);
+    }
     if (teacher) {
       auto zt = teacher->forward(bt.inputs).logits.to(device);
       if (zt.dim() == 2 && zt.size(0) == static_cast<std::int64_t>(part.size()))
@@ -76,11 +86,20 @@ EvalResult evaluate(Communicator& comm, NetworkImpl& student, TeacherModel* teac
     }
   }
   comm.allreduce(sums, 6, DType::kFloat64, ReduceOp::kSum);
+  confusion = confusion.contiguous();
+  if (classes > 0) comm.allreduce(confusion.data_ptr<double>(), confusion.numel(), DType::kFloat64, ReduceOp::kSum);
   EvalResult r;
   r.examples = static_cast<std::int64_t>(sums[0]);
   r.labeled = static_cast<std::int64_t>(sums[5]);
   const double n = std::max(1.0, sums[0]), labeled = std::max(1.0, sums[5]);
   r.accuracy = sums[1] / labeled;
+  if (classes > 0) {
+    r.has_class_metrics = true;
+    const auto* c = confusion.data_ptr<double>();
+    const auto m = class_metrics(std::vector<double>(c, c + confusion.numel()), classes);
+    r.macro_f1 = m.macro_f1;
+    r.mcc = m.mcc;
+  }
   r.has_teacher = teacher != nullptr;
   if (teacher) {
     r.teacher_accuracy = sums[2] / labeled;
@@ -97,6 +116,10 @@ nlohmann::json to_json(const EvalResult& r) {
   nlohmann::json j = {{"examples", r.examples},
                       {"labeled", r.labeled},
                       {"accuracy", r.labeled > 0 ? nlohmann::json(r.accuracy) : none}};
+  if (r.has_class_metrics) {
+    j["macro_f1"] = r.labeled > 0 ? nlohmann::json(r.macro_f1) : none;
+    j["mcc"] = r.labeled > 0 ? nlohmann::json(r.mcc) : none;
+  }
   if (r.has_teacher) {
     j["teacher_accuracy"] = r.labeled > 0 ? nlohmann::json(r.teacher_accuracy) : none;
     j["agreement"] = r.agreement;

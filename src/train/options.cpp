@@ -12,6 +12,19 @@ const char* name(OptimizerKind o) { return o == OptimizerKind::kSgd ? "sgd" : "a
 const char* name(Schedule s) { return s == Schedule::kConstant ? "constant" : "linear"; }
 const char* name(ReduceMode r) { return r == ReduceMode::kBlocking ? "blocking" : "nonblocking"; }
 const char* name(NonFinitePolicy n) { return n == NonFinitePolicy::kSkip ? "skip" : "stop"; }
+const char* name(Select s) {
+  switch (s) {
+    case Select::kDevAccuracy:
+      return "dev_accuracy";
+    case Select::kDevF1:
+      return "dev_f1";
+    case Select::kDevAgreement:
+      return "dev_agreement";
+    case Select::kNone:
+      break;
+  }
+  return "none";
+}
 
 namespace {
 
@@ -78,6 +91,11 @@ void declare_run(OptionTable<TrainOptions>& t) {
         "ids; skip skips the update and counts it");
   t.add("max_skipped_steps", &O::max_skipped_steps, "with nonfinite: skip, the job ends past this many skips")
       .check(non_negative, "{key} must be >= 0, got {value}");
+  t.add("select", &O::select, {Select::kNone, Select::kDevAccuracy, Select::kDevF1, Select::kDevAgreement},
+        "evaluate data.eval_split at every checkpoint and keep the best by this metric as checkpoints/best "
+        "(dev_agreement: with the teacher)");
+  t.add("patience", &O::patience, "with select: stop after this many evaluations without improvement; 0 = never")
+      .check(non_negative, "{key} must be >= 0, got {value}");
 }
 
 }  // namespace
@@ -97,6 +115,8 @@ void TrainOptions::validate() const {
   DISTILL_CHECK(epochs > 0 || max_steps > 0, ConfigError, "train.epochs or train.max_steps must be positive");
   DISTILL_CHECK(momentum == 0 || optimizer == OptimizerKind::kSgd, ConfigError,
                 "train.momentum applies to train.optimizer: sgd");
+  DISTILL_CHECK(patience == 0 || select != Select::kNone, ConfigError, "train.patience = ", patience,
+                " needs train.select (the dev metric whose improvement it waits for)");
 }
 
 BucketOptions TrainOptions::buckets() const {

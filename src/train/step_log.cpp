@@ -91,7 +91,7 @@ StepLog::StepLog(int rank, const std::string& out_dir, std::int64_t total, long 
       window_start_(std::chrono::steady_clock::now()) {}
 
 void StepLog::after_step(std::int64_t steps, std::int64_t epoch, const StepScalars& s, double lr, double grad_norm,
-                         std::int64_t skipped_steps) {
+                         std::int64_t skipped_steps, const KdOptions* kd) {
   ++window_steps_;
   if (!writes_ || (steps % log_every_ != 0 && steps != total_)) return;
   auto now = std::chrono::steady_clock::now();
@@ -103,11 +103,14 @@ void StepLog::after_step(std::int64_t steps, std::int64_t epoch, const StepScala
   if (s.has_soft_kl) line["soft_kl"] = s.soft_kl;
   if (s.has_hidden) line["hidden"] = s.hidden;
   if (s.has_attention) line["attention"] = s.attention;
+  if (kd) line.update({{"alpha", kd->alpha}, {"beta", kd->beta}, {"temperature", kd->temperature}});
   append_line(path_, line.dump() + "\n");
-  spdlog::info("step {}/{} loss {:.4f} ce {:.4f}{}{}{} lr {:.2e} {:.0f} samples/s", steps, total_, s.loss, s.hard_ce,
+  spdlog::info("step {}/{} loss {:.4f} ce {:.4f}{}{}{}{} lr {:.2e} {:.0f} samples/s", steps, total_, s.loss, s.hard_ce,
                s.has_soft_kl ? fmt::format(" kd {:.4f}", s.soft_kl) : "",
                s.has_hidden ? fmt::format(" hidden {:.4f}", s.hidden) : "",
-               s.has_attention ? fmt::format(" attention {:.4f}", s.attention) : "", lr, sps);
+               s.has_attention ? fmt::format(" attention {:.4f}", s.attention) : "",
+               kd ? fmt::format(" (alpha {:.4g} beta {:.4g} T {:.4g})", kd->alpha, kd->beta, kd->temperature) : "", lr,
+               sps);
   window_start_ = now;
   window_steps_ = 0;
 }

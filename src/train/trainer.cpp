@@ -119,24 +119,63 @@ bool average_or_skip(const StepParts& s, const ObjectiveTerms& terms, double gra
   return false;
 }
 
+// Note [best checkpoint]: with train.select the dev split is evaluated at every checkpoint (every
+// train.checkpoint_every steps and after the last). A strictly better value of the selected metric
+// (dev accuracy, macro-F1, or top-1 agreement with the teacher) makes that checkpoint the best:
+// checkpoints/best links to it and rotation keeps it. With train.patience P the run stops after P
+// evaluations without improvement. The best value, its step and the count since are in every
+// checkpoint, so a resumed run makes the same choices.
+//
 // After step `p.step`: every train.checkpoint_every steps and after the last (evaluated first,
-// when there is an eval split), a checkpoint, then job.after_checkpoint.
-void checkpoint_if_due(const StepParts& s, Checkpointer& ckpt, const Progress& p, std::int64_t total,
-                       const DataSplit* dev, TrainResult& res) {
+// when there is an eval split), a checkpoint, then job.after_checkpoint. Returns true when the run
+// stops early (train.patience).
+bool checkpoint_if_due(const StepParts& s, Checkpointer& ckpt, Progress& p, std::int64_t total, const DataSplit* dev,
+                       TrainResult& res) {
   const auto& o = s.job.opt;
   const bool last = p.step == total;
-  if (!last && !(o.checkpoint_every > 0 && p.step % o.checkpoint_every == 0)) return;
+  if (!last && !(o.checkpoint_every > 0 && p.step % o.checkpoint_every == 0)) return false;
   double dev_acc = -1;
-  if (last && dev) {
-    const auto ev = evaluate(s.comm, *s.student.model, nullptr, *dev, o.eval_batch_size, s.precision);
+  const bool select = o.select != Select::kNone;
+  if (dev && (last || select)) {
+    TeacherModel* teacher = o.select == Select::kDevAgreement ? s.job.eval_teacher : nullptr;
+    const auto ev = evaluate(s.comm, *s.student.model, teacher, *dev, o.eval_batch_size, s.precision);
     if (ev.labeled > 0) {  // an unlabeled eval split has no accuracy
       dev_acc = ev.accuracy;
       res.dev_accuracy = dev_acc;
-      if (s.comm.rank() == 0) spdlog::info("dev accuracy at step {}: {:.4f}", p.step, dev_acc);
+      if (ev.has_class_metrics) {
+        res.dev_macro_f1 = ev.macro_f1;
+        res.dev_mcc = ev.mcc;
+      }
+      if (s.comm.rank() == 0)
+        spdlog::info("dev accuracy at step {}: {:.4f}{}", p.step, dev_acc,
+                     ev.has_class_metrics ? fmt::format(", macro-F1 {:.4f}, MCC {:.4f}", ev.macro_f1, ev.mcc) : "");
+    }
+    if (select) {
+      const double m = o.select == Select::kDevAccuracy ? ev.accuracy
+                       : o.select == Select::kDevF1     ? ev.macro_f1
+                                                        : ev.agreement;
+      if (m > p.best_metric) {
+        p.best_metric = m;
+        p.best_step = p.step;
+        p.evals_since_best = 0;
+      } else {
+        ++p.evals_since_best;
+      }
+      if (s.comm.rank() == 0)
+        spdlog::info("{} at step {}: {:.4f} (best {:.4f} at step {}{})", name(o.select), p.step, m, p.best_metric,
+                     p.best_step,
+                     p.evals_since_best > 0 ? fmt::format(", {} evaluations ago", p.evals_since_best) : "");
     }
   }
   ckpt.save(p, dev_acc);
   if (s.job.after_checkpoint) s.job.after_checkpoint(s.comm.rank(), p.step);
+  res.best_step = p.best_step;
+  res.best_metric = p.best_metric;
+  const bool stop = !last && o.patience > 0 && p.evals_since_best >= o.patience;
+  if (stop && s.comm.rank() == 0)
+    spdlog::info("early stop after step {}: {} has not improved for {} evaluations (best {:.4f} at step {})", p.step,
+                 name(o.select), p.evals_since_best, p.best_metric, p.best_step);
+  return stop;
 }
 
 void log_start(const StepParts& s, const DistributedSampler& sampler, std::int64_t parameters, std::int64_t total) {
@@ -202,7 +241,11 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
   StepLog log(rank, o.out_dir, total, o.log_every, sampler.global_batch());
   const auto t0 = std::chrono::steady_clock::now();
   const std::int64_t first_step = at.step;
-  while (at.step < total) {
+  res.best_step = at.best_step;
+  res.best_metric = at.best_metric;
+  // A run that train.patience stopped stays stopped when resumed.
+  res.stopped_early = o.patience > 0 && at.evals_since_best >= o.patience;
+  while (!res.stopped_early && at.step < total) {
     timer.start();
     student.model->train();
     double input_wait = 0;
@@ -212,6 +255,7 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
     res.input_wait_seconds += input_wait;
     to_device(batch, device);
     timer.lap(&PhaseTimes::input);
+    if (job.kd.scheduled()) objective.set_kd(job.kd.at(at.step, total));
     const auto terms = forward(parts, batch);
     timer.lap(&PhaseTimes::forward);
     backward(parts, terms.total, sampler.share());
@@ -232,8 +276,12 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
       res.first_step_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     at.cursor = sampler.advance(at.cursor);
     res.final_loss = mean.loss;
-    log.after_step(at.step, at.cursor.epoch, mean, lr, gnorm, at.skipped_steps);
-    checkpoint_if_due(parts, ckpt, at, total, dev, res);
+    log.after_step(at.step, at.cursor.epoch, mean, lr, gnorm, at.skipped_steps,
+                   job.kd.scheduled() ? &objective.kd() : nullptr);
+    if (checkpoint_if_due(parts, ckpt, at, total, dev, res)) {
+      res.stopped_early = true;
+      break;
+    }
   }
   finish(res, at, first_step, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
          sampler.global_batch(), rank);

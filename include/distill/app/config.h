@@ -61,7 +61,8 @@ void validate_config(const RunConfig& c);
 // The resolved config as YAML, one "section: {key: value}" block per section, in a fixed order.
 std::string dump_config(const RunConfig& c);
 std::string config_help_table();
-// Hash of dump_config().
+// The hash checkpoints store: of dump_config(), with keys added later left out at their default
+// (Note [config hash]).
 std::string config_hash(const RunConfig& c);
 // Every key as a Markdown table (key | type or choices | default | meaning), in dump order; the
 // README's config table is this text.

@@ -21,6 +21,7 @@ struct StudentRun {
 
   Dataset data;
   std::unique_ptr<LoadedTeacher> online;  // teacher.online
+  std::unique_ptr<LoadedTeacher> judge;   // the teacher for train.select: dev_agreement (no online teacher)
   std::unique_ptr<StoreReader> store;     // store.path
   TrainJob job;
 };

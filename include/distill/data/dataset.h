@@ -33,8 +33,9 @@ class SplitFile;
 //
 // Note [unlabeled rows]: a transfer set may hold inputs without labels (prepare --unlabeled, augmented
 // copies, mixes). Such a row's label is kIgnoreLabel; the data set keeps its label_names (the classes the
-// teacher's outputs mean). The hard-label loss and accuracy count labeled rows only; training a split with
-// no labeled row needs distill.alpha = 0 and a teacher.
+// teacher's outputs mean). Accuracy counts labeled rows only; the hard-label loss sums over the labeled
+// rows of a batch and divides by all its rows (kd/loss.h hard_ce). Training a split with no labeled
+// row needs distill.alpha = 0 and a teacher.
 constexpr std::int32_t kIgnoreLabel = -100;
 
 struct DataSplit {

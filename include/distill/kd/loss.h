@@ -8,6 +8,8 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
+
 #include "distill/util/options.h"
 
 namespace distill {
@@ -15,11 +17,26 @@ namespace distill {
 enum class SoftLoss { kKl, kReverseKl, kJsd, kMse };
 const char* name(SoftLoss k);  // "kl", "reverse_kl", "jsd", "mse"
 
+// How alpha, beta or T move from their start to their end value over the steps: constant (the start
+// value throughout), linear, or cosine (start + (end - start) (1 - cos(pi t)) / 2), with t = step /
+// (steps - 1) so the last step takes the end value. A function of the step: a resume repeats it.
+enum class KdSchedule { kConstant, kLinear, kCosine };
+const char* name(KdSchedule s);  // "constant", "linear", "cosine"
+
 struct KdOptions {
   double alpha = 0.5;        // weight of the hard-label cross-entropy
   double beta = 0.5;         // weight of the soft-target term
   double temperature = 2.0;  // T; the soft term is scaled by T^2 so its gradient scale is T-independent
   SoftLoss soft_loss = SoftLoss::kKl;
+  KdSchedule weight_schedule = KdSchedule::kConstant;          // alpha and beta
+  KdSchedule temperature_schedule = KdSchedule::kConstant;     // T
+  double alpha_end = -1, beta_end = -1, temperature_end = -1;  // the last step's values; -1 = the start value
+
+  // Whether alpha, beta or T change over the steps.
+  bool scheduled() const;
+  bool temperature_scheduled() const;
+  // The options of 0-based step `step` of `steps`: alpha, beta and T at that step (KdSchedule).
+  KdOptions at(std::int64_t step, std::int64_t steps) const;
 
   // The distill.alpha, beta, temperature and soft_loss keys.
   static const OptionTable<KdOptions>& options();
@@ -32,8 +49,8 @@ struct LossTerms {
   at::Tensor soft_kl;  // the soft term (T^2 * mean KL(p_t || p_s) by default); undefined without a teacher
 };
 
-// Mean cross-entropy over the rows whose label is not kIgnoreLabel (Note [unlabeled rows]); 0 when
-// there is none.
+// Cross-entropy summed over the rows whose label is not kIgnoreLabel, divided by all rows (Note
+// [unlabeled rows]): the mean cross-entropy when every row is labeled, 0 when none is.
 at::Tensor hard_ce(const at::Tensor& student, const at::Tensor& labels);
 // student, teacher: [batch, classes] logits; labels: [batch] int64. `teacher` may be undefined.
 LossTerms kd_loss(const at::Tensor& student, const at::Tensor& teacher, const at::Tensor& labels, const KdOptions& o);

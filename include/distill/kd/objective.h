@@ -36,6 +36,9 @@ class Objective {
   // [batch] (masked LM: [predicted tokens]); mask: [batch, seq], 1 for real tokens (layer terms).
   ObjectiveTerms operator()(const ModelOutput& student, const TeacherTargets& teacher, const at::Tensor& labels,
                             const at::Tensor& mask);
+  // alpha, beta and T for the next steps (distill schedules, KdOptions::at).
+  void set_kd(const KdOptions& kd) { kd_ = kd; }
+  const KdOptions& kd() const { return kd_; }
 
  private:
   KdOptions kd_;

@@ -17,11 +17,13 @@ namespace distill {
 struct CheckpointState {
   std::int64_t step = 0;
   std::int64_t epoch = 0, epoch_step = 0;  // sampler cursor
-  double best_metric = -1;                 // best dev accuracy so far (-1 = none)
+  double best_metric = -1;                 // best dev metric so far (train.select, else dev accuracy; -1 = none)
   std::int64_t world_size = 1;
   std::string config_yaml, config_hash, dataset_hash, teacher_fingerprint;
-  std::int64_t skipped_steps = 0;  // non-finite updates skipped so far (train.nonfinite: skip)
-  std::string precision;           // train.precision as resolved: fp32 | bf16 | fp16 ("" = not recorded)
+  std::int64_t skipped_steps = 0;     // non-finite updates skipped so far (train.nonfinite: skip)
+  std::string precision;              // train.precision as resolved: fp32 | bf16 | fp16 ("" = not recorded)
+  std::int64_t best_step = -1;        // the step of the best checkpoint (train.select; -1 = none)
+  std::int64_t evals_since_best = 0;  // dev evaluations since then (train.patience)
 };
 
 struct Checkpoint {
@@ -35,8 +37,9 @@ std::string step_dir_name(std::int64_t step);  // "step-00000042"
 // Where a run keeps its checkpoints: `out_dir`/checkpoints.
 std::string checkpoints_dir(const std::string& out_dir);
 
-// Writes a checkpoint and then `latest`, and deletes the oldest beyond `keep` (0 = keep all).
-// Called by one rank.
+// Writes a checkpoint and then `latest`, and deletes the oldest beyond `keep` (0 = keep all) but
+// the best. When the checkpoint is the best (state.best_step == state.step), <root>/best becomes a
+// symlink to it. Called by one rank.
 void save_checkpoint(const std::string& root, const Checkpoint& c, int keep);
 // The checkpoint named by <root>/latest, or nullopt when there is none. Throws DataError when
 // `latest` names a missing or broken checkpoint.

@@ -22,9 +22,11 @@ void check_resume_precision(const std::string& dir, const std::string& recorded,
 
 // Where a run stands: what a checkpoint keeps besides the weights.
 struct Progress {
-  std::int64_t step = 0;           // steps done
-  Cursor cursor;                   // the sampler's next step
-  double best_metric = -1;         // best dev accuracy so far (-1 = none)
+  std::int64_t step = 0;        // steps done
+  Cursor cursor;                // the sampler's next step
+  double best_metric = -1;      // best dev metric so far (train.select, else dev accuracy; -1 = none)
+  std::int64_t best_step = -1;  // its step (train.select)
+  std::int64_t evals_since_best = 0;
   std::int64_t skipped_steps = 0;  // non-finite updates skipped (Note [non-finite steps])
 };
 

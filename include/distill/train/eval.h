@@ -1,5 +1,5 @@
-// Held-out evaluation: accuracy against labels (where rows have them) and, with a teacher, top-1 agreement,
-// transfer risk (1 - agreement) and mean KL(teacher || student) at T = 1.
+// Held-out evaluation: accuracy, macro-F1 and MCC against labels (where rows have them) and, with a teacher, top-1
+// agreement, transfer risk (1 - agreement) and mean KL(teacher || student) at T = 1.
 #pragma once
 #include <cstdint>
 #include <nlohmann/json_fwd.hpp>
@@ -12,8 +12,10 @@ namespace distill {
 
 struct EvalResult {
   std::int64_t examples = 0;
-  std::int64_t labeled = 0;  // examples with a label (Note [unlabeled rows])
-  double accuracy = 0;       // student vs labels, over the labeled examples
+  std::int64_t labeled = 0;        // examples with a label (Note [unlabeled rows])
+  double accuracy = 0;             // student vs labels, over the labeled examples
+  bool has_class_metrics = false;  // a classifier (not a masked LM): macro-F1 and MCC (train/metrics.h)
+  double macro_f1 = 0, mcc = 0;    // over the labeled examples
   bool has_teacher = false;
   double teacher_accuracy = 0;
   double agreement = 0;      // P[argmax student == argmax teacher]

@@ -18,12 +18,15 @@ enum class Schedule { kLinear, kConstant };  // linear: warmup, then decay to 0
 // backward) or blocking (at once, in the hook); the same sums either way.
 enum class ReduceMode { kNonblocking, kBlocking };
 enum class NonFinitePolicy { kStop, kSkip };  // what a non-finite step does (Note [non-finite steps])
+// Which dev metric picks the best checkpoint (train.select; Note [best checkpoint] in trainer.cpp).
+enum class Select { kNone, kDevAccuracy, kDevF1, kDevAgreement };
 
 // The spellings in configs and logs: adamw, sgd; linear, constant; nonblocking, blocking; stop, skip.
 const char* name(OptimizerKind o);
 const char* name(Schedule s);
 const char* name(ReduceMode r);
 const char* name(NonFinitePolicy n);
+const char* name(Select s);
 
 // The most intra-op threads one rank may ask for (train.threads); size_threads() further refuses
 // more than kThreadsPerCore threads per core the rank may run on.
@@ -65,6 +68,8 @@ struct TrainOptions {
   // max_skipped_steps skips end the job.
   NonFinitePolicy nonfinite = NonFinitePolicy::kStop;
   long max_skipped_steps = 10;
+  Select select = Select::kNone;  // evaluate dev at every checkpoint and keep the best as checkpoints/best
+  long patience = 0;              // stop after this many evaluations without improvement; 0 = never
 
   // The train.* keys: one declaration per field, with its help and per-field checks.
   static const OptionTable<TrainOptions>& options();

@@ -77,8 +77,9 @@ class StepLog {
  public:
   StepLog(int rank, const std::string& out_dir, std::int64_t total, long log_every, std::int64_t global_batch);
   // After the step that made `steps` steps (its cursor now in `epoch`).
+  // `kd`: the step's scheduled alpha, beta and T, logged when given.
   void after_step(std::int64_t steps, std::int64_t epoch, const StepScalars& s, double lr, double grad_norm,
-                  std::int64_t skipped_steps);
+                  std::int64_t skipped_steps, const KdOptions* kd = nullptr);
 
  private:
   const bool writes_;

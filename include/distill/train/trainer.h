@@ -36,6 +36,7 @@ struct TrainJob {
   std::vector<std::int64_t> rows;
   const StoreReader* store = nullptr;      // null = supervised (unless online_teacher)
   TeacherModel* online_teacher = nullptr;  // run in every rank for its logits (and layers)
+  TeacherModel* eval_teacher = nullptr;    // dev agreement (train.select: dev_agreement)
   LayerLossOptions layers;                 // intermediate-layer terms; need online_teacher
   ModelConfig model;                       // num_labels resolved
   // Sets the initial weights (all ranks call it on the fresh model); empty = random init.
@@ -57,8 +58,12 @@ struct TrainJob {
 struct TrainResult {
   std::int64_t steps = 0;
   double final_loss = 0;
-  double samples_per_s = 0;  // global, over the steps this process ran
-  double dev_accuracy = -1;  // -1: not evaluated (no eval split, or an empty one)
+  double samples_per_s = 0;                // global, over the steps this process ran
+  double dev_accuracy = -1;                // -1: not evaluated (no eval split, an empty or unlabeled one)
+  double dev_macro_f1 = -1, dev_mcc = -2;  // classifiers, when dev_accuracy is set
+  std::int64_t best_step = -1;             // train.select: the best checkpoint's step and metric
+  double best_metric = -1;
+  bool stopped_early = false;  // train.patience ended the run before its last step
   std::int64_t parameters = 0;
   std::int64_t skipped_steps = 0;  // updates skipped for non-finite values (train.nonfinite: skip)
   double seconds = 0;              // wall time of the steps this process ran

@@ -76,6 +76,11 @@ distill:
   beta: 0.5
   temperature: 2
   soft_loss: kl
+  weight_schedule: constant
+  alpha_end: -1
+  beta_end: -1
+  temperature_schedule: constant
+  temperature_end: -1
   hidden_map: ""
   attention_map: ""
   hidden_loss: mse
@@ -110,6 +115,8 @@ train:
   comm_timeout: 600
   nonfinite: stop
   max_skipped_steps: 10
+  select: none
+  patience: 0
 )yaml";
 
 const char* const kNonDefaultSets[] = {"data.path=x y.h5",
@@ -221,6 +228,11 @@ distill:
   beta: 0.90000000000000002
   temperature: 9.9999999999999995e-08
   soft_loss: kl
+  weight_schedule: constant
+  alpha_end: -1
+  beta_end: -1
+  temperature_schedule: constant
+  temperature_end: -1
   hidden_map: uniform
   attention_map: 0:0,1:3
   hidden_loss: cosine
@@ -255,6 +267,8 @@ train:
   comm_timeout: 30
   nonfinite: skip
   max_skipped_steps: 0
+  select: none
+  patience: 0
 )yaml";
 
 std::vector<std::string> lines_of(const std::string& text) {
@@ -341,6 +355,9 @@ TEST(ConfigDump, PrintsTheDefaultConfigAsBefore) {
   EXPECT_EQ(dump_config(c), kDefaultDump);
   c.data.path = "d.h5";
   EXPECT_EQ(config_hash(c), "75c5d82a8c51c2d7");  // distill.soft_loss added
+  // Keys added later count only when set (Note [config hash]): older checkpoints still resume.
+  c.train.select = Select::kDevF1;
+  EXPECT_NE(config_hash(c), "75c5d82a8c51c2d7");
 }
 
 TEST(ConfigDump, PrintsANonDefaultConfigAsBefore) {
@@ -430,7 +447,7 @@ TEST(Config, PerFieldChecksKeepTheirMessages) {
 
 TEST(ConfigHelp, ListsEveryKeyOnce) {
   const auto keys = config_keys();
-  EXPECT_EQ(keys.size(), 72u);
+  EXPECT_EQ(keys.size(), 79u);
   EXPECT_EQ(std::set<std::string>(keys.begin(), keys.end()).size(), keys.size());
   const auto table = config_help_table();
   for (const auto& k : keys) EXPECT_NE(table.find("| `" + k + "` |"), std::string::npos) << k;

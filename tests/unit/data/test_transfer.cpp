@@ -66,8 +66,12 @@ TEST(Transfer, HardLossCountsLabeledRowsOnly) {
   auto z = torch::randn({6, 3}, torch::kFloat64);
   auto y = torch::tensor({0, kIgnoreLabel, 2, kIgnoreLabel, 1, 1}, torch::kInt64);
   auto keep = torch::tensor({0, 2, 4, 5}, torch::kInt64);
-  auto want = torch::nn::functional::cross_entropy(z.index_select(0, keep), y.index_select(0, keep));
+  // Summed over the 4 labeled rows, divided by all 6: unlabeled rows add 0.
+  auto want = torch::nn::functional::cross_entropy(z.index_select(0, keep), y.index_select(0, keep)) * 4.0 / 6.0;
   EXPECT_NEAR(hard_ce(z, y).item<double>(), want.item<double>(), 1e-12);
+  // All labeled: the usual mean.
+  auto all = torch::tensor({0, 1, 2, 0, 1, 1}, torch::kInt64);
+  EXPECT_NEAR(hard_ce(z, all).item<double>(), torch::nn::functional::cross_entropy(z, all).item<double>(), 1e-12);
   // No labeled row: 0 with a zero gradient, not NaN.
   auto zz = z.clone().requires_grad_(true);
   auto none = hard_ce(zz, torch::full({6}, kIgnoreLabel, torch::kInt64));

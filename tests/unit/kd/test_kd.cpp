@@ -156,3 +156,39 @@ TEST(SoftLoss, ClosedFormsFiniteDifferencesAndTheTopKLimit) {
   EXPECT_NEAR(kd_loss(a, b, torch::zeros({4}, torch::kInt64), o).soft_kl.item<double>(),
               soft_loss(SoftLoss::kJsd, a, b, 2.0).item<double>(), 1e-15);
 }
+
+// Schedules of alpha, beta and T (KdOptions::at): closed forms at the ends and in between.
+TEST(KdSchedule, LinearAndCosineBetweenStartAndEnd) {
+  KdOptions o;
+  o.alpha = 0.9;
+  o.beta = 0.1;
+  o.temperature = 4.0;
+  EXPECT_FALSE(o.scheduled());
+  o.alpha_end = 0.1;  // without a schedule kind nothing moves
+  EXPECT_FALSE(o.scheduled());
+  EXPECT_DOUBLE_EQ(o.at(50, 101).alpha, 0.9);
+  o.weight_schedule = KdSchedule::kLinear;
+  o.beta_end = 0.9;
+  o.temperature_schedule = KdSchedule::kCosine;
+  o.temperature_end = 1.0;
+  ASSERT_TRUE(o.scheduled() && o.temperature_scheduled());
+  const std::int64_t steps = 101;
+  EXPECT_DOUBLE_EQ(o.at(0, steps).alpha, 0.9);
+  EXPECT_DOUBLE_EQ(o.at(100, steps).alpha, 0.1);
+  EXPECT_DOUBLE_EQ(o.at(100, steps).beta, 0.9);
+  EXPECT_NEAR(o.at(25, steps).alpha, 0.9 - 0.8 * 0.25, 1e-15);
+  EXPECT_NEAR(o.at(25, steps).beta, 0.1 + 0.8 * 0.25, 1e-15);
+  // cosine: T(t) = 4 + (1 - 4) (1 - cos(pi t)) / 2
+  EXPECT_DOUBLE_EQ(o.at(0, steps).temperature, 4.0);
+  EXPECT_NEAR(o.at(50, steps).temperature, 2.5, 1e-12);
+  EXPECT_NEAR(o.at(25, steps).temperature, 4.0 - 3.0 * (1 - std::cos(M_PI * 0.25)) / 2, 1e-12);
+  EXPECT_DOUBLE_EQ(o.at(100, steps).temperature, 1.0);
+  EXPECT_DOUBLE_EQ(o.at(500, steps).temperature, 1.0);  // past the end: the end value
+  // -1 keeps a value: beta_end unset stays at beta while alpha moves.
+  o.beta_end = -1;
+  EXPECT_DOUBLE_EQ(o.at(100, steps).beta, 0.1);
+  // Nothing weighted at the last step is refused.
+  o.alpha_end = 0;
+  o.beta_end = 0;
+  EXPECT_THROW(o.validate(), ConfigError);
+}
