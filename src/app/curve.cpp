@@ -200,6 +200,34 @@ std::vector<double> run_size(Communicator& group, const RunConfig& c, const Curv
   return v;
 }
 
+// The curve as a table and one line per fit (text output).
+void print_curve(const nlohmann::json& j, const std::vector<CurveSet>& sets, double below) {
+  Table t;
+  t.rows.push_back({"n"});
+  for (const auto& s : sets)
+    for (const char* h : {"risk", "KL", "accuracy"}) t.rows[0].push_back(std::string(h) + " " + s.split);
+  const auto num = [](const nlohmann::json& x) {
+    return x.is_null() ? std::string("-") : fmt::format("{:.4f}", x.get<double>());
+  };
+  for (const auto& p : j["points"]) {
+    t.rows.push_back({std::to_string(p["n"].get<std::int64_t>())});
+    for (const auto& s : p["sets"])
+      t.rows.back().insert(t.rows.back().end(),
+                           {num(s["transfer_risk"]), num(s["kl_teacher_student"]), num(s["accuracy"])});
+  }
+  t.print();
+  for (const auto& f : j["fits"])
+    if (f["ok"].get<bool>())
+      std::cout << fmt::format(
+          "fit {} : {}: risk ~ {:.4g} (log n / n)^{:.3f}, 95% interval of kappa [{:.3f}, {:.3f}], {} points{}\n",
+          f["data"].get<std::string>(), f["split"].get<std::string>(), f["c"].get<double>(), f["kappa"].get<double>(),
+          f["kappa_low"].get<double>(), f["kappa_high"].get<double>(), f["points"].get<std::size_t>(),
+          below > 0 ? fmt::format(" with n < {}", below) : "");
+    else
+      std::cout << "fit " << f["data"].get<std::string>() << " : " << f["split"].get<std::string>() << ": none ("
+                << f["why"].get<std::string>() << ")\n";
+}
+
 // Rank 0: curve.json, curve.svg and the table.
 void write_curve(const RunConfig& c, const CurveOptions& o, const std::vector<CurveSet>& sets,
                  const std::vector<double>& all, double below, int groups, int ranks_per_group, std::int64_t train_rows,
@@ -256,30 +284,7 @@ void write_curve(const RunConfig& c, const CurveOptions& o, const std::vector<Cu
     std::cout << j.dump(2) << std::endl;
     return;
   }
-  Table t;
-  t.rows.push_back({"n"});
-  for (const auto& s : sets)
-    for (const char* h : {"risk", "KL", "accuracy"}) t.rows[0].push_back(std::string(h) + " " + s.split);
-  const auto num = [](const nlohmann::json& x) {
-    return x.is_null() ? std::string("-") : fmt::format("{:.4f}", x.get<double>());
-  };
-  for (const auto& p : j["points"]) {
-    t.rows.push_back({std::to_string(p["n"].get<std::int64_t>())});
-    for (const auto& s : p["sets"])
-      t.rows.back().insert(t.rows.back().end(),
-                           {num(s["transfer_risk"]), num(s["kl_teacher_student"]), num(s["accuracy"])});
-  }
-  t.print();
-  for (const auto& f : j["fits"])
-    if (f["ok"].get<bool>())
-      std::cout << fmt::format(
-          "fit {} : {}: risk ~ {:.4g} (log n / n)^{:.3f}, 95% interval of kappa [{:.3f}, {:.3f}], {} points{}\n",
-          f["data"].get<std::string>(), f["split"].get<std::string>(), f["c"].get<double>(), f["kappa"].get<double>(),
-          f["kappa_low"].get<double>(), f["kappa_high"].get<double>(), f["points"].get<std::size_t>(),
-          below > 0 ? fmt::format(" with n < {}", below) : "");
-    else
-      std::cout << "fit " << f["data"].get<std::string>() << " : " << f["split"].get<std::string>() << ": none ("
-                << f["why"].get<std::string>() << ")\n";
+  print_curve(j, sets, below);
   std::cout << "wrote " << o.out << "/curve.json and " << svg << "\n";
 }
 

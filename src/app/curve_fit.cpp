@@ -181,11 +181,165 @@ double t_quantile(double level, int dof) {
   return std::sqrt(dof * (1 - x) / x);
 }
 
+namespace {
+
+bool drawable(const CurvePoint& p) { return std::isfinite(p.n) && std::isfinite(p.risk) && p.n > 0; }
+
+// Where the plot sits and how data map to pixels: x = log n, y = risk from 0 to y_top.
+struct Plot {
+  double left, top, plot_w, plot_h, bottom, lx0, lx1, y_step, y_top;
+  double px(double n) const { return left + (std::log(n) - lx0) / (lx1 - lx0) * plot_w; }
+  double py(double r) const { return bottom - r / y_top * plot_h; }
+};
+
+void y_axis(std::string& o, const Plot& g) {
+  // The y axis: grid, ticks and labels from 0 to g.y_top.
+  const int y_decimals = std::max(0, static_cast<int>(std::ceil(-std::log10(g.y_step) - 1e-9))) +
+                         (std::fabs(g.y_step / std::pow(10.0, std::floor(std::log10(g.y_step))) - 2.5) < 1e-9 ? 1 : 0);
+  for (int i = 0; i * g.y_step <= g.y_top * (1 + 1e-9); ++i) {
+    const double v = i * g.y_step, y = g.py(v);
+    char label[32];
+    std::snprintf(label, sizeof label, "%.*f", y_decimals, v);
+    o += "<line x1=\"" + coord(g.left) + "\" y1=\"" + coord(y) + "\" x2=\"" + coord(g.left + g.plot_w) + "\" y2=\"" +
+         coord(y) + "\" stroke=\"#e6e6e6\"/>\n";
+    o += "<line x1=\"" + coord(g.left - 5) + "\" y1=\"" + coord(y) + "\" x2=\"" + coord(g.left) + "\" y2=\"" +
+         coord(y) + "\" stroke=\"black\"/>\n";
+    o += "<text x=\"" + coord(g.left - 8) + "\" y=\"" + coord(y + 4) + "\" text-anchor=\"end\">" + label + "</text>\n";
+  }
+}
+
+void x_axis(std::string& o, const Plot& g) {
+  // The x axis: the sparsest of 1, {1, 2, 5} or 1..9 times powers of ten that gives 5 ticks; labels
+  // that would overlap the previous one are g.left out.
+  std::vector<double> ticks;
+  const double v_lo = std::exp(g.lx0), v_hi = std::exp(g.lx1);
+  for (const auto& mantissas : std::vector<std::vector<int>>{{1}, {1, 2, 5}, {1, 2, 3, 4, 5, 6, 7, 8, 9}}) {
+    ticks.clear();
+    for (int k = static_cast<int>(std::floor(std::log10(v_lo))); k <= static_cast<int>(std::ceil(std::log10(v_hi)));
+         ++k)
+      for (int m : mantissas) {
+        const double v = m * std::pow(10.0, k);
+        if (v >= v_lo && v <= v_hi) ticks.push_back(v);
+      }
+    if (ticks.size() >= 5) break;
+  }
+  // A narrow range (under a factor of about 3): evenly spaced round values instead.
+  bool linear = false;
+  if (ticks.size() < 3) {
+    const double step = nice_step((v_hi - v_lo) / 4);
+    ticks.clear();
+    for (double v = std::ceil(v_lo / step) * step; v <= v_hi; v += step) ticks.push_back(v);
+    linear = true;
+  }
+  double last_end = -1e9;
+  for (double v : ticks) {
+    const double x = g.px(v);
+    o += "<line x1=\"" + coord(x) + "\" y1=\"" + coord(g.top) + "\" x2=\"" + coord(x) + "\" y2=\"" + coord(g.bottom) +
+         "\" stroke=\"#e6e6e6\"/>\n";
+    o += "<line x1=\"" + coord(x) + "\" y1=\"" + coord(g.bottom) + "\" x2=\"" + coord(x) + "\" y2=\"" +
+         coord(g.bottom + 5) + "\" stroke=\"black\"/>\n";
+    const std::string label = linear && v < 1e6 ? format("%g", v) : log_label(v);
+    const double half = 3.5 * label.size() + 3;
+    if (x - half < last_end) continue;
+    last_end = x + half;
+    o +=
+        "<text x=\"" + coord(x) + "\" y=\"" + coord(g.bottom + 18) + "\" text-anchor=\"middle\">" + label + "</text>\n";
+  }
+  o += "<rect x=\"" + coord(g.left) + "\" y=\"" + coord(g.top) + "\" width=\"" + coord(g.plot_w) + "\" height=\"" +
+       coord(g.plot_h) + "\" fill=\"none\" stroke=\"black\"/>\n";
+  o += "<text x=\"" + coord(g.left + g.plot_w / 2) + "\" y=\"" + coord(g.bottom + 38) +
+       "\" text-anchor=\"middle\">transfer examples n (log scale)</text>\n";
+  // The long y title when it fits along the plot (about 6.6 px a character).
+  const bool long_y = 6.6 * 42 <= g.plot_h + 30;
+  o += "<text transform=\"translate(18 " + coord(g.top + g.plot_h / 2) + ") rotate(-90)\" text-anchor=\"middle\">" +
+       (long_y ? "transfer risk P[student top-1 &#8800; teacher top-1]" : "transfer risk") + "</text>\n";
+}
+
+void d_line(std::string& o, const Plot& g, double d) {
+  if (d > 0 && std::isfinite(d)) {
+    const double x = g.px(d);
+    const bool flip = x > g.left + g.plot_w - 110;
+    o += "<line class=\"d\" x1=\"" + coord(x) + "\" y1=\"" + coord(g.top) + "\" x2=\"" + coord(x) + "\" y2=\"" +
+         coord(g.bottom) + "\" stroke=\"#555\" stroke-dasharray=\"6 4\"/>\n";
+    o += "<text x=\"" + coord(flip ? x - 5 : x + 5) + "\" y=\"" + coord(g.top + 14) + "\" text-anchor=\"" +
+         (flip ? "end" : "start") +
+         "\" fill=\"#333\" stroke=\"white\" stroke-width=\"3\" paint-order=\"stroke\">n = d = " + count(d) +
+         "</text>\n";
+  }
+}
+
+// Fits under the points (solid where fitted, dashed up to `data_n_hi`), then the points.
+void fits_and_points(std::string& o, const Plot& g, const std::vector<CurveSeries>& series, double data_n_hi) {
+  // Fits under the points, clipped to the plot.
+  for (std::size_t i = 0; i < series.size(); ++i) {
+    const PowerFit& f = series[i].fit;
+    if (!f.ok) continue;
+    const std::string colour = kColours[i % 8];
+    const auto polyline = [&](double a, double b, const char* cls, const char* extra) {
+      std::string pts;
+      for (int k = 0; k <= 64; ++k) {
+        const double n = a * std::pow(b / a, k / 64.0), v = curve_at(f, n);
+        if (!std::isfinite(v)) continue;
+        pts += (pts.empty() ? "" : " ") + coord(g.px(n)) + "," + coord(g.py(v));
+      }
+      o += std::string("<polyline class=\"") + cls + "\" points=\"" + pts + "\" fill=\"none\" stroke=\"" + colour +
+           "\" stroke-width=\"2\" clip-path=\"url(#plot-area)\"" + extra + "/>\n";
+    };
+    polyline(f.n_min, f.n_max, "fit", "");
+    if (data_n_hi > f.n_max) polyline(f.n_max, data_n_hi, "fit-extension", " stroke-dasharray=\"5 4\"");
+  }
+  for (std::size_t i = 0; i < series.size(); ++i) {
+    const std::string colour = kColours[i % 8];
+    for (const auto& p : series[i].points) {
+      if (!drawable(p)) continue;
+      const bool used = series[i].fit.ok && fit_uses(p, series[i].fit.below);
+      o += "<circle class=\"point\" cx=\"" + coord(g.px(p.n)) + "\" cy=\"" + coord(g.py(p.risk)) +
+           "\" r=\"4\" fill=\"" + (used ? colour : std::string("white")) + "\" stroke=\"" + colour +
+           "\" stroke-width=\"1.5\"><title>n = " + count(p.n) + ", risk = " + format("%.4g", p.risk) +
+           "</title></circle>\n";
+    }
+  }
+}
+
+// One row per series from `y` down, and the row explaining hollow points.
+void legend(std::string& o, const std::vector<CurveSeries>& series, double y, double row_h, bool hollow, int width) {
+  // The legend, one row per series, below the x axis title. The fit's details go when the row would
+  // not fit (about 6.6 px a character, 7.2 in bold).
+  const double lx = 16;
+  for (std::size_t i = 0; i < series.size(); ++i, y += row_h) {
+    const std::string colour = kColours[i % 8];
+    const PowerFit& f = series[i].fit;
+    o += "<line x1=\"" + coord(lx) + "\" y1=\"" + coord(y - 4) + "\" x2=\"" + coord(lx + 24) + "\" y2=\"" +
+         coord(y - 4) + "\" stroke=\"" + colour + "\" stroke-width=\"2\"/>\n";
+    o += "<circle cx=\"" + coord(lx + 12) + "\" cy=\"" + coord(y - 4) + "\" r=\"4\" fill=\"" + colour + "\"/>\n";
+    std::string text = "no fit: " + f.why;
+    if (f.ok) {
+      text = "fit: kappa = " + format("%.2f", f.kappa) + " [" + format("%.2f", f.kappa_low) + ", " +
+             format("%.2f", f.kappa_high) + "]";
+      const std::string details = " at " + format("%g", f.level * 100) + "%, c = " + format("%.3g", f.c) +
+                                  ", r2 = " + format("%.3f", f.r2) + ", " + std::to_string(f.points) + " points" +
+                                  (f.below > 0 ? " with n < " + count(f.below) : std::string());
+      if (lx + 32 + 7.2 * series[i].name.size() + 10 + 6.6 * (text.size() + details.size()) < width - 8)
+        text += details;
+    }
+    o += "<text x=\"" + coord(lx + 32) + "\" y=\"" + coord(y) + "\"><tspan font-weight=\"bold\">" +
+         escape(series[i].name) + "</tspan><tspan dx=\"10\">" + escape(text) + "</tspan></text>\n";
+  }
+  if (hollow) {
+    o += "<circle cx=\"" + coord(lx + 12) + "\" cy=\"" + coord(y - 4) + "\" r=\"4\" fill=\"white\" stroke=\"#555\" " +
+         "stroke-width=\"1.5\"/>\n";
+    o += "<text x=\"" + coord(lx + 32) + "\" y=\"" + coord(y) +
+         "\" fill=\"#555\">hollow: not used in the fit (risk 0, n &lt; 2, n at or past the fit's bound, or no "
+         "fit)</text>\n";
+  }
+}
+
+}  // namespace
+
 std::string curve_svg(const std::vector<CurveSeries>& series, const std::string& title, double d, int width,
                       int height) {
   DISTILL_CHECK(width >= 240 && height >= 160, ConfigError, "curve plot: ", width, " x ", height,
                 " px is too small (at least 240 x 160)");
-  const auto drawable = [](const CurvePoint& p) { return std::isfinite(p.n) && std::isfinite(p.risk) && p.n > 0; };
   bool hollow = false;
   double n_lo = std::numeric_limits<double>::infinity(), n_hi = -n_lo, r_hi = 0;
   for (const auto& s : series)
@@ -216,8 +370,7 @@ std::string curve_svg(const std::vector<CurveSeries>& series, const std::string&
   const double bottom = top + plot_h;
   const double lx0 = std::log(n_lo) - 0.04 * std::log(n_hi / n_lo), lx1 = std::log(n_hi) + 0.04 * std::log(n_hi / n_lo);
   const double y_step = nice_step(r_hi / 5), y_top = std::ceil(r_hi / y_step - 1e-9) * y_step;
-  const auto px = [&](double n) { return left + (std::log(n) - lx0) / (lx1 - lx0) * plot_w; };
-  const auto py = [&](double r) { return bottom - r / y_top * plot_h; };
+  const Plot g{left, top, plot_w, plot_h, bottom, lx0, lx1, y_step, y_top};
 
   std::string o;
   o += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + std::to_string(width) + "\" height=\"" +
@@ -229,135 +382,11 @@ std::string curve_svg(const std::vector<CurveSeries>& series, const std::string&
   o += "<text x=\"" + coord(width / 2.0) + "\" y=\"24\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\">" +
        escape(title) + "</text>\n";
 
-  // The y axis: grid, ticks and labels from 0 to y_top.
-  const int y_decimals = std::max(0, static_cast<int>(std::ceil(-std::log10(y_step) - 1e-9))) +
-                         (std::fabs(y_step / std::pow(10.0, std::floor(std::log10(y_step))) - 2.5) < 1e-9 ? 1 : 0);
-  for (int i = 0; i * y_step <= y_top * (1 + 1e-9); ++i) {
-    const double v = i * y_step, y = py(v);
-    char label[32];
-    std::snprintf(label, sizeof label, "%.*f", y_decimals, v);
-    o += "<line x1=\"" + coord(left) + "\" y1=\"" + coord(y) + "\" x2=\"" + coord(left + plot_w) + "\" y2=\"" +
-         coord(y) + "\" stroke=\"#e6e6e6\"/>\n";
-    o += "<line x1=\"" + coord(left - 5) + "\" y1=\"" + coord(y) + "\" x2=\"" + coord(left) + "\" y2=\"" + coord(y) +
-         "\" stroke=\"black\"/>\n";
-    o += "<text x=\"" + coord(left - 8) + "\" y=\"" + coord(y + 4) + "\" text-anchor=\"end\">" + label + "</text>\n";
-  }
-
-  // The x axis: the sparsest of 1, {1, 2, 5} or 1..9 times powers of ten that gives 5 ticks; labels
-  // that would overlap the previous one are left out.
-  std::vector<double> ticks;
-  const double v_lo = std::exp(lx0), v_hi = std::exp(lx1);
-  for (const auto& mantissas : std::vector<std::vector<int>>{{1}, {1, 2, 5}, {1, 2, 3, 4, 5, 6, 7, 8, 9}}) {
-    ticks.clear();
-    for (int k = static_cast<int>(std::floor(std::log10(v_lo))); k <= static_cast<int>(std::ceil(std::log10(v_hi)));
-         ++k)
-      for (int m : mantissas) {
-        const double v = m * std::pow(10.0, k);
-        if (v >= v_lo && v <= v_hi) ticks.push_back(v);
-      }
-    if (ticks.size() >= 5) break;
-  }
-  // A narrow range (under a factor of about 3): evenly spaced round values instead.
-  bool linear = false;
-  if (ticks.size() < 3) {
-    const double step = nice_step((v_hi - v_lo) / 4);
-    ticks.clear();
-    for (double v = std::ceil(v_lo / step) * step; v <= v_hi; v += step) ticks.push_back(v);
-    linear = true;
-  }
-  double last_end = -1e9;
-  for (double v : ticks) {
-    const double x = px(v);
-    o += "<line x1=\"" + coord(x) + "\" y1=\"" + coord(top) + "\" x2=\"" + coord(x) + "\" y2=\"" + coord(bottom) +
-         "\" stroke=\"#e6e6e6\"/>\n";
-    o += "<line x1=\"" + coord(x) + "\" y1=\"" + coord(bottom) + "\" x2=\"" + coord(x) + "\" y2=\"" +
-         coord(bottom + 5) + "\" stroke=\"black\"/>\n";
-    const std::string label = linear && v < 1e6 ? format("%g", v) : log_label(v);
-    const double half = 3.5 * label.size() + 3;
-    if (x - half < last_end) continue;
-    last_end = x + half;
-    o += "<text x=\"" + coord(x) + "\" y=\"" + coord(bottom + 18) + "\" text-anchor=\"middle\">" + label + "</text>\n";
-  }
-  o += "<rect x=\"" + coord(left) + "\" y=\"" + coord(top) + "\" width=\"" + coord(plot_w) + "\" height=\"" +
-       coord(plot_h) + "\" fill=\"none\" stroke=\"black\"/>\n";
-  o += "<text x=\"" + coord(left + plot_w / 2) + "\" y=\"" + coord(bottom + 38) +
-       "\" text-anchor=\"middle\">transfer examples n (log scale)</text>\n";
-  // The long y title when it fits along the plot (about 6.6 px a character).
-  const bool long_y = 6.6 * 42 <= plot_h + 30;
-  o += "<text transform=\"translate(18 " + coord(top + plot_h / 2) + ") rotate(-90)\" text-anchor=\"middle\">" +
-       (long_y ? "transfer risk P[student top-1 &#8800; teacher top-1]" : "transfer risk") + "</text>\n";
-
-  if (d > 0 && std::isfinite(d)) {
-    const double x = px(d);
-    const bool flip = x > left + plot_w - 110;
-    o += "<line class=\"d\" x1=\"" + coord(x) + "\" y1=\"" + coord(top) + "\" x2=\"" + coord(x) + "\" y2=\"" +
-         coord(bottom) + "\" stroke=\"#555\" stroke-dasharray=\"6 4\"/>\n";
-    o += "<text x=\"" + coord(flip ? x - 5 : x + 5) + "\" y=\"" + coord(top + 14) + "\" text-anchor=\"" +
-         (flip ? "end" : "start") +
-         "\" fill=\"#333\" stroke=\"white\" stroke-width=\"3\" paint-order=\"stroke\">n = d = " + count(d) +
-         "</text>\n";
-  }
-
-  // Fits under the points, clipped to the plot.
-  for (std::size_t i = 0; i < series.size(); ++i) {
-    const PowerFit& f = series[i].fit;
-    if (!f.ok) continue;
-    const std::string colour = kColours[i % 8];
-    const auto polyline = [&](double a, double b, const char* cls, const char* extra) {
-      std::string pts;
-      for (int k = 0; k <= 64; ++k) {
-        const double n = a * std::pow(b / a, k / 64.0), v = curve_at(f, n);
-        if (!std::isfinite(v)) continue;
-        pts += (pts.empty() ? "" : " ") + coord(px(n)) + "," + coord(py(v));
-      }
-      o += std::string("<polyline class=\"") + cls + "\" points=\"" + pts + "\" fill=\"none\" stroke=\"" + colour +
-           "\" stroke-width=\"2\" clip-path=\"url(#plot-area)\"" + extra + "/>\n";
-    };
-    polyline(f.n_min, f.n_max, "fit", "");
-    if (data_n_hi > f.n_max) polyline(f.n_max, data_n_hi, "fit-extension", " stroke-dasharray=\"5 4\"");
-  }
-  for (std::size_t i = 0; i < series.size(); ++i) {
-    const std::string colour = kColours[i % 8];
-    for (const auto& p : series[i].points) {
-      if (!drawable(p)) continue;
-      const bool used = series[i].fit.ok && fit_uses(p, series[i].fit.below);
-      o += "<circle class=\"point\" cx=\"" + coord(px(p.n)) + "\" cy=\"" + coord(py(p.risk)) + "\" r=\"4\" fill=\"" +
-           (used ? colour : std::string("white")) + "\" stroke=\"" + colour +
-           "\" stroke-width=\"1.5\"><title>n = " + count(p.n) + ", risk = " + format("%.4g", p.risk) +
-           "</title></circle>\n";
-    }
-  }
-
-  // The legend, one row per series, below the x axis title. The fit's details go when the row would
-  // not fit (about 6.6 px a character, 7.2 in bold).
-  const double lx = 16;
-  double y = bottom + axis_h + 14;
-  for (std::size_t i = 0; i < series.size(); ++i, y += row_h) {
-    const std::string colour = kColours[i % 8];
-    const PowerFit& f = series[i].fit;
-    o += "<line x1=\"" + coord(lx) + "\" y1=\"" + coord(y - 4) + "\" x2=\"" + coord(lx + 24) + "\" y2=\"" +
-         coord(y - 4) + "\" stroke=\"" + colour + "\" stroke-width=\"2\"/>\n";
-    o += "<circle cx=\"" + coord(lx + 12) + "\" cy=\"" + coord(y - 4) + "\" r=\"4\" fill=\"" + colour + "\"/>\n";
-    std::string text = "no fit: " + f.why;
-    if (f.ok) {
-      text = "fit: kappa = " + format("%.2f", f.kappa) + " [" + format("%.2f", f.kappa_low) + ", " +
-             format("%.2f", f.kappa_high) + "]";
-      const std::string details = " at " + format("%g", f.level * 100) + "%, c = " + format("%.3g", f.c) +
-                                  ", r2 = " + format("%.3f", f.r2) + ", " + std::to_string(f.points) + " points" +
-                                  (f.below > 0 ? " with n < " + count(f.below) : std::string());
-      if (lx + 32 + 7.2 * series[i].name.size() + 10 + 6.6 * (text.size() + details.size()) < width - 8)
-        text += details;
-    }
-    o += "<text x=\"" + coord(lx + 32) + "\" y=\"" + coord(y) + "\"><tspan font-weight=\"bold\">" +
-         escape(series[i].name) + "</tspan><tspan dx=\"10\">" + escape(text) + "</tspan></text>\n";
-  }
-  if (hollow) {
-    o += "<circle cx=\"" + coord(lx + 12) + "\" cy=\"" + coord(y - 4) + "\" r=\"4\" fill=\"white\" stroke=\"#555\" " +
-         "stroke-width=\"1.5\"/>\n";
-    o += "<text x=\"" + coord(lx + 32) + "\" y=\"" + coord(y) +
-         "\" fill=\"#555\">hollow: not used in the fit (risk 0, n &lt; 2, n at or past the fit's bound, or no "
-         "fit)</text>\n";
-  }
+  y_axis(o, g);
+  x_axis(o, g);
+  d_line(o, g, d);
+  fits_and_points(o, g, series, data_n_hi);
+  legend(o, series, bottom + axis_h + 14, row_h, hollow, width);
   o += "</svg>\n";
   return o;
 }

@@ -82,15 +82,17 @@ std::int64_t max_id(const DataSplit& s) {
 
 }  // namespace
 
-MixReport write_mix(const MixOptions& o, const std::string& out) {
+namespace {
+
+// The sources, opened and checked against the first.
+std::vector<Dataset> open_sources(const MixOptions& o) {
   DISTILL_CHECK(!o.sources.empty(), ConfigError, "distill mix needs at least one --source");
   std::vector<Dataset> data;
   for (const auto& s : o.sources) {
     data.push_back(read_dataset(s.path));
     const auto& d = data.back();
     DISTILL_CHECK(d.task != "mlm", ConfigError, "--source ", s.path,
-                  " is a masked-LM data set; mix takes sequence or "
-                  "feature classification data");
+                  " is a masked-LM data set; mix takes sequence or feature classification data");
     const auto& sp = d.split(s.split);
     DISTILL_CHECK(sp.n > 0, DataError, s.path, ": split ", s.split, " is empty");
     if (data.size() > 1) {
@@ -99,31 +101,39 @@ MixReport write_mix(const MixOptions& o, const std::string& out) {
                     o.sources[0].split, ": ", diff);
     }
   }
-  const Dataset* eval = nullptr;
-  Dataset eval_data;
-  if (o.eval_from != "none") {
-    if (o.eval_from.empty()) {
-      eval = &data[0];
-    } else {
-      eval_data = read_dataset(o.eval_from);
-      eval = &eval_data;
-    }
-    for (const char* name : {"dev", "test"}) {
-      if (!eval->splits.count(name)) continue;
-      const auto diff = difference(data[0], data[0].split(o.sources[0].split), *eval, eval->split(name));
-      DISTILL_CHECK(diff.empty(), DataError, "--eval-from ", eval->path, ": split ", name, " does not fit ",
-                    o.sources[0].path, ": ", diff);
-    }
+  return data;
+}
+
+// The data set whose dev and test the mix keeps (`own` = the first source; null for "none"),
+// checked against the sources; none of the sources may be one of those splits.
+const Dataset* eval_source(const MixOptions& o, const std::vector<Dataset>& data, Dataset& own) {
+  if (o.eval_from == "none") return nullptr;
+  const Dataset* eval = &data[0];
+  if (!o.eval_from.empty()) {
+    own = read_dataset(o.eval_from);
+    eval = &own;
   }
-  // A source may not be a split the mix keeps for evaluation (its rows would be trained on).
-  if (eval)
-    for (std::size_t k = 0; k < o.sources.size(); ++k)
-      for (const char* name : {"dev", "test"})
-        DISTILL_CHECK(!(o.sources[k].split == name && data[k].content_hash == eval->content_hash), ConfigError,
-                      "--source ", o.sources[k].path, ":", name, " is the ", name, " split the mix keeps from ",
-                      eval->path,
-                      ": training on it would leak it into evaluation (use --eval-from another data set "
-                      "or none)");
+  for (const char* name : {"dev", "test"}) {
+    if (!eval->splits.count(name)) continue;
+    const auto diff = difference(data[0], data[0].split(o.sources[0].split), *eval, eval->split(name));
+    DISTILL_CHECK(diff.empty(), DataError, "--eval-from ", eval->path, ": split ", name, " does not fit ",
+                  o.sources[0].path, ": ", diff);
+  }
+  for (std::size_t k = 0; k < o.sources.size(); ++k)
+    for (const char* name : {"dev", "test"})
+      DISTILL_CHECK(!(o.sources[k].split == name && data[k].content_hash == eval->content_hash), ConfigError,
+                    "--source ", o.sources[k].path, ":", name, " is the ", name, " split the mix keeps from ",
+                    eval->path,
+                    ": training on it would leak it into evaluation (use --eval-from another data set or none)");
+  return eval;
+}
+
+}  // namespace
+
+MixReport write_mix(const MixOptions& o, const std::string& out) {
+  const auto data = open_sources(o);
+  Dataset eval_data;
+  const Dataset* eval = eval_source(o, data, eval_data);
   DatasetWriter w(out, data[0]);
   MixReport rep;
   // Ids: dev and test keep theirs; the train rows are placed above them.

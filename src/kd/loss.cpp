@@ -4,7 +4,6 @@
 
 #include <cmath>
 
-#include "distill/data/dataset.h"
 #include "distill/util/error.h"
 
 namespace distill {
@@ -137,7 +136,7 @@ at::Tensor hard_ce(const at::Tensor& student, const at::Tensor& labels) {
   if (rows == 0) return (student * 0).sum();
   // Summed over the labeled rows, divided by all rows: an unlabeled row adds 0, so every labeled row
   // weighs 1 / batch whatever the batch's mix (and the mean over the ranks stays the mean over all rows).
-  const auto options = F::CrossEntropyFuncOptions().ignore_index(kIgnoreLabel).reduction(torch::kSum);
+  const auto options = F::CrossEntropyFuncOptions().ignore_index(kUnlabeled).reduction(torch::kSum);
   return F::cross_entropy(student, labels, options) / static_cast<double>(rows);
 }
 

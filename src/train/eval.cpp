@@ -14,6 +14,8 @@
 
 namespace distill {
 
+static_assert(kUnlabeled == kIgnoreLabel, "kd and data must mark unlabeled rows alike");
+
 namespace {
 
 // Refuses non-finite outputs: argmax over NaN would count as agreement and accuracy.

@@ -188,6 +188,33 @@ void log_start(const StepParts& s, const DistributedSampler& sampler, std::int64
       s.reducer && !s.reducer->sparse_params().empty() ? " and the word embeddings reduced by rows" : "");
 }
 
+// The sampler over the train split (or job.rows of it), with the first epoch's order of a stream.
+DistributedSampler make_sampler(const TrainJob& job, const DataSplit& split, int rank, int world) {
+  const auto& o = job.opt;
+  const auto n = job.rows.empty() ? split.n : static_cast<std::int64_t>(job.rows.size());
+  DistributedSampler sampler(n, o.batch_size, rank, world, static_cast<std::uint64_t>(o.seed), true, split.block_rows(),
+                             o.shuffle_window);
+  if (!job.rows.empty()) sampler.set_rows(job.rows);
+  // The loader reads a window's blocks once each (Note [lazy rows]).
+  if (split.file) split.file->set_cache_blocks(static_cast<std::size_t>(o.shuffle_window) + 2);
+  if (!job.first_epoch_order.empty()) sampler.set_epoch_order(0, job.first_epoch_order);
+  return sampler;
+}
+
+// What a result says before the first step: the model, where it trains, and the best so far.
+TrainResult start_result(const Student& student, const c10::Device& device, c10::ScalarType precision,
+                         const Progress& at, const TrainOptions& o) {
+  TrainResult res;
+  res.parameters = parameter_count(*student.model);
+  res.device = device.str();
+  res.precision = precision_name(precision);
+  res.best_step = at.best_step;
+  res.best_metric = at.best_metric;
+  // A run that train.patience stopped stays stopped when resumed.
+  res.stopped_early = o.patience > 0 && at.evals_since_best >= o.patience;
+  return res;
+}
+
 // The totals of a run whose steps ran from `first_step` to `p.step` in `seconds`.
 void finish(TrainResult& res, const Progress& p, std::int64_t first_step, double seconds, std::int64_t global_batch,
             int rank) {
@@ -215,22 +242,13 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
   Student student(comm, job, device);
   // Gradients need a device communicator only when there are ranks to average over.
   auto device_comm = world > 1 ? make_device_communicator(comm, device, o.comm_timeout) : nullptr;
-  const auto n = job.rows.empty() ? split.n : static_cast<std::int64_t>(job.rows.size());
-  DistributedSampler sampler(n, o.batch_size, rank, world, static_cast<std::uint64_t>(o.seed), true, split.block_rows(),
-                             o.shuffle_window);
-  if (!job.rows.empty()) sampler.set_rows(job.rows);
-  // The loader reads a window's blocks once each (Note [lazy rows]).
-  if (split.file) split.file->set_cache_blocks(static_cast<std::size_t>(o.shuffle_window) + 2);
-  if (!job.first_epoch_order.empty()) sampler.set_epoch_order(0, job.first_epoch_order);
+  auto sampler = make_sampler(job, split, rank, world);
   const std::int64_t total = o.max_steps > 0 ? o.max_steps : o.epochs * sampler.steps_per_epoch();
   const std::int64_t warmup = o.warmup_steps > 0 ? o.warmup_steps : std::max<std::int64_t>(1, total * 6 / 100);
   Checkpointer ckpt(comm, job, student, device, precision_name(precision));
   Progress at = ckpt.start();
   const DataSplit* dev = eval_split(job, rank);
-  TrainResult res;
-  res.parameters = parameter_count(*student.model);
-  res.device = device.str();
-  res.precision = precision_name(precision);
+  TrainResult res = start_result(student, device, precision, at, o);
   auto reducer = make_reducer(device_comm ? *device_comm : comm, world, job, student);
   Objective objective(job.kd, job.layers, student.layer_loss);
   const StepParts parts{comm, job, student, objective, reducer.get(), device, precision};
@@ -241,10 +259,6 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
   StepLog log(rank, o.out_dir, total, o.log_every, sampler.global_batch());
   const auto t0 = std::chrono::steady_clock::now();
   const std::int64_t first_step = at.step;
-  res.best_step = at.best_step;
-  res.best_metric = at.best_metric;
-  // A run that train.patience stopped stays stopped when resumed.
-  res.stopped_early = o.patience > 0 && at.evals_since_best >= o.patience;
   while (!res.stopped_early && at.step < total) {
     timer.start();
     student.model->train();

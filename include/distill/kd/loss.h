@@ -49,7 +49,9 @@ struct LossTerms {
   at::Tensor soft_kl;  // the soft term (T^2 * mean KL(p_t || p_s) by default); undefined without a teacher
 };
 
-// Cross-entropy summed over the rows whose label is not kIgnoreLabel, divided by all rows (Note
+// The label of a row without one: data/dataset.h's kIgnoreLabel (train/eval.cpp checks they agree).
+constexpr std::int64_t kUnlabeled = -100;
+// Cross-entropy summed over the rows whose label is not kUnlabeled, divided by all rows (Note
 // [unlabeled rows]): the mean cross-entropy when every row is labeled, 0 when none is.
 at::Tensor hard_ce(const at::Tensor& student, const at::Tensor& labels);
 // student, teacher: [batch, classes] logits; labels: [batch] int64. `teacher` may be undefined.
