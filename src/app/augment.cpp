@@ -230,19 +230,7 @@ void augment(const AugmentOptions& o) {
 }  // namespace
 
 void cmd_augment(Communicator& comm, const AugmentOptions& o) {
-  std::string error;
-  std::exception_ptr failure;
-  if (comm.rank() == 0) {
-    try {
-      augment(o);
-    } catch (const std::exception& e) {
-      error = e.what();
-      failure = std::current_exception();
-    }
-  }
-  comm.broadcast_string(error, 0);
-  if (failure) std::rethrow_exception(failure);
-  if (!error.empty()) throw DataError(error);
+  run_on_rank0(comm, [&] { augment(o); });
 }
 
 }  // namespace distill

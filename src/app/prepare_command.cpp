@@ -188,18 +188,12 @@ void cmd_prepare_text(Communicator& comm, const PrepareOptions& o, const std::st
   if (!error.empty()) throw DataError(error);
 }
 
-void cmd_mix(Communicator& comm, const MixOptions& o, const std::string& out) {
+void run_on_rank0(Communicator& comm, const std::function<void()>& work) {
   std::string error;
   std::exception_ptr failure;
   if (comm.rank() == 0) {
     try {
-      if (!parent_dir(out).empty()) fs::create_directories(parent_dir(out));
-      const auto rep = write_mix(o, out);
-      for (std::size_t k = 0; k < o.sources.size(); ++k)
-        spdlog::info("mix: {}:{} x {} -> {} rows", o.sources[k].path, o.sources[k].split, o.sources[k].weight,
-                     rep.rows[k]);
-      spdlog::info("wrote {}: train {} rows ({} labeled), dev {}, test {}; content hash {}", out, rep.train,
-                   rep.labeled, rep.dev, rep.test, rep.content_hash);
+      work();
     } catch (const std::exception& e) {
       error = e.what();
       failure = std::current_exception();
@@ -208,6 +202,18 @@ void cmd_mix(Communicator& comm, const MixOptions& o, const std::string& out) {
   comm.broadcast_string(error, 0);
   if (failure) std::rethrow_exception(failure);
   if (!error.empty()) throw DataError(error);
+}
+
+void cmd_mix(Communicator& comm, const MixOptions& o, const std::string& out) {
+  run_on_rank0(comm, [&] {
+    if (!parent_dir(out).empty()) fs::create_directories(parent_dir(out));
+    const auto rep = write_mix(o, out);
+    for (std::size_t k = 0; k < o.sources.size(); ++k)
+      spdlog::info("mix: {}:{} x {} -> {} rows", o.sources[k].path, o.sources[k].split, o.sources[k].weight,
+                   rep.rows[k]);
+    spdlog::info("wrote {}: train {} rows ({} labeled), dev {}, test {}; content hash {}", out, rep.train, rep.labeled,
+                 rep.dev, rep.test, rep.content_hash);
+  });
 }
 
 }  // namespace distill

@@ -2,6 +2,7 @@
 // distill::Error on failure; main() turns that into a logged message and the end of the job.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -20,6 +21,10 @@ struct RunArgs {
   std::string config_path;
   std::vector<std::string> overrides;  // "section.key=value"
 };
+
+// Runs `work` on rank 0 only. Collective: its error is rethrown there and thrown as a DataError
+// with the same message on the other ranks, so none waits on a rank that failed.
+void run_on_rank0(Communicator& comm, const std::function<void()>& work);
 
 // Loads, overrides and validates the config; rank 0 prints it; every rank checks the same hash.
 RunConfig resolve_config(Communicator& comm, const RunArgs& a);
