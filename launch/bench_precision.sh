@@ -52,7 +52,7 @@ import json, re, sys
 o, seeds = sys.argv[1], sys.argv[2:]
 P = ("fp32", "bf16")
 def curve(path):
-    return {j["step"]: j["loss"] for j in map(json.loads, open(path))}
+    return {j["step"]: j["loss"] for j in map(json.loads, open(path)) if "loss" in j}
 def rate(log):
     m = re.findall(r"precompute done.*?\(([0-9.]+)/s", open(log).read())
     return float(m[-1]) if m else float("nan")

@@ -12,7 +12,7 @@
 # Then: source PREFIX/env.sh and configure with -DDISTILL_DEPS_PREFIX=PREFIX (README: GPU build).
 set -euo pipefail
 ROOTS=(libopenmpi-dev openmpi-bin libhdf5-dev libgtest-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
-       libspdlog-dev libutf8proc-dev)
+       libspdlog-dev libutf8proc-dev libprotobuf-dev protobuf-compiler libisal-dev)
 # Left out: what every glibc system has or must not be replaced (the C and C++ runtimes, the
 # toolchain, the shell), and Fortran/InfiniBand pieces distill never loads.
 SKIP='^(libc6|libc6-dev|libc-dev-bin|libgcc-s1|libstdc\+\+6|libstdc\+\+-.*-dev|gcc(-.*)?|g\+\+(-.*)?|cpp(-.*)?|'\

@@ -69,7 +69,7 @@ if has curves; then
   $PY - "$C" <<'PY' | tee "$OUT_DIR/curves.txt"
 import json, sys
 c = sys.argv[1]
-load = lambda n: [json.loads(l)["loss"] for l in open(f"{c}/{n}/metrics.jsonl")]
+load = lambda n: [j["loss"] for j in map(json.loads, open(f"{c}/{n}/metrics.jsonl")) if "loss" in j]
 cpu = load("cpu-fp32")
 for n, tol in (("cuda-fp32", 1e-3), ("cuda-bf16", 3e-2)):
     g = load(n)

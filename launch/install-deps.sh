@@ -3,7 +3,8 @@
 set -euo pipefail
 PKGS=(cmake g++ make ccache libtorch-dev libopenblas0-pthread libopenmpi-dev openmpi-bin
       libhdf5-dev hdf5-tools libgtest-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
-      libspdlog-dev libutf8proc-dev python3 python3-numpy python3-h5py python3-torch)
+      libspdlog-dev libutf8proc-dev libprotobuf-dev protobuf-compiler libisal-dev python3 python3-numpy
+      python3-h5py python3-torch python3-protobuf chromium)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

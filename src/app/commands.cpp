@@ -204,11 +204,11 @@ void cmd_prepare_synthetic(Communicator& comm, const SyntheticOptions& o, const 
   comm.barrier();
 }
 
-void cmd_precompute(Communicator& comm, const RunArgs& a) {
-  auto c = resolve_config(comm, a);
-  DISTILL_CHECK(!c.store.path.empty(), ConfigError, "distill precompute writes the store: set store.path");
+namespace {
+
+// Runs teacher c.teacher.path over the train split into store c.store.path (resumable).
+void precompute_store(Communicator& comm, const RunConfig& c, const RunArgs& a, const Dataset& data) {
   auto lock = lock_job_dir(comm, c.store.path, "distill precompute -c " + a.config_path);
-  auto data = read_dataset(c.data.path);
   const auto teacher = load_teacher(c.teacher, comm);
   TargetSpec spec;
   if (!c.layers.hidden_map.empty() || !c.layers.attention_map.empty()) {
@@ -227,6 +227,26 @@ void cmd_precompute(Communicator& comm, const RunArgs& a) {
         "ranks), store {} bytes",
         r.shards_written, r.shards_skipped, r.examples_computed, r.seconds,
         r.seconds > 0 ? r.examples_computed / r.seconds : 0.0, comm.size(), r.store_bytes);
+}
+
+
+}  // namespace
+
+void cmd_precompute(Communicator& comm, const RunArgs& a) {
+  auto c = resolve_config(comm, a);
+  DISTILL_CHECK(!c.store.path.empty(), ConfigError, "distill precompute writes the store: set store.path");
+  const auto teachers = split_list(c.teacher.extra_paths), stores = split_list(c.store.extra_paths);
+  DISTILL_CHECK(teachers.size() == stores.size(), ConfigError, "teacher.extra_paths names ", teachers.size(),
+                " teachers and store.extra_paths ", stores.size(), " stores: give each further teacher its store");
+  auto data = read_dataset(c.data.path);
+  precompute_store(comm, c, a, data);
+  for (std::size_t i = 0; i < teachers.size(); ++i) {
+    RunConfig ci = c;
+    ci.teacher.path = teachers[i];
+    ci.store.path = stores[i];
+    if (comm.rank() == 0) spdlog::info("teacher {} of {}: {} into {}", i + 2, teachers.size() + 1, teachers[i], stores[i]);
+    precompute_store(comm, ci, a, data);
+  }
 }
 
 void cmd_export(Communicator& comm, const RunArgs& a, const std::string& checkpoint, const std::string& out,
@@ -281,6 +301,74 @@ void print_eval_table(const nlohmann::json& sets, bool teacher) {
   t.print();
 }
 
+// The teachers eval compares with: teacher.path, and with teacher.extra_paths each of them and
+// their ensemble (Note [several teachers]), which then is the one `judge` points to.
+struct EvalTeachers {
+  std::vector<std::unique_ptr<LoadedTeacher>> loaded;  // teacher.path, then teacher.extra_paths
+  std::vector<double> weights;
+  std::unique_ptr<TeacherModel> ensemble;
+  TeacherModel* judge = nullptr;
+};
+
+EvalTeachers eval_teachers(Communicator& comm, const RunConfig& c) {
+  EvalTeachers t;
+  if (c.teacher.path.empty()) return t;
+  std::vector<std::string> paths{c.teacher.path};
+  for (const auto& p : split_list(c.teacher.extra_paths)) paths.push_back(p);
+  for (const auto& p : paths) {
+    TeacherOptions o = c.teacher;
+    o.path = p;
+    t.loaded.push_back(std::make_unique<LoadedTeacher>(load_teacher(o, comm)));
+  }
+  t.judge = t.loaded[0]->model.get();
+  if (paths.size() == 1) return t;
+  t.weights = c.distill.teacher_weight_values(paths.size());
+  std::vector<TeacherModel*> members;
+  for (const auto& l : t.loaded) members.push_back(l->model.get());
+  t.ensemble = make_ensemble_teacher(members, t.weights);
+  t.judge = t.ensemble.get();
+  return t;
+}
+
+// One set: the student against the teacher (or ensemble), and each teacher of an ensemble.
+nlohmann::json evaluate_set(Communicator& comm, NetworkImpl& student, const EvalTeachers& t, const DataSplit& split,
+                            const RunConfig& c, c10::ScalarType precision) {
+  auto j = to_json(evaluate(comm, student, t.judge, split, c.train.eval_batch_size, precision));
+  if (!t.ensemble) return j;
+  j["teachers"] = nlohmann::json::array();
+  for (std::size_t i = 0; i < t.loaded.size(); ++i) {
+    const auto r = to_json(evaluate(comm, student, t.loaded[i]->model.get(), split, c.train.eval_batch_size, precision));
+    j["teachers"].push_back({{"teacher", t.loaded[i]->file}, {"weight", t.weights[i]},
+                             {"teacher_accuracy", r["teacher_accuracy"]}, {"agreement", r["agreement"]},
+                             {"transfer_risk", r["transfer_risk"]}, {"kl_teacher_student", r["kl_teacher_student"]}});
+  }
+  return j;
+}
+
+// The text form of one evaluated set.
+void print_eval_set(const nlohmann::json& r, bool teacher) {
+  std::cout << "split " << r["split"].get<std::string>() << " of " << r["data"].get<std::string>() << ", "
+            << r["examples"].get<std::int64_t>() << " examples, " << r["labeled"].get<std::int64_t>() << " labeled\n";
+  if (!r["accuracy"].is_null()) std::cout << "  student accuracy      " << r["accuracy"].get<double>() << "\n";
+  if (r.contains("macro_f1") && !r["macro_f1"].is_null())
+    std::cout << "  student macro-F1      " << r["macro_f1"].get<double>() << "\n"
+              << "  student MCC           " << r["mcc"].get<double>() << "\n";
+  if (!teacher) return;
+  const std::string who = r.contains("teachers") ? "ensemble" : "teacher";
+  if (!r["teacher_accuracy"].is_null())
+    std::cout << "  " << who << " accuracy" << std::string(13 - who.size(), ' ') << r["teacher_accuracy"].get<double>()
+              << "\n";
+  std::cout << "  top-1 agreement       " << r["agreement"].get<double>() << "\n"
+            << "  transfer risk         " << r["transfer_risk"].get<double>() << "\n"
+            << "  KL(" << who << "||student) " << std::string(8 - who.size(), ' ')
+            << r["kl_teacher_student"].get<double>() << "\n";
+  for (const auto& t : r.value("teachers", nlohmann::json::array()))
+    std::cout << "  teacher " << t["teacher"].get<std::string>() << " (weight " << t["weight"].get<double>()
+              << "): accuracy " << (t["teacher_accuracy"].is_null() ? std::string("-") : fmt::format("{:.4f}", t["teacher_accuracy"].get<double>()))
+              << ", agreement " << t["agreement"].get<double>() << ", KL " << t["kl_teacher_student"].get<double>()
+              << "\n";
+}
+
 }  // namespace
 
 void cmd_eval(Communicator& comm, const RunArgs& a, const std::string& checkpoint,
@@ -291,8 +379,7 @@ void cmd_eval(Communicator& comm, const RunArgs& a, const std::string& checkpoin
   auto student = load_model(ck);
   const auto device = resolve_device(c.train.device, comm.local_rank(), "train.device");
   student.model->to(device);
-  std::unique_ptr<LoadedTeacher> teacher;
-  if (!c.teacher.path.empty()) teacher = std::make_unique<LoadedTeacher>(load_teacher(c.teacher, comm));
+  const auto teachers = eval_teachers(comm, c);
   const auto precision = train_precision(c.train, device, comm.rank() == 0);
   // Every set is opened and checked before the first is evaluated.
   std::map<std::string, Dataset> opened;
@@ -305,15 +392,13 @@ void cmd_eval(Communicator& comm, const RunArgs& a, const std::string& checkpoin
       check_fits_model(data, split, sc.vocab_size, sc.type_vocab, sc.max_positions, "student " + student.file);
     DISTILL_CHECK(data.task == "mlm" || sc.num_labels == 0 || sc.num_labels == data.num_labels(), DataError, path,
                   " has ", data.num_labels(), " labels, student ", student.file, " has ", sc.num_labels);
-    if (const auto* tc = teacher ? teacher->model->config() : nullptr; tc && tc->is_bert())
-      check_fits_model(data, split, tc->vocab_size, tc->type_vocab, tc->max_positions, "teacher " + teacher->file);
+    for (const auto& t : teachers.loaded)
+      if (const auto* tc = t->model->config(); tc && tc->is_bert())
+        check_fits_model(data, split, tc->vocab_size, tc->type_vocab, tc->max_positions, "teacher " + t->file);
   }
   nlohmann::json results = nlohmann::json::array();
   for (const auto& [path, split] : sets) {
-    const auto& data = opened.at(path);
-    const auto r = evaluate(comm, *student.model, teacher ? teacher->model.get() : nullptr, data.split(split),
-                            c.train.eval_batch_size, precision);
-    auto j = to_json(r);
+    auto j = evaluate_set(comm, *student.model, teachers, opened.at(path).split(split), c, precision);
     j["data"] = path;
     j["split"] = split;
     results.push_back(j);
@@ -321,33 +406,21 @@ void cmd_eval(Communicator& comm, const RunArgs& a, const std::string& checkpoin
   if (comm.rank() != 0) return;
   nlohmann::json j = results.size() == 1 ? results[0] : nlohmann::json{{"sets", results}};
   j["precision"] = precision_name(precision);
-  if (teacher) j["teacher_precision"] = precision_name(teacher->precision);
   j["student"] = student.file;
   j["student_parameters"] = parameter_count(*student.model);
-  if (teacher) {
-    j["teacher"] = teacher->file;
-    j["teacher_kind"] = teacher->model->kind();
-    j["teacher_parameters"] = teacher->model->parameters();
+  if (!teachers.loaded.empty()) {
+    const auto& first = *teachers.loaded[0];
+    j["teacher_precision"] = precision_name(first.precision);
+    j["teacher"] = first.file;
+    j["teacher_kind"] = teachers.judge->kind();
+    j["teacher_parameters"] = teachers.judge->parameters();
   }
-  if (json) {
+  if (json)
     std::cout << j.dump(2) << std::endl;
-  } else if (results.size() > 1) {
-    print_eval_table(results, teacher != nullptr);
-  } else {
-    const auto& r = results[0];
-    std::cout << "split " << r["split"].get<std::string>() << " of " << r["data"].get<std::string>() << ", "
-              << r["examples"].get<std::int64_t>() << " examples, " << r["labeled"].get<std::int64_t>() << " labeled\n";
-    if (!r["accuracy"].is_null()) std::cout << "  student accuracy      " << r["accuracy"].get<double>() << "\n";
-    if (r.contains("macro_f1") && !r["macro_f1"].is_null())
-      std::cout << "  student macro-F1      " << r["macro_f1"].get<double>() << "\n"
-                << "  student MCC           " << r["mcc"].get<double>() << "\n";
-    if (teacher && !r["teacher_accuracy"].is_null())
-      std::cout << "  teacher accuracy      " << r["teacher_accuracy"].get<double>() << "\n";
-    if (teacher)
-      std::cout << "  top-1 agreement       " << r["agreement"].get<double>() << "\n"
-                << "  transfer risk         " << r["transfer_risk"].get<double>() << "\n"
-                << "  KL(teacher||student)  " << r["kl_teacher_student"].get<double>() << "\n";
-  }
+  else if (results.size() > 1)
+    print_eval_table(results, teachers.judge != nullptr);
+  else
+    print_eval_set(results[0], teachers.judge != nullptr);
 }
 
 }  // namespace distill

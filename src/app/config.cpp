@@ -213,7 +213,9 @@ namespace {
 bool added_later(const std::string& key) {
   static const std::set<std::string> later = {
       "distill.weight_schedule", "distill.alpha_end", "distill.beta_end", "distill.temperature_schedule",
-      "distill.temperature_end", "train.select",      "train.patience"};
+      "distill.temperature_end", "train.select",      "train.patience",
+      "train.tensorboard", "distill.relation_heads", "teacher.extra_paths", "store.extra_paths",
+      "distill.teacher_weights"};
   return later.count(key) > 0;
 }
 

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "distill/app/commands.h"
 #include "distill/app/curve_fit.h"
@@ -129,20 +130,18 @@ std::vector<double> saved_values(const std::string& text, const std::string& pat
   }
 }
 
-// The loss of the last logged step of a run (metrics.jsonl; the last step is always logged).
+// The loss of the last logged step of a run (metrics.jsonl's last line with a loss; the last step
+// is always logged, evaluation lines may follow it).
 double last_logged_loss(const std::string& out_dir, double fallback) {
   const auto path = metrics_path(out_dir);
   if (!path_exists(path)) return fallback;
-  const auto text = read_file(path);
-  const auto end = text.find_last_not_of('\n');
-  if (end == std::string::npos) return fallback;
-  const auto begin = text.rfind('\n', end);
-  try {
-    const auto j = nlohmann::json::parse(text.substr(begin == std::string::npos ? 0 : begin + 1));
-    return j.at("loss").is_number() ? j.at("loss").get<double>() : NAN;
-  } catch (const nlohmann::json::exception&) {
-    return fallback;
+  std::istringstream in(read_file(path));
+  double loss = fallback;
+  for (std::string text; std::getline(in, text);) {
+    const auto j = nlohmann::json::parse(text, nullptr, false);
+    if (j.is_object() && j.contains("loss")) loss = j["loss"].is_number() ? j["loss"].get<double>() : NAN;
   }
+  return loss;
 }
 
 // One size on `group`: trains (or resumes) in `dir` and evaluates; returns kRunValues + sets values.

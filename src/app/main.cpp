@@ -1,4 +1,4 @@
-// distill: prepare, precompute, train, run, eval, export, bench, inspect. Launched directly or under mpirun.
+// distill: prepare, precompute, train, run, eval, report, export, bench, inspect. Launched directly or under mpirun.
 #include <CLI/CLI.hpp>
 
 #include <c10/util/Exception.h>
@@ -12,6 +12,7 @@
 
 #include "distill/app/commands.h"
 #include "distill/app/config.h"
+#include "distill/app/report.h"
 #include "distill/comm/mpi.h"
 #include "distill/util/error.h"
 #include "distill/util/lock.h"
@@ -340,6 +341,22 @@ Command add_bench(CLI::App& app) {
           }};
 }
 
+// Rank 0 reads the run directory and writes the page (app/report.h).
+Command add_report(CLI::App& app) {
+  struct Args {
+    std::string run_dir, out;
+    std::vector<std::string> evals;
+  };
+  auto a = std::make_shared<Args>();
+  auto* sub = app.add_subcommand("report", "one self-contained HTML page of a run directory: plots and tables");
+  sub->add_option("run_dir", a->run_dir, "train.out_dir of a run, or the --out directory of distill curve")->required();
+  sub->add_option("--eval", a->evals, "distill eval --json output to show too (repeatable; RUN_DIR/eval*.json always)");
+  sub->add_option("-o,--out", a->out, "the page (default: RUN_DIR/report.html)");
+  return {sub, {}, [a](Communicator& comm) {
+            run_on_rank0(comm, [&] { spdlog::info("wrote {}", write_report(a->run_dir, a->evals, a->out)); });
+          }};
+}
+
 // Inspect reads files only: it runs on every rank without talking to the others.
 Command add_inspect(CLI::App& app) {
   struct Args {
@@ -356,9 +373,9 @@ Command add_inspect(CLI::App& app) {
 
 // Every subcommand, in the order --help lists them.
 std::vector<Command> add_commands(CLI::App& app) {
-  return {add_prepare(app), add_precompute(app), add_train(app), add_run(app),
-          add_eval(app),    add_curve(app),      add_mix(app),   add_augment(app),
-          add_export(app),  add_bench_topk(app), add_bench(app), add_inspect(app)};
+  return {add_prepare(app),    add_precompute(app), add_train(app),  add_run(app),     add_eval(app),
+          add_curve(app),      add_report(app),     add_mix(app),    add_augment(app), add_export(app),
+          add_bench_topk(app), add_bench(app),      add_inspect(app)};
 }
 
 // Writes the one error line of this rank: "distill: error on rank R/W (host): message".

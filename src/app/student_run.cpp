@@ -192,6 +192,78 @@ std::unique_ptr<StoreReader> open_store(Communicator& comm, const RunConfig& c, 
   return store;
 }
 
+
+// The stores of teacher.extra_paths (store.extra_paths), each checked against its teacher, the
+// data set and the student like store.path.
+void open_more_stores(Communicator& comm, const RunConfig& c, const Dataset& data,
+                      const std::vector<std::string>& teachers, StudentRun& run) {
+  const auto stores = split_list(c.store.extra_paths);
+  DISTILL_CHECK(!c.store.path.empty() && stores.size() == teachers.size(), ConfigError, "teacher.extra_paths names ",
+                teachers.size(), " teachers and store.extra_paths ", stores.size(),
+                " stores: give each further teacher its store (distill precompute writes them), or set teacher.online");
+  for (std::size_t i = 0; i < stores.size(); ++i) {
+    RunConfig ci = c;
+    ci.teacher.path = teachers[i];
+    ci.store.path = stores[i];
+    auto store = std::make_unique<StoreReader>(stores[i], expected_store(ci, data), c.store.verify);
+    const auto& fp = store->manifest().meta.teacher_fingerprint;
+    comm.check_same(fp, "teacher fingerprint of store " + stores[i]);
+    check_store_fits(*store, ci, data, run.job.model);
+    run.job.teacher_fingerprint += "+" + fp;
+    run.job.more_stores.push_back(store.get());
+    run.more_stores.push_back(std::move(store));
+  }
+}
+
+// Note [several teachers] (kd/loss.h): teacher.extra_paths run online (teacher.online) or come
+// from their stores (store.extra_paths); logits only, offline stores, weights for every teacher.
+void open_more_teachers(Communicator& comm, const RunConfig& c, const Dataset& data, int streaming,
+                        StudentRun& run) {
+  const auto paths = split_list(c.teacher.extra_paths);
+  DISTILL_CHECK(!paths.empty() || c.store.extra_paths.empty(), ConfigError,
+                "store.extra_paths is set but teacher.extra_paths is empty: name the teachers of those stores");
+  if (paths.empty()) return;
+  DISTILL_CHECK(!c.teacher.path.empty(), ConfigError, "teacher.extra_paths needs teacher.path (the first teacher)");
+  DISTILL_CHECK(streaming == 0, ConfigError,
+                "distill run streams one teacher's store; with teacher.extra_paths run distill precompute, then "
+                "distill train");
+  DISTILL_CHECK(data.task != "mlm", ConfigError, "teacher.extra_paths: ", data.path,
+                " is a masked-LM data set, whose top-k stores cannot be mixed; several teachers are for classifiers");
+  DISTILL_CHECK(c.layers.hidden_map.empty() && c.layers.attention_map.empty(), ConfigError,
+                "teacher.extra_paths: layer maps follow one teacher; with several teachers distil their logits only "
+                "(clear distill.hidden_map and distill.attention_map)");
+  c.distill.teacher_weight_values(1 + paths.size());  // throws on a count that does not fit
+  if (!c.teacher.online) return open_more_stores(comm, c, data, paths, run);
+  DISTILL_CHECK(c.store.extra_paths.empty(), ConfigError,
+                "teacher.online and store.extra_paths are both set: online teachers replace the stores");
+  for (const auto& p : paths) {
+    RunConfig ci = c;
+    ci.teacher.path = p;
+    run.more_teachers.push_back(open_online_teacher(comm, ci, data));
+    run.job.more_online_teachers.push_back(run.more_teachers.back()->model.get());
+    run.job.teacher_fingerprint += "+" + run.more_teachers.back()->fingerprint;
+  }
+}
+
+// train.select: dev_agreement judges by the teacher, or by the ensemble of all teachers.
+void set_eval_teacher(Communicator& comm, const RunConfig& c, StudentRun& run) {
+  if (!run.online) run.judge = std::make_unique<LoadedTeacher>(load_teacher(c.teacher, comm));
+  TrainJob& job = run.job;
+  job.eval_teacher = (run.online ? run.online : run.judge)->model.get();
+  const auto paths = split_list(c.teacher.extra_paths);
+  if (paths.empty()) return;
+  if (run.more_teachers.empty())
+    for (const auto& p : paths) {
+      TeacherOptions o = c.teacher;
+      o.path = p;
+      run.more_teachers.push_back(std::make_unique<LoadedTeacher>(load_teacher(o, comm)));
+    }
+  std::vector<TeacherModel*> members{job.eval_teacher};
+  for (const auto& t : run.more_teachers) members.push_back(t->model.get());
+  run.ensemble = make_ensemble_teacher(members, c.distill.teacher_weight_values(members.size()));
+  job.eval_teacher = run.ensemble.get();
+}
+
 // Note [unlabeled rows]: a train split without labels needs a teacher and distill.alpha = 0.
 void check_labels_needed(const RunConfig& c, const Dataset& data, const TrainJob& job) {
   if (data.task == "mlm" || data.split(c.data.train_split).labeled_rows() > 0) return;
@@ -242,13 +314,11 @@ std::unique_ptr<StudentRun> open_student_run(Communicator& comm, const RunConfig
     job.teacher_fingerprint = run->online->fingerprint;
   }
   if (!c.store.path.empty()) run->store = open_store(comm, c, data, teachers, job);
+  open_more_teachers(comm, c, data, teachers, *run);
   check_labels_needed(c, data, job);
   if (c.train.select != Select::kNone) {
     check_select(c, data);
-    if (c.train.select == Select::kDevAgreement) {
-      if (!run->online) run->judge = std::make_unique<LoadedTeacher>(load_teacher(c.teacher, comm));
-      job.eval_teacher = (run->online ? run->online : run->judge)->model.get();
-    }
+    if (c.train.select == Select::kDevAgreement) set_eval_teacher(comm, c, *run);
   }
   DISTILL_CHECK(data.task == "mlm" || job.model.num_labels == data.num_labels(), DataError,
                 "student.num_labels = ", job.model.num_labels, " but data set ", data.path, " has ", data.num_labels(),

@@ -37,6 +37,14 @@ void add_store_layers(Batch& out, const StoreReader& store, const std::vector<st
 
 }  // namespace
 
+torch::Tensor store_logits(const StoreReader& store, const std::vector<std::int64_t>& rows) {
+  const auto b = static_cast<std::int64_t>(rows.size());
+  const auto c = store.num_labels();
+  auto out = torch::empty({b, c}, torch::kFloat32);
+  for (std::int64_t i = 0; i < b; ++i) store.read_logits(rows[i], out.data_ptr<float>() + i * c);
+  return out;
+}
+
 void to_device(Batch& b, const c10::Device& d) {
   b.inputs = to_device(b.inputs, d);
   for (auto* t : {&b.labels, &b.teacher_logits, &b.topk_values, &b.topk_indices, &b.topk_lse}) *t = to_device(*t, d);
@@ -77,9 +85,7 @@ Batch make_batch(const DataSplit& split, const std::vector<std::int64_t>& rows, 
     out.topk_indices = torch::from_blob(indices.data(), {tokens, k}, torch::kInt64).clone();
     out.topk_lse = torch::from_blob(lse.data(), {tokens}, torch::kFloat32).clone();
   } else {
-    const auto c = store->num_labels();
-    out.teacher_logits = torch::empty({b, c}, torch::kFloat32);
-    for (std::int64_t i = 0; i < b; ++i) store->read_logits(rows[i], out.teacher_logits.data_ptr<float>() + i * c);
+    out.teacher_logits = store_logits(*store, rows);
     if (want_layers && meta.has_layers()) add_store_layers(out, *store, rows);
   }
   return out;

@@ -1,5 +1,7 @@
 #include "distill/data/loader.h"
 
+#include <torch/torch.h>
+
 namespace distill {
 
 Loader::Loader(const DataSplit& split, DistributedSampler sampler, const StoreReader* store, LoaderOptions o,
@@ -21,6 +23,11 @@ Batch Loader::make() {
   auto rows = sampler_.indices(cursor_);
   if (o_.wait_for_rows) stream_wait_.store(stream_wait_.load() + o_.wait_for_rows(cursor_.epoch, rows));
   auto b = make_batch(split_, rows, store_, o_.store_layers);
+  if (!o_.more_stores.empty()) {
+    std::vector<torch::Tensor> each{b.teacher_logits};
+    for (const auto* s : o_.more_stores) each.push_back(store_logits(*s, rows));
+    b.teacher_logits = torch::stack(each);
+  }
   cursor_ = sampler_.advance(cursor_);
   return b;
 }

@@ -7,7 +7,9 @@
 namespace distill {
 
 const char* name(HiddenLoss l) { return l == HiddenLoss::kCosine ? "cosine" : "mse"; }
-const char* name(AttentionLoss l) { return l == AttentionLoss::kMse ? "mse" : "kl"; }
+const char* name(AttentionLoss l) {
+  return l == AttentionLoss::kMse ? "mse" : l == AttentionLoss::kRelation ? "relation" : "kl";
+}
 const char* name(HeadMismatch h) { return h == HeadMismatch::kAverage ? "average" : "refuse"; }
 
 const OptionTable<LayerLossOptions>& LayerLossOptions::options() {
@@ -21,12 +23,16 @@ const OptionTable<LayerLossOptions>& LayerLossOptions::options() {
     t.add("attention_map", &O::attention_map, "the same for attention maps, layers 1..L; empty = none");
     t.add("hidden_loss", &O::hidden_loss, {HiddenLoss::kMse, HiddenLoss::kCosine},
           "over real tokens, through a learned projection when widths differ");
-    t.add("attention_loss", &O::attention_loss, {AttentionLoss::kKl, AttentionLoss::kMse},
-          "kl per head (MiniLM) or mse (TinyBERT), padding masked");
+    t.add("attention_loss", &O::attention_loss, {AttentionLoss::kKl, AttentionLoss::kMse, AttentionLoss::kRelation},
+          "kl per head (MiniLM), mse (TinyBERT), or relation: KL of Q-Q, K-K and V-V relations (MiniLMv2, "
+          "any head counts, online teacher), padding masked");
     t.add("hidden_weight", &O::hidden_weight, "weight of the summed hidden term")
         .check([](double v) { return v >= 0; }, kWeights);
     t.add("attention_weight", &O::attention_weight, "weight of the summed attention term")
         .check([](double v) { return v >= 0; }, kWeights);
+    t.add("relation_heads", &O::relation_heads,
+          "relation heads of attention_loss: relation (must divide both hidden sizes); 0 = the teacher's heads")
+        .check([](long v) { return v >= 0; }, "distill.relation_heads must be >= 0");
     t.add("head_mismatch", &O::head_mismatch, {HeadMismatch::kRefuse, HeadMismatch::kAverage},
           "when student and teacher head counts differ: refuse, or compare head means");
     return t;
@@ -68,11 +74,32 @@ at::Tensor attention_mse(const at::Tensor& s, const at::Tensor& t, const at::Ten
   return ((s - t).pow(2) * w).sum() / (w.sum() * s.size(1)).clamp_min(1);
 }
 
+at::Tensor relation_kl(const at::Tensor& s, const at::Tensor& t, const at::Tensor& mask, long heads) {
+  const auto b = s.size(0), n = s.size(1);
+  auto keys = mask.to(torch::kBool).view({b, 1, 1, n});  // [batch, 1, 1, seq]
+  auto log_relation = [&](const at::Tensor& x) {             // [batch, heads, seq, seq]
+    const long d = x.size(2) / heads;
+    auto f = x.scalar_type() == torch::kDouble ? x : x.to(torch::kFloat32);
+    auto h = f.reshape({b, n, heads, d}).transpose(1, 2);  // [batch, heads, seq, d]
+    auto scores = torch::matmul(h, h.transpose(-1, -2)) / std::sqrt(static_cast<double>(d));
+    return torch::log_softmax(scores.masked_fill(keys.logical_not(), -1e30), -1);
+  };
+  auto ls = log_relation(s), lt = log_relation(t);
+  auto terms = torch::where(keys, lt.exp() * (lt - ls), torch::zeros({}, ls.options()));
+  auto q = query_mask(mask, ls);
+  return (terms.sum(-1, true) * q).sum() / (q.sum() * heads).clamp_min(1);
+}
+
 LayerLossImpl::LayerLossImpl(const LayerLossOptions& o, const ModelConfig& st, const ModelConfig& te) : o_(o) {
   o.validate();
   hidden_map_ = parse_layer_map(o.hidden_map, st.layers, te.layers, "hidden", "distill.hidden_map");
   attention_map_ = parse_layer_map(o.attention_map, st.layers, te.layers, "attention", "distill.attention_map");
-  if (!attention_map_.empty() && st.heads != te.heads)
+  relation_heads_ = o.relation_heads > 0 ? o.relation_heads : te.heads;
+  if (!attention_map_.empty() && o.attention_loss == AttentionLoss::kRelation)
+    DISTILL_CHECK(relation_heads_ > 0 && st.hidden % relation_heads_ == 0 && te.hidden % relation_heads_ == 0,
+                  ConfigError, "distill.relation_heads = ", relation_heads_, " must divide the student's hidden size ",
+                  st.hidden, " and the teacher's ", te.hidden);
+  else if (!attention_map_.empty() && st.heads != te.heads)
     DISTILL_CHECK(o.head_mismatch == HeadMismatch::kAverage, ConfigError, "distill.attention_map: the student has ",
                   st.heads, " heads, the teacher ", te.heads, " (pair ", attention_map_.pairs[0].first, ":",
                   attention_map_.pairs[0].second, "); set distill.head_mismatch: average to compare head means");
@@ -100,6 +127,11 @@ LayerLossTerms LayerLossImpl::forward(const ModelOutput& s, const ModelOutput& t
     r.hidden = r.hidden.defined() ? r.hidden + l : l;
   }
   for (const auto& [si, ti] : attention_map_.pairs) {
+    if (o_.attention_loss == AttentionLoss::kRelation) {
+      auto l = relation_pair(s, t, mask, si, ti);
+      r.attention = r.attention.defined() ? r.attention + l : l;
+      continue;
+    }
     DISTILL_CHECK(si <= static_cast<long>(s.attentions.size()) && ti <= static_cast<long>(t.attentions.size()),
                   DataError, "distill.attention_map pair ", si, ":", ti, ": the student returned ", s.attentions.size(),
                   " attention maps, the teacher ", t.attentions.size());
@@ -113,6 +145,17 @@ LayerLossTerms LayerLossImpl::forward(const ModelOutput& s, const ModelOutput& t
     r.attention = r.attention.defined() ? r.attention + l : l;
   }
   return r;
+}
+
+at::Tensor LayerLossImpl::relation_pair(const ModelOutput& s, const ModelOutput& t, const at::Tensor& mask, long si,
+                                        long ti) const {
+  DISTILL_CHECK(si <= static_cast<long>(s.qkv.size()) && ti <= static_cast<long>(t.qkv.size()), DataError,
+                "distill.attention_loss: relation, pair ", si, ":", ti, ": the student returned the queries, keys and "
+                "values of ", s.qkv.size(), " layers, the teacher of ", t.qkv.size(),
+                " (a BERT teacher run online gives them; TorchScript teachers and stores do not)");
+  const auto &a = s.qkv[si - 1], &b = t.qkv[ti - 1];
+  return relation_kl(a.query, b.query, mask, relation_heads_) + relation_kl(a.key, b.key, mask, relation_heads_) +
+         relation_kl(a.value, b.value, mask, relation_heads_);
 }
 
 }  // namespace distill

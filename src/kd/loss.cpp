@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "distill/util/error.h"
+#include "distill/util/text.h"
 
 namespace distill {
 
@@ -110,6 +111,8 @@ const OptionTable<KdOptions>& KdOptions::options() {
     t.add("temperature_end", &KdOptions::temperature_end,
           "T at the last step (temperature_schedule); -1 = distill.temperature")
         .check([](double v) { return v > 0 || v == -1; }, "{key} must be > 0 (or -1: no change), got {value}");
+    t.add("teacher_weights", &KdOptions::teacher_weights,
+          "weights of teacher.path and each of teacher.extra_paths, comma-separated, > 0 (normalised); empty = equal");
     return t;
   }();
   return table;
@@ -119,9 +122,39 @@ void KdOptions::validate() const {
   DISTILL_CHECK(alpha >= 0 && beta >= 0 && alpha + beta > 0, ConfigError, "distill.alpha = ", alpha,
                 " and distill.beta = ", beta, " must be >= 0 and not both 0");
   options().check(*this);
+  if (!teacher_weights.empty()) teacher_weight_values(split(teacher_weights, ',').size());
   const auto last = at(1, 1);
   DISTILL_CHECK(last.alpha + last.beta > 0, ConfigError, "distill.alpha_end = ", alpha_end,
                 " and distill.beta_end = ", beta_end, " weigh nothing at the last step");
+}
+
+std::vector<double> KdOptions::teacher_weight_values(std::size_t teachers) const {
+  if (teacher_weights.empty()) return std::vector<double>(teachers, 1.0 / static_cast<double>(teachers));
+  std::vector<double> w;
+  double sum = 0;
+  for (const auto& part : split(teacher_weights, ',')) {
+    char* end = nullptr;
+    const double v = std::strtod(part.c_str(), &end);
+    DISTILL_CHECK(!part.empty() && *end == '\0' && std::isfinite(v) && v > 0, ConfigError,
+                  "distill.teacher_weights = '", teacher_weights, "': '", part, "' is not a number > 0");
+    w.push_back(v);
+    sum += v;
+  }
+  DISTILL_CHECK(w.size() == teachers, ConfigError, "distill.teacher_weights = '", teacher_weights, "' gives ",
+                w.size(), " weights for ", teachers, " teachers (teacher.path and ", teachers - 1,
+                " of teacher.extra_paths)");
+  for (double& v : w) v /= sum;
+  return w;
+}
+
+at::Tensor ensemble_logits(const at::Tensor& teachers, const std::vector<double>& weights, double temperature,
+                           SoftLoss kind) {
+  DISTILL_CHECK(teachers.dim() == 3 && teachers.size(0) == static_cast<std::int64_t>(weights.size()), DataError,
+                "the teachers' logits have shape ", teachers.sizes(), " for ", weights.size(), " teacher weights");
+  auto w = torch::tensor(weights, teachers.options()).view({-1, 1, 1});  // [N, 1, 1]
+  if (kind == SoftLoss::kMse) return (w * teachers).sum(0);
+  // T log sum_i w_i softmax(z_i / T), with log w_i added inside one logsumexp.
+  return temperature * torch::logsumexp(w.log() + torch::log_softmax(teachers / temperature, -1), 0);
 }
 
 at::Tensor soft_kl(const at::Tensor& student, const at::Tensor& teacher, double temperature) {
@@ -147,9 +180,12 @@ LossTerms kd_loss(const at::Tensor& student, const at::Tensor& teacher, const at
     t.total = t.hard_ce;
     return t;
   }
-  DISTILL_CHECK(teacher.sizes() == student.sizes(), DataError, "teacher logits have shape ", teacher.sizes(),
+  const auto mixed = teacher.dim() == 3 ? ensemble_logits(teacher, o.teacher_weight_values(teacher.size(0)),
+                                                          o.temperature, o.soft_loss)
+                                        : teacher;
+  DISTILL_CHECK(mixed.sizes() == student.sizes(), DataError, "teacher logits have shape ", mixed.sizes(),
                 ", the student's have ", student.sizes());
-  t.soft_kl = soft_loss(o.soft_loss, student, teacher.to(student.dtype()), o.temperature);
+  t.soft_kl = soft_loss(o.soft_loss, student, mixed.to(student.dtype()), o.temperature);
   t.total = o.alpha * t.hard_ce + o.beta * t.soft_kl;
   return t;
 }

@@ -49,10 +49,12 @@ BertSelfAttentionImpl::BertSelfAttentionImpl(const ModelConfig& c) : heads(c.hea
 }
 
 torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& additive_mask,
-                                             torch::Tensor* probs) {
+                                             torch::Tensor* probs, AttentionQkv* qkv) {
   const auto b = x.size(0), s = x.size(1);
   auto split = [&](const torch::Tensor& t) { return t.view({b, s, heads, head_dim}).transpose(1, 2); };
-  auto q = split(query(x)), k = split(key(x)), v = split(value(x));  // [batch, heads, seq, head_dim]
+  auto qx = query(x), kx = key(x), vx = value(x);  // [batch, seq, hidden]
+  if (qkv) *qkv = {qx, kx, vx};
+  auto q = split(qx), k = split(kx), v = split(vx);  // [batch, heads, seq, head_dim]
 #if TORCH_VERSION_MAJOR >= 2
   // GPUs: the fused attention kernel when the probabilities are not asked for (same function; its
   // dropout draws differ). The CPU keeps the explicit form, whose results the tests pin down.
@@ -85,8 +87,9 @@ BertAttentionImpl::BertAttentionImpl(const ModelConfig& c) {
   output = register_module("output", BertResidual(c.hidden, c.hidden, c));
 }
 
-torch::Tensor BertAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& m, torch::Tensor* probs) {
-  return output(self(x, m, probs), x);
+torch::Tensor BertAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& m, torch::Tensor* probs,
+                                         AttentionQkv* qkv) {
+  return output(self->forward(x, m, probs, qkv), x);
 }
 
 BertIntermediateImpl::BertIntermediateImpl(const ModelConfig& c) {
@@ -102,8 +105,9 @@ BertLayerImpl::BertLayerImpl(const ModelConfig& c) {
   output = register_module("output", BertResidual(c.intermediate, c.hidden, c));
 }
 
-torch::Tensor BertLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& m, torch::Tensor* probs) {
-  auto a = attention(x, m, probs);
+torch::Tensor BertLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& m, torch::Tensor* probs,
+                                     AttentionQkv* qkv) {
+  auto a = attention->forward(x, m, probs, qkv);
   return output(intermediate(a), a);
 }
 
@@ -132,9 +136,13 @@ torch::Tensor BertModelImpl::forward(const ModelInputs& in, ModelOutput& out, bo
   if (want_hidden) out.hidden.push_back(x);
   for (const auto& m : *encoder->layer) {
     torch::Tensor probs;
-    x = m->as<BertLayerImpl>()->forward(x, mask, want_attn ? &probs : nullptr);
+    AttentionQkv qkv;
+    x = m->as<BertLayerImpl>()->forward(x, mask, want_attn ? &probs : nullptr, want_attn ? &qkv : nullptr);
     if (want_hidden) out.hidden.push_back(x);
-    if (want_attn) out.attentions.push_back(probs);
+    if (want_attn) {
+      out.attentions.push_back(probs);
+      out.qkv.push_back(qkv);
+    }
   }
   return x;
 }

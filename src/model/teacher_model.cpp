@@ -156,4 +156,44 @@ bool is_torchscript_path(const std::string& path) {
   return false;
 }
 
+namespace {
+
+class EnsembleTeacher : public TeacherModel {
+ public:
+  EnsembleTeacher(std::vector<TeacherModel*> members, std::vector<double> weights)
+      : members_(std::move(members)), weights_(std::move(weights)) {}
+  ModelOutput forward(const ModelInputs& in, bool, bool) override {
+    std::vector<torch::Tensor> mixed;
+    for (std::size_t i = 0; i < members_.size(); ++i) {
+      auto z = members_[i]->forward(in).logits.to(torch::kFloat32);
+      mixed.push_back(std::log(weights_[i]) + torch::log_softmax(z, -1));
+    }
+    ModelOutput out;
+    out.logits = torch::logsumexp(torch::stack(mixed), 0);
+    return out;
+  }
+  long num_labels() const override { return members_[0]->num_labels(); }
+  std::string kind() const override { return "ensemble"; }
+  long parameters() const override {
+    long n = 0;
+    for (const auto* m : members_) n += m->parameters();
+    return n;
+  }
+  void place(const c10::Device& d, c10::ScalarType precision) override {
+    for (auto* m : members_) m->place(d, precision);
+  }
+
+ private:
+  std::vector<TeacherModel*> members_;
+  std::vector<double> weights_;
+};
+
+}  // namespace
+
+std::unique_ptr<TeacherModel> make_ensemble_teacher(std::vector<TeacherModel*> members, std::vector<double> weights) {
+  DISTILL_CHECK(!members.empty() && members.size() == weights.size(), ConfigError, "an ensemble of ", members.size(),
+                " teachers with ", weights.size(), " weights");
+  return std::make_unique<EnsembleTeacher>(std::move(members), std::move(weights));
+}
+
 }  // namespace distill

@@ -79,6 +79,8 @@ const OptionTable<StoreOptions>& StoreOptions::options() {
         .check([](long v) { return v > 0; }, kSizes);
     t.add("window", &O::window, "distill run: the first epoch shuffles within windows of this many shards")
         .check([](long v) { return v > 0; }, kSizes);
+    t.add("extra_paths", &O::extra_paths,
+          "the stores of teacher.extra_paths, comma-separated, in the same order (precompute writes each)");
     t.add("verify", &O::verify,
           "train checks every shard's digest against manifest.json when it opens the store "
           "(each rank reads it once more)");

@@ -15,6 +15,9 @@ const OptionTable<TeacherOptions>& TeacherOptions::options() {
     t.add("online", &O::online,
           "run the teacher inside every student rank instead of reading a store: a teacher forward per step, "
           "nothing stored; needed for layer maps without a store");
+    t.add("extra_paths", &O::extra_paths,
+          "further teachers, comma-separated (as path): the student learns from the weighted mean of all "
+          "teachers' soft targets (distill.teacher_weights); each has its store in store.extra_paths, or runs online");
     t.add("device", &O::device, "auto, cpu, cuda or cuda:N (see GPUs)");
     t.add("precision", &O::precision, {Precision::kFp32, Precision::kBf16, Precision::kFp16, Precision::kAuto},
           "inference autocast: bf16 (GPUs and CPUs) or fp16 (GPUs); auto = bf16 on GPUs and on CPUs with AMX or "

@@ -61,6 +61,7 @@ void declare_run(OptionTable<TrainOptions>& t) {
       .check(non_negative, kCounts);
   t.add("keep_checkpoints", &O::keep_checkpoints, "newest checkpoints kept; 0 = all").check(non_negative, kCounts);
   t.add("log_every", &O::log_every, "steps between metrics lines").check([](long v) { return v > 0; }, kCounts);
+  t.add("tensorboard", &O::tensorboard, "rank 0 writes every metrics line as TensorBoard events to out_dir/tb");
   t.add("eval_batch_size", &O::eval_batch_size, "examples per evaluation batch")
       .check([](long v) { return v > 0; }, kCounts);
   t.add("seed", &O::seed, "model init, sampling order and dropout streams derive from it");

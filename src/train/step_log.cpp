@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -54,10 +55,6 @@ std::string nonfinite_report(int rank, const StepScalars& local, double grad_nor
   return nonfinite_report(rank, terms, kNames, 5, grad_norm, split, rows);
 }
 
-std::string metrics_path(const std::string& out_dir) {
-  return (std::filesystem::path(out_dir) / "metrics.jsonl").string();
-}
-
 void StepTimer::start() {
   start_ = mark_ = Clock::now();
   laps_ = PhaseTimes{};
@@ -82,29 +79,47 @@ void StepTimer::add_to(TrainProfile& p, double input_wait, double comm_wait) con
   p.comm_wait += comm_wait;
 }
 
-StepLog::StepLog(int rank, const std::string& out_dir, std::int64_t total, long log_every, std::int64_t global_batch)
+StepLog::StepLog(int rank, const std::string& out_dir, std::int64_t total, long log_every, std::int64_t global_batch,
+                 bool tensorboard)
     : writes_(rank == 0),
       path_(metrics_path(out_dir)),
       total_(total),
       global_batch_(global_batch),
       log_every_(log_every),
-      window_start_(std::chrono::steady_clock::now()) {}
+      window_start_(std::chrono::steady_clock::now()) {
+  if (writes_ && tensorboard) tb_ = rewrite_tensorboard(out_dir);
+}
+
+void StepLog::write(const nlohmann::json& line) {
+  append_line(path_, line.dump() + "\n");
+  if (tb_) tb_->add(line["wall_time"].get<double>(), line["step"].get<std::int64_t>(), tensorboard_scalars(line));
+}
 
 void StepLog::after_step(std::int64_t steps, std::int64_t epoch, const StepScalars& s, double lr, double grad_norm,
-                         std::int64_t skipped_steps, const KdOptions* kd) {
+                         std::int64_t skipped_steps, double input_wait, double comm_wait, const KdOptions* kd) {
   ++window_steps_;
+  window_input_wait_ += input_wait;
+  window_comm_wait_ += comm_wait;
   if (!writes_ || (steps % log_every_ != 0 && steps != total_)) return;
   auto now = std::chrono::steady_clock::now();
   const double dt = std::chrono::duration<double>(now - window_start_).count();
   const double sps = dt > 0 ? window_steps_ * global_batch_ / dt : 0;
-  nlohmann::json line = {{"step", steps}, {"epoch", epoch},         {"loss", s.loss},      {"hard_ce", s.hard_ce},
-                         {"lr", lr},      {"grad_norm", grad_norm}, {"samples_per_s", sps}};
+  nlohmann::json line = {{"step", steps},
+                         {"epoch", epoch},
+                         {"wall_time", unix_seconds()},
+                         {"loss", s.loss},
+                         {"hard_ce", s.hard_ce},
+                         {"lr", lr},
+                         {"grad_norm", grad_norm},
+                         {"samples_per_s", sps},
+                         {"input_wait_share", dt > 0 ? std::min(1.0, window_input_wait_ / dt) : 0.0},
+                         {"comm_wait_share", dt > 0 ? std::min(1.0, window_comm_wait_ / dt) : 0.0}};
   if (skipped_steps > 0) line["skipped_steps"] = skipped_steps;
   if (s.has_soft_kl) line["soft_kl"] = s.soft_kl;
   if (s.has_hidden) line["hidden"] = s.hidden;
   if (s.has_attention) line["attention"] = s.attention;
   if (kd) line.update({{"alpha", kd->alpha}, {"beta", kd->beta}, {"temperature", kd->temperature}});
-  append_line(path_, line.dump() + "\n");
+  write(line);
   spdlog::info("step {}/{} loss {:.4f} ce {:.4f}{}{}{}{} lr {:.2e} {:.0f} samples/s", steps, total_, s.loss, s.hard_ce,
                s.has_soft_kl ? fmt::format(" kd {:.4f}", s.soft_kl) : "",
                s.has_hidden ? fmt::format(" hidden {:.4f}", s.hidden) : "",
@@ -113,6 +128,18 @@ void StepLog::after_step(std::int64_t steps, std::int64_t epoch, const StepScala
                sps);
   window_start_ = now;
   window_steps_ = 0;
+  window_input_wait_ = window_comm_wait_ = 0;
+}
+
+void StepLog::after_eval(std::int64_t steps, const std::string& split, const EvalResult& r) {
+  if (!writes_) return;
+  nlohmann::json line = {{"step", steps}, {"wall_time", unix_seconds()}, {"eval_split", split}};
+  if (r.labeled > 0) {
+    line["dev_accuracy"] = r.accuracy;
+    if (r.has_class_metrics) line.update({{"dev_macro_f1", r.macro_f1}, {"dev_mcc", r.mcc}});
+  }
+  if (r.has_teacher) line.update({{"dev_agreement", r.agreement}, {"dev_kl", r.kl}});
+  write(line);
 }
 
 }  // namespace distill

@@ -42,6 +42,10 @@ LayerLoss make_layer_loss(const TrainJob& job) {
                 name(job.model.kind), ", the teacher a ", name(tc.kind));
   LayerLoss layer_loss(job.layers, job.model, tc);
   if (job.online_teacher && job.online_teacher->config()) return layer_loss;
+  DISTILL_CHECK(job.layers.attention_map.empty() || job.layers.attention_loss != AttentionLoss::kRelation,
+                ConfigError,
+                "distill.attention_loss: relation needs the teacher's queries, keys and values, which a store does "
+                "not hold (it holds attention maps): run the BERT teacher online (teacher.online: true)");
   const auto& m = job.store->manifest().meta;
   for (long l : teacher_layers_of(layer_loss->hidden_map()))
     DISTILL_CHECK(std::count(m.hidden_layers.begin(), m.hidden_layers.end(), l), ConfigError,

@@ -60,6 +60,7 @@ std::unique_ptr<GradReducer> make_reducer(Communicator& grad_comm, int world, co
 LoaderOptions loader_options(const TrainJob& job, const Student& s) {
   LoaderOptions l;
   l.store_layers = s.layer_loss && !job.online_teacher;
+  l.more_stores = job.more_stores;
   l.prefetch = static_cast<int>(job.opt.prefetch);
   l.wait_for_rows = job.wait_for_rows;
   return l;
@@ -70,6 +71,7 @@ void to_float(ModelOutput& o) {
   o.logits = o.logits.to(torch::kFloat32);
   for (auto& h : o.hidden) h = h.to(torch::kFloat32);
   for (auto& a : o.attentions) a = a.to(torch::kFloat32);
+  for (auto& q : o.qkv) q = {q.query.to(torch::kFloat32), q.key.to(torch::kFloat32), q.value.to(torch::kFloat32)};
 }
 
 // The student's forward pass (and the online teacher's) under autocast, then the objective in
@@ -80,18 +82,25 @@ ObjectiveTerms forward(const StepParts& s, Batch& batch) {
   TeacherTargets teacher{batch.teacher_logits, batch.topk_values, batch.topk_indices, batch.topk_lse,
                          std::move(batch.teacher_layers)};
   ModelOutput out;
+  std::vector<torch::Tensor> more_logits;  // further online teachers' (Note [several teachers])
   {
     Autocast cast(s.device, s.precision);
     out = s.student.model->forward(batch.inputs, want_h, want_a);
     if (s.job.online_teacher) {
       torch::NoGradGuard g;
       teacher.layers = s.job.online_teacher->forward(batch.inputs, want_h, want_a);
+      for (auto* more : s.job.more_online_teachers) more_logits.push_back(more->forward(batch.inputs).logits);
     }
   }
   to_float(out);
   if (s.job.online_teacher) {
     to_float(teacher.layers);
     teacher.logits = teacher.layers.logits;
+    if (!more_logits.empty()) {
+      more_logits.insert(more_logits.begin(), teacher.logits);
+      for (auto& l : more_logits) l = l.to(torch::kFloat32);
+      teacher.logits = torch::stack(more_logits);
+    }
   }
   return s.objective(out, teacher, batch.labels, batch.inputs.attention_mask);
 }
@@ -129,8 +138,8 @@ bool average_or_skip(const StepParts& s, const ObjectiveTerms& terms, double gra
 // After step `p.step`: every train.checkpoint_every steps and after the last (evaluated first,
 // when there is an eval split), a checkpoint, then job.after_checkpoint. Returns true when the run
 // stops early (train.patience).
-bool checkpoint_if_due(const StepParts& s, Checkpointer& ckpt, Progress& p, std::int64_t total, const DataSplit* dev,
-                       TrainResult& res) {
+bool checkpoint_if_due(const StepParts& s, Checkpointer& ckpt, StepLog& log, Progress& p, std::int64_t total,
+                       const DataSplit* dev, TrainResult& res) {
   const auto& o = s.job.opt;
   const bool last = p.step == total;
   if (!last && !(o.checkpoint_every > 0 && p.step % o.checkpoint_every == 0)) return false;
@@ -139,6 +148,7 @@ bool checkpoint_if_due(const StepParts& s, Checkpointer& ckpt, Progress& p, std:
   if (dev && (last || select)) {
     TeacherModel* teacher = o.select == Select::kDevAgreement ? s.job.eval_teacher : nullptr;
     const auto ev = evaluate(s.comm, *s.student.model, teacher, *dev, o.eval_batch_size, s.precision);
+    log.after_eval(p.step, s.job.eval_split, ev);
     if (ev.labeled > 0) {  // an unlabeled eval split has no accuracy
       dev_acc = ev.accuracy;
       res.dev_accuracy = dev_acc;
@@ -256,7 +266,7 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
   // The loader walks the same cursor sequence as the step loop (Note [exact resume]).
   Loader loader(split, sampler, job.store, loader_options(job, student), at.cursor, at.step, total);
   StepTimer timer(device, job.profile);
-  StepLog log(rank, o.out_dir, total, o.log_every, sampler.global_batch());
+  StepLog log(rank, o.out_dir, total, o.log_every, sampler.global_batch(), o.tensorboard);
   const auto t0 = std::chrono::steady_clock::now();
   const std::int64_t first_step = at.step;
   while (!res.stopped_early && at.step < total) {
@@ -290,9 +300,9 @@ TrainResult train(Communicator& comm, const TrainJob& job) {
       res.first_step_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     at.cursor = sampler.advance(at.cursor);
     res.final_loss = mean.loss;
-    log.after_step(at.step, at.cursor.epoch, mean, lr, gnorm, at.skipped_steps,
+    log.after_step(at.step, at.cursor.epoch, mean, lr, gnorm, at.skipped_steps, input_wait, comm_wait,
                    job.kd.scheduled() ? &objective.kd() : nullptr);
-    if (checkpoint_if_due(parts, ckpt, at, total, dev, res)) {
+    if (checkpoint_if_due(parts, ckpt, log, at, total, dev, res)) {
       res.stopped_early = true;
       break;
     }

@@ -13,4 +13,14 @@ std::vector<std::string> split(const std::string& s, char sep) {
   }
 }
 
+std::vector<std::string> split_list(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  for (auto p : split(s, sep)) {
+    p.erase(0, p.find_first_not_of(" \t"));
+    p.erase(p.find_last_not_of(" \t") + 1);
+    if (!p.empty()) out.push_back(p);
+  }
+  return out;
+}
+
 }  // namespace distill

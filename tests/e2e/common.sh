@@ -9,6 +9,10 @@ run_np() { local np=$1; shift; timeout -k 10 300 mpirun -np "$np" --oversubscrib
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# metrics.jsonl without its timings (wall time, samples/s, wait shares), which differ from run to run.
+strip() { sed -E 's/"(samples_per_s|wall_time|input_wait_share|comm_wait_share)":[^,}]*,?//g' "$1"; }
+# The number of logged steps in a metrics.jsonl (evaluation lines have no loss).
+step_lines() { grep -c '"loss"' "$1"; }
 
 TEACHER_SET=(--set data.path="$WORK/data.h5" --set student.vocab_size=200 --set student.hidden=32
   --set student.layers=2 --set student.heads=2 --set student.intermediate=64 --set student.max_positions=16

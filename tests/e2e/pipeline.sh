@@ -8,7 +8,7 @@ test -f "$OUT/checkpoints/latest" || fail "no checkpoint"
 grep -q '"soft_kl"' "$OUT/metrics.jsonl" || fail "metrics lack the soft-target term"
 grep -q '"samples_per_s"' "$OUT/metrics.jsonl" || fail "metrics lack samples/s"
 # 2 epochs of ceil(600 / 32) steps.
-test "$(wc -l < "$OUT/metrics.jsonl")" -eq 38 || fail "expected 38 metrics lines, got $(wc -l < "$OUT/metrics.jsonl")"
+test "$(step_lines "$OUT/metrics.jsonl")" -eq 38 || fail "expected 38 step lines, got $(step_lines "$OUT/metrics.jsonl")"
 run_np 3 eval "${STUDENT_SET[@]}" --set train.out_dir="$OUT" --json > "$OUT/eval.json"
 cat "$OUT/eval.json"
 for key in accuracy teacher_accuracy agreement transfer_risk kl_teacher_student student_parameters; do

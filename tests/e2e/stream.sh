@@ -22,7 +22,6 @@ RUN=("${ARCH[@]}" --set teacher.path="$S/teacher/checkpoints" --set teacher.batc
   --set train.epochs=2 --set train.lr=0.003 --set train.log_every=1 --set train.checkpoint_every=40
   --set train.keep_checkpoints=0 --set teacher.stream_timeout=60)
 final=step-00000200  # 3200 rows / (2 ranks x 16) = 100 steps per epoch
-strip() { sed -E 's/"samples_per_s":[^,}]*,?//' "$1"; }
 
 run_np 4 run "${RUN[@]}" --teacher-ranks 2 --set store.path="$S/storeA" --set train.out_dir="$S/A" > "$S/A.log" 2>&1 ||
   { cat "$S/A.log"; fail "streamed run A"; }

@@ -12,7 +12,6 @@
 source "$(dirname "$0")/common.sh"
 T="$WORK/transfer"
 rm -rf "$T" && mkdir -p "$T"
-strip() { sed -E 's/"samples_per_s":[^,}]*,?//' "$1"; }
 
 "$PY" - "$T" <<'PY'
 import sys, numpy as np

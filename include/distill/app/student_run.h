@@ -23,6 +23,10 @@ struct StudentRun {
   std::unique_ptr<LoadedTeacher> online;  // teacher.online
   std::unique_ptr<LoadedTeacher> judge;   // the teacher for train.select: dev_agreement (no online teacher)
   std::unique_ptr<StoreReader> store;     // store.path
+  // Further teachers (teacher.extra_paths): online, or loaded to judge dev agreement; their stores.
+  std::vector<std::unique_ptr<LoadedTeacher>> more_teachers;
+  std::vector<std::unique_ptr<StoreReader>> more_stores;
+  std::unique_ptr<TeacherModel> ensemble;  // of all teachers, for dev agreement when there are several
   TrainJob job;
 };
 

@@ -12,7 +12,8 @@ namespace distill {
 struct Batch {
   ModelInputs inputs;            // token ids (with predict_mask for masked LM) or features
   torch::Tensor labels;          // [batch] int64; masked LM: [masked tokens], the original ids
-  torch::Tensor teacher_logits;  // [batch, classes] float32 from a logits store (else undefined)
+  // [batch, classes] float32 from a logits store, [teachers, batch, classes] from several (else undefined)
+  torch::Tensor teacher_logits;
   // From an mlm_topk store, per masked token: top-k logits [tokens, k], their vocabulary ids
   // [tokens, k] int64, and logsumexp(z / T) of the full row [tokens].
   torch::Tensor topk_values, topk_indices, topk_lse;
@@ -20,6 +21,9 @@ struct Batch {
   // only at the stored layers (ModelOutput convention).
   ModelOutput teacher_layers;
 };
+
+// The logits `store` holds for `rows`: [rows, classes] float32.
+torch::Tensor store_logits(const StoreReader& store, const std::vector<std::int64_t>& rows);
 
 // Every tensor of the batch on `d` (model/network.h's to_device).
 void to_device(Batch& b, const c10::Device& d);

@@ -19,6 +19,9 @@ namespace distill {
 
 struct LoaderOptions {
   bool store_layers = false;  // also read the store's hidden states and attention maps
+  // The stores of further teachers (logits stores of the same rows; must outlive the loader): the
+  // batch's teacher_logits become [1 + more_stores, batch, classes] (Note [several teachers]).
+  std::vector<const StoreReader*> more_stores;
   int prefetch = 2;           // batches made ahead on a loader thread; 0 = made in next(), on the caller's thread
   // Streaming (store still being written): blocks until the shards holding `rows` of `epoch` are
   // committed and returns the seconds it waited; empty = the store is complete.

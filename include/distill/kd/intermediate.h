@@ -15,10 +15,12 @@
 namespace distill {
 
 enum class HiddenLoss { kMse, kCosine };
-enum class AttentionLoss { kKl, kMse };         // KL per head (MiniLM) or MSE (TinyBERT)
+// KL per head (MiniLM), MSE (TinyBERT), or KL of query-query, key-key and value-value relations
+// (MiniLMv2), which works whatever the two head counts are.
+enum class AttentionLoss { kKl, kMse, kRelation };
 enum class HeadMismatch { kRefuse, kAverage };  // when head counts differ: refuse, or compare head means
 
-// The spellings in configs: mse, cosine; kl, mse; refuse, average.
+// The spellings in configs: mse, cosine; kl, mse, relation; refuse, average.
 const char* name(HiddenLoss l);
 const char* name(AttentionLoss l);
 const char* name(HeadMismatch h);
@@ -31,6 +33,7 @@ struct LayerLossOptions {
   double hidden_weight = 1.0;     // weight of the summed hidden term
   double attention_weight = 1.0;  // weight of the summed attention term
   HeadMismatch head_mismatch = HeadMismatch::kRefuse;
+  long relation_heads = 0;  // relation heads of attention_loss: relation; 0 = the teacher's head count
 
   // The distill.* keys of the intermediate layers.
   static const OptionTable<LayerLossOptions>& options();
@@ -46,6 +49,12 @@ at::Tensor hidden_cosine(const at::Tensor& s, const at::Tensor& t, const at::Ten
 at::Tensor attention_kl(const at::Tensor& s, const at::Tensor& t, const at::Tensor& mask);
 // Mean squared difference over heads, real query rows and real keys.
 at::Tensor attention_mse(const at::Tensor& s, const at::Tensor& t, const at::Tensor& mask);
+// MiniLMv2 self-attention relation of one kind (query, key or value): s [batch, seq, hs] and
+// t [batch, seq, ht] are each split into `heads` relation heads of width d = h / heads, whose
+// relation is softmax(x x^T / sqrt(d)) over real keys; returns the mean over relation heads and
+// real query rows of KL(t || s) per row, computed in float32 (float64 inputs in float64). hs and ht
+// must be multiples of heads.
+at::Tensor relation_kl(const at::Tensor& s, const at::Tensor& t, const at::Tensor& mask, long heads);
 
 struct LayerLossTerms {
   at::Tensor hidden;     // summed over hidden pairs (undefined without a hidden map)
@@ -67,8 +76,12 @@ class LayerLossImpl : public torch::nn::Module {
   LayerLossTerms forward(const ModelOutput& s, const ModelOutput& t, const at::Tensor& mask);
 
  private:
+  // Query, key and value relation losses of student layer si against teacher layer ti, summed.
+  at::Tensor relation_pair(const ModelOutput& s, const ModelOutput& t, const at::Tensor& mask, long si, long ti) const;
+
   LayerLossOptions o_;
   LayerMap hidden_map_, attention_map_;
+  long relation_heads_ = 0;
   torch::nn::ModuleDict proj_{nullptr};
 };
 TORCH_MODULE(LayerLoss);

@@ -9,6 +9,8 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "distill/util/options.h"
 
@@ -31,6 +33,13 @@ struct KdOptions {
   KdSchedule weight_schedule = KdSchedule::kConstant;          // alpha and beta
   KdSchedule temperature_schedule = KdSchedule::kConstant;     // T
   double alpha_end = -1, beta_end = -1, temperature_end = -1;  // the last step's values; -1 = the start value
+  // Weights of teacher.path and each of teacher.extra_paths, comma-separated, each > 0; empty =
+  // equal (Note [several teachers]).
+  std::string teacher_weights;
+
+  // The teacher weights for `teachers` teachers, normalised to sum 1. Throws ConfigError when
+  // distill.teacher_weights gives another count.
+  std::vector<double> teacher_weight_values(std::size_t teachers) const;
 
   // Whether alpha, beta or T change over the steps.
   bool scheduled() const;
@@ -54,8 +63,16 @@ constexpr std::int64_t kUnlabeled = -100;
 // Cross-entropy summed over the rows whose label is not kUnlabeled, divided by all rows (Note
 // [unlabeled rows]): the mean cross-entropy when every row is labeled, 0 when none is.
 at::Tensor hard_ce(const at::Tensor& student, const at::Tensor& labels);
-// student, teacher: [batch, classes] logits; labels: [batch] int64. `teacher` may be undefined.
+// student, teacher: [batch, classes] logits, or [N, batch, classes] for N teachers (mixed by
+// ensemble_logits); labels: [batch] int64. `teacher` may be undefined.
 LossTerms kd_loss(const at::Tensor& student, const at::Tensor& teacher, const at::Tensor& labels, const KdOptions& o);
+
+// Note [several teachers]: with N teachers the soft target is the weighted mean of their soft
+// targets, p = sum_i w_i softmax(z_i / T), as logits T log p (whose softmax at T is p), so every
+// divergence kind applies unchanged and follows a T schedule; for soft_loss mse (a logit loss) it
+// is the weighted mean of the logits. Teachers' logits come stacked as [N, batch, classes].
+at::Tensor ensemble_logits(const at::Tensor& teachers, const std::vector<double>& weights, double temperature,
+                           SoftLoss kind);
 
 // Mean over the batch of KL(softmax(t / T) || softmax(s / T)) (no T^2 factor).
 at::Tensor soft_kl(const at::Tensor& student, const at::Tensor& teacher, double temperature);

@@ -33,7 +33,8 @@ class BertSelfAttentionImpl : public torch::nn::Module {
  public:
   explicit BertSelfAttentionImpl(const ModelConfig& c);
   // Returns the context [batch, seq, hidden]; `probs` receives [batch, heads, seq, seq].
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& additive_mask, torch::Tensor* probs);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& additive_mask, torch::Tensor* probs,
+                        AttentionQkv* qkv = nullptr);
   torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr};
   torch::nn::Dropout dropout{nullptr};
   long heads, head_dim;
@@ -54,7 +55,8 @@ TORCH_MODULE(BertResidual);
 class BertAttentionImpl : public torch::nn::Module {
  public:
   explicit BertAttentionImpl(const ModelConfig& c);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& additive_mask, torch::Tensor* probs);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& additive_mask, torch::Tensor* probs,
+                        AttentionQkv* qkv = nullptr);
   BertSelfAttention self{nullptr};
   BertResidual output{nullptr};
 };
@@ -71,7 +73,8 @@ TORCH_MODULE(BertIntermediate);
 class BertLayerImpl : public torch::nn::Module {
  public:
   explicit BertLayerImpl(const ModelConfig& c);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& additive_mask, torch::Tensor* probs);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& additive_mask, torch::Tensor* probs,
+                        AttentionQkv* qkv = nullptr);
   BertAttention attention{nullptr};
   BertIntermediate intermediate{nullptr};
   BertResidual output{nullptr};

@@ -12,10 +12,17 @@
 
 namespace distill {
 
+// One block's query, key and value projections, each [batch, seq, hidden] (before the split into
+// heads): what the MiniLMv2 relation loss compares (kd/intermediate.h).
+struct AttentionQkv {
+  torch::Tensor query, key, value;
+};
+
 struct ModelOutput {
   torch::Tensor logits;                   // [batch, num_labels]; masked LM: [predicted positions, vocab]
   std::vector<torch::Tensor> hidden;      // L + 1 of [batch, seq, hidden]; 0 = embeddings (when asked)
   std::vector<torch::Tensor> attentions;  // L of [batch, heads, seq, seq], blocks 1..L (when asked)
+  std::vector<AttentionQkv> qkv;          // L, blocks 1..L (with attentions, BERT models only)
 };
 
 struct ModelInputs {

@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "distill/model/network.h"
 
@@ -34,6 +35,11 @@ std::unique_ptr<TeacherModel> make_network_teacher(Network model);
 // int64 [batch, seq], and returns logits, or a tuple (logits, hidden_states?, attentions?), or a
 // dict with "logits" (and "hidden_states", "attentions"). Errors name the file.
 std::unique_ptr<TeacherModel> load_torchscript_teacher(const std::string& path);
+
+// Several teachers as one (eval's and train.select's view of an ensemble; Note [several teachers]
+// in kd/loss.h): logits log sum_i w_i softmax(z_i), whose softmax is the weighted mean of the
+// members' distributions. `members` are not owned and must outlive it; `weights` sum to 1.
+std::unique_ptr<TeacherModel> make_ensemble_teacher(std::vector<TeacherModel*> members, std::vector<double> weights);
 
 // True for .pt, .pth, .ts and .torchscript files.
 bool is_torchscript_path(const std::string& path);

@@ -30,6 +30,7 @@ struct StoreOptions {
                                  // that fit in 300 bytes per token (64 with uint16 indices)
   long max_bytes = 10737418240;  // precompute refuses a store estimated larger than this (10 GiB)
   long window = 4;               // distill run: the first epoch shuffles within windows of this many shards
+  std::string extra_paths;       // the stores of teacher.extra_paths, comma-separated, in the same order
   bool verify = true;            // train: check each shard's digest against manifest.json on open
                                  // (Note [verified stores]); every rank reads the whole store once more
 

@@ -23,6 +23,9 @@ struct TeacherOptions {
   // Run the teacher inside every student rank instead of reading the store: costs a teacher
   // forward per step, stores nothing; needed for hidden-state and attention losses.
   bool online = false;
+  // Further teachers (comma-separated, in the forms of `path`): the student learns from the
+  // weighted mean of every teacher's soft targets (Note [several teachers], kd/loss.h).
+  std::string extra_paths;
 
   // The teacher.* keys (teacher.ranks and teacher.stream_timeout are StreamOptions, app/config.h).
   static const OptionTable<TeacherOptions>& options();

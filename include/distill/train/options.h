@@ -49,6 +49,7 @@ struct TrainOptions {
   long checkpoint_every = 0;   // steps between checkpoints; 0 = only at the end
   long keep_checkpoints = 2;   // newest kept; 0 = all
   long log_every = 10;         // steps between metrics lines
+  bool tensorboard = true;     // rank 0 mirrors metrics.jsonl as TensorBoard events in out_dir/tb
   long eval_batch_size = 128;
   long seed = 1234;                        // model init, sampling order and dropout streams derive from it
   long threads = 0;                        // intra-op threads per rank; 0 = cores of the node / ranks on it

@@ -5,12 +5,15 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "distill/comm/communicator.h"
 #include "distill/data/dataset.h"
 #include "distill/kd/objective.h"
+#include "distill/train/eval.h"
+#include "distill/train/metrics_log.h"
 
 namespace distill {
 
@@ -31,9 +34,6 @@ bool average_scalars(Communicator& comm, const StepScalars& local, double grad_n
 // nonfinite_report (train/nonfinite.h) for this rank's terms `local`.
 std::string nonfinite_report(int rank, const StepScalars& local, double grad_norm, const DataSplit& split,
                              const std::vector<std::int64_t>& rows);
-
-// `out_dir`/metrics.jsonl: one JSON line per logged step.
-std::string metrics_path(const std::string& out_dir);
 
 // Seconds of a step by phase.
 struct PhaseTimes {
@@ -72,22 +72,32 @@ class StepTimer {
 };
 
 // Rank 0's record of the run: a metrics line and a log line every `log_every` steps and at the
-// last of `total`, with the samples per second since the previous one.
+// last of `total`, with the samples per second and the shares of time spent waiting for input and
+// for communication since the previous one; a metrics line per evaluation. With `tensorboard`,
+// out_dir/tb mirrors metrics.jsonl (rewritten from its kept lines at construction).
 class StepLog {
  public:
-  StepLog(int rank, const std::string& out_dir, std::int64_t total, long log_every, std::int64_t global_batch);
-  // After the step that made `steps` steps (its cursor now in `epoch`).
-  // `kd`: the step's scheduled alpha, beta and T, logged when given.
+  StepLog(int rank, const std::string& out_dir, std::int64_t total, long log_every, std::int64_t global_batch,
+          bool tensorboard);
+  // After the step that made `steps` steps (its cursor now in `epoch`), which waited `input_wait`
+  // and `comm_wait` seconds. `kd`: the step's scheduled alpha, beta and T, logged when given.
   void after_step(std::int64_t steps, std::int64_t epoch, const StepScalars& s, double lr, double grad_norm,
-                  std::int64_t skipped_steps, const KdOptions* kd = nullptr);
+                  std::int64_t skipped_steps, double input_wait, double comm_wait, const KdOptions* kd = nullptr);
+  // After evaluating split `split` at step `steps`: dev_accuracy, dev_macro_f1 and dev_mcc over its
+  // labeled rows (when it has some), dev_agreement and dev_kl (with a teacher).
+  void after_eval(std::int64_t steps, const std::string& split, const EvalResult& r);
 
  private:
+  void write(const nlohmann::json& line);
+
   const bool writes_;
   const std::string path_;
   const std::int64_t total_, global_batch_;
   const long log_every_;
+  std::unique_ptr<EventFileWriter> tb_;
   std::chrono::steady_clock::time_point window_start_;
   std::int64_t window_steps_ = 0;
+  double window_input_wait_ = 0, window_comm_wait_ = 0;
 };
 
 }  // namespace distill

@@ -37,6 +37,10 @@ struct TrainJob {
   const StoreReader* store = nullptr;      // null = supervised (unless online_teacher)
   TeacherModel* online_teacher = nullptr;  // run in every rank for its logits (and layers)
   TeacherModel* eval_teacher = nullptr;    // dev agreement (train.select: dev_agreement)
+  // Further teachers (Note [several teachers], kd/loss.h): their stores (with `store`) or their
+  // models run online (with `online_teacher`); the soft target mixes all by kd.teacher_weights.
+  std::vector<const StoreReader*> more_stores;
+  std::vector<TeacherModel*> more_online_teachers;
   LayerLossOptions layers;                 // intermediate-layer terms; need online_teacher
   ModelConfig model;                       // num_labels resolved
   // Sets the initial weights (all ranks call it on the fresh model); empty = random init.

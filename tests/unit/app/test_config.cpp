@@ -43,6 +43,7 @@ teacher:
   online: false
   ranks: 0
   stream_timeout: 600
+  extra_paths: ""
   device: auto
   precision: fp32
 student:
@@ -70,6 +71,7 @@ store:
   topk: 0
   max_bytes: 10737418240
   window: 4
+  extra_paths: ""
   verify: true
 distill:
   alpha: 0.5
@@ -81,12 +83,14 @@ distill:
   beta_end: -1
   temperature_schedule: constant
   temperature_end: -1
+  teacher_weights: ""
   hidden_map: ""
   attention_map: ""
   hidden_loss: mse
   attention_loss: kl
   hidden_weight: 1
   attention_weight: 1
+  relation_heads: 0
   head_mismatch: refuse
 train:
   out_dir: runs/student
@@ -103,6 +107,7 @@ train:
   checkpoint_every: 0
   keep_checkpoints: 2
   log_every: 10
+  tensorboard: true
   eval_batch_size: 128
   seed: 1234
   threads: 0
@@ -195,6 +200,7 @@ teacher:
   online: true
   ranks: 2
   stream_timeout: 0.5
+  extra_paths: ""
   device: cuda:1
   precision: bf16
 student:
@@ -222,6 +228,7 @@ store:
   topk: 16
   max_bytes: 12345
   window: 2
+  extra_paths: ""
   verify: false
 distill:
   alpha: 0.10000000000000001
@@ -233,12 +240,14 @@ distill:
   beta_end: -1
   temperature_schedule: constant
   temperature_end: -1
+  teacher_weights: ""
   hidden_map: uniform
   attention_map: 0:0,1:3
   hidden_loss: cosine
   attention_loss: mse
   hidden_weight: 2.5
   attention_weight: 0
+  relation_heads: 0
   head_mismatch: average
 train:
   out_dir: /o
@@ -255,6 +264,7 @@ train:
   checkpoint_every: 3
   keep_checkpoints: 0
   log_every: 1
+  tensorboard: true
   eval_batch_size: 5
   seed: -4
   threads: 1
@@ -386,7 +396,7 @@ TEST(Config, FixedChoicesAreCheckedWhereTheyEnter) {
       {"train.reduce=x", "--set: train.reduce = 'x', expected nonblocking or blocking"},
       {"train.nonfinite=x", "--set: train.nonfinite = 'x', expected stop or skip"},
       {"distill.hidden_loss=x", "--set: distill.hidden_loss = 'x', expected mse or cosine"},
-      {"distill.attention_loss=x", "--set: distill.attention_loss = 'x', expected kl or mse"},
+      {"distill.attention_loss=x", "--set: distill.attention_loss = 'x', expected kl, mse or relation"},
       {"distill.head_mismatch=x", "--set: distill.head_mismatch = 'x', expected refuse or average"},
       {"student.kind=x", "--set: student.kind = 'x', expected bert, bert_mlm, mlp or deep_linear"},
       {"store.dtype=x", "--set: store.dtype = 'x', expected float16 or float32"},
@@ -447,7 +457,7 @@ TEST(Config, PerFieldChecksKeepTheirMessages) {
 
 TEST(ConfigHelp, ListsEveryKeyOnce) {
   const auto keys = config_keys();
-  EXPECT_EQ(keys.size(), 79u);
+  EXPECT_EQ(keys.size(), 84u);
   EXPECT_EQ(std::set<std::string>(keys.begin(), keys.end()).size(), keys.size());
   const auto table = config_help_table();
   for (const auto& k : keys) EXPECT_NE(table.find("| `" + k + "` |"), std::string::npos) << k;

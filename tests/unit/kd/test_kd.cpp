@@ -192,3 +192,46 @@ TEST(KdSchedule, LinearAndCosineBetweenStartAndEnd) {
   o.beta_end = 0;
   EXPECT_THROW(o.validate(), ConfigError);
 }
+
+// Note [several teachers]: the mixed target's softmax at T is the weighted mean of the teachers'
+// softmax at T (for mse, the logits' weighted mean), and kd_loss on stacked logits is the soft loss
+// against that mixture.
+TEST(SeveralTeachers, MixtureOfSoftTargetsAndWeights) {
+  torch::manual_seed(4);
+  auto opt = torch::TensorOptions().dtype(torch::kFloat64);
+  auto t = torch::randn({3, 5, 4}, opt) * 3;
+  const std::vector<double> w = {0.5, 0.3, 0.2};
+  for (double T : {1.0, 2.5}) {
+    auto mixed = ensemble_logits(t, w, T, SoftLoss::kKl);
+    auto want = 0.5 * torch::softmax(t[0] / T, -1) + 0.3 * torch::softmax(t[1] / T, -1) + 0.2 * torch::softmax(t[2] / T, -1);
+    EXPECT_LE((torch::softmax(mixed / T, -1) - want).abs().max().item<double>(), 1e-14) << "T " << T;
+  }
+  auto mean = ensemble_logits(t, w, 2.0, SoftLoss::kMse);
+  EXPECT_LE((mean - (0.5 * t[0] + 0.3 * t[1] + 0.2 * t[2])).abs().max().item<double>(), 1e-14);
+  // One teacher: the mixture is that teacher (up to a shift per row, which softmax ignores).
+  auto one = ensemble_logits(t.slice(0, 0, 1), {1.0}, 2.0, SoftLoss::kKl);
+  EXPECT_LE((torch::softmax(one / 2.0, -1) - torch::softmax(t[0] / 2.0, -1)).abs().max().item<double>(), 1e-14);
+
+  KdOptions o;
+  o.alpha = 0.25;
+  o.beta = 0.75;
+  o.temperature = 2.0;
+  o.teacher_weights = "5, 3,2";
+  EXPECT_EQ(o.teacher_weight_values(3), w);
+  auto s = torch::randn({5, 4}, opt);
+  auto labels = torch::tensor({0, 1, 2, 3, 0}, torch::kInt64);
+  const auto stacked = kd_loss(s, t, labels, o);
+  const auto single = kd_loss(s, ensemble_logits(t, w, 2.0, SoftLoss::kKl), labels, o);
+  EXPECT_NEAR(stacked.total.item<double>(), single.total.item<double>(), 1e-14);
+  EXPECT_NEAR(stacked.soft_kl.item<double>(), 4.0 * soft_kl(s, ensemble_logits(t, w, 2.0, SoftLoss::kKl), 2.0).item<double>(), 1e-14);
+  o.teacher_weights = "";
+  EXPECT_EQ(o.teacher_weight_values(4), std::vector<double>(4, 0.25));
+  o.teacher_weights = "1,1";
+  EXPECT_NE(test::error_of([&] { o.teacher_weight_values(3); })
+                .find("distill.teacher_weights = '1,1' gives 2 weights for 3 teachers"),
+            std::string::npos);
+  o.teacher_weights = "1,-2";
+  EXPECT_NE(test::error_of([&] { o.validate(); }).find("'-2' is not a number > 0"), std::string::npos);
+  o.teacher_weights = "1,x";
+  EXPECT_THROW(o.validate(), ConfigError);
+}

@@ -1,7 +1,10 @@
 // Layer maps (literal expectations and every error) and intermediate losses (closed forms and
-// finite-difference gradients, projections included).
+// finite-difference gradients, projections included; MiniLMv2 relations against PyTorch).
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "distill/kd/intermediate.h"
 #include "test_util.h"
@@ -151,6 +154,89 @@ TEST(LayerLoss, ProjectionsHeadsAndTheirGradients) {
   ta.attentions = {probs(3, 12), probs(3, 13)};
   const double want = attention_kl(sa.attentions[0].mean(1, true), ta.attentions[1].mean(1, true), m).item<double>();
   EXPECT_NEAR(avg->forward(sa, ta, m).attention.item<double>(), want, 1e-12);
+}
+
+torch::Tensor from_json(const nlohmann::json& j) {
+  std::vector<double> flat;
+  std::vector<std::int64_t> shape;
+  std::function<void(const nlohmann::json&, std::size_t)> walk = [&](const nlohmann::json& x, std::size_t depth) {
+    if (!x.is_array()) {
+      flat.push_back(x.get<double>());
+      return;
+    }
+    if (shape.size() <= depth) shape.push_back(static_cast<std::int64_t>(x.size()));
+    for (const auto& e : x) walk(e, depth + 1);
+  };
+  walk(j, 0);
+  return torch::tensor(flat, kD).view(shape);
+}
+
+// MiniLMv2 relations against PyTorch (tests/fixtures/relation_ref.json): values and gradients, with
+// padding, for hidden sizes that differ between student and teacher.
+TEST(LayerLoss, RelationMatchesPyTorchReference) {
+  std::ifstream in(test::fixture("relation_ref.json"));
+  const auto cases = nlohmann::json::parse(in);
+  ASSERT_EQ(cases.size(), 3u);
+  for (const auto& c : cases) {
+    const long heads = c["heads"].get<long>();
+    auto s = from_json(c["student"]).requires_grad_(true);
+    auto mask = from_json(c["mask"]).to(torch::kInt64);
+    auto v = relation_kl(s, from_json(c["teacher"]), mask, heads);
+    EXPECT_NEAR(v.item<double>(), c["value"].get<double>(), 1e-12) << heads << " heads";
+    v.backward();
+    EXPECT_LE((s.grad() - from_json(c["grad"])).abs().max().item<double>(), 1e-12) << heads << " heads";
+  }
+}
+
+TEST(LayerLoss, RelationClosedFormsAndHeadCounts) {
+  torch::manual_seed(9);
+  auto m = mask_2x4();
+  auto x = torch::randn({2, 4, 6}, kD);
+  EXPECT_NEAR(relation_kl(x, x, m, 3).item<double>(), 0.0, 1e-14);
+  // A teacher whose relation is uniform over real keys (all-zero vectors): KL(u || s) = mean of
+  // -log(n) - mean over keys of log s, per row.
+  auto zero = torch::zeros({2, 4, 4}, kD);
+  auto lr = [&](const torch::Tensor& h, long heads) {
+    const long d = h.size(2) / heads;
+    auto v = h.view({2, 4, heads, d}).transpose(1, 2);
+    auto key = m.to(torch::kBool).view({2, 1, 1, 4});
+    return torch::log_softmax((torch::matmul(v, v.transpose(-1, -2)) / std::sqrt(double(d))).masked_fill(~key, -1e30), -1);
+  };
+  auto ls = lr(x, 2);
+  double sum = 0, rows = 0;
+  for (int b = 0; b < 2; ++b) {
+    const long n = m[b].sum().item<long>();
+    for (int h = 0; h < 2; ++h)
+      for (int q = 0; q < n; ++q) {
+        sum += -std::log(double(n)) - ls[b][h][q].slice(0, 0, n).mean().item<double>();
+        rows += 1;
+      }
+  }
+  EXPECT_NEAR(relation_kl(x, zero, m, 2).item<double>(), sum / rows, 1e-12);
+  check_grad([&](const torch::Tensor& s) { return relation_kl(s, x, m, 2); }, torch::randn({2, 4, 4}, kD),
+             "relation kl");
+  // Any head counts: the relation heads must divide both widths.
+  LayerLossOptions o;
+  o.attention_map = "1:2";
+  o.attention_loss = AttentionLoss::kRelation;
+  o.relation_heads = 2;
+  LayerLoss loss(o, cfg(4, 1, 2), cfg(6, 2, 3));  // 2 heads against 3
+  ModelOutput s, t;
+  s.qkv = {{torch::randn({2, 4, 4}, kD), torch::randn({2, 4, 4}, kD), torch::randn({2, 4, 4}, kD)}};
+  for (int i = 0; i < 2; ++i)
+    t.qkv.push_back({torch::randn({2, 4, 6}, kD), torch::randn({2, 4, 6}, kD), torch::randn({2, 4, 6}, kD)});
+  const double want = relation_kl(s.qkv[0].query, t.qkv[1].query, m, 2).item<double>() +
+                      relation_kl(s.qkv[0].key, t.qkv[1].key, m, 2).item<double>() +
+                      relation_kl(s.qkv[0].value, t.qkv[1].value, m, 2).item<double>();
+  EXPECT_NEAR(loss->forward(s, t, m).attention.item<double>(), want, 1e-12);
+  o.relation_heads = 0;  // the teacher's 3 heads do not divide the student's 4
+  EXPECT_NE(test::error_of([&] { LayerLoss(o, cfg(4, 1, 2), cfg(6, 2, 3)); })
+                .find("distill.relation_heads = 3 must divide the student's hidden size 4 and the teacher's 6"),
+            std::string::npos);
+  ModelOutput no_qkv;
+  no_qkv.attentions = {probs(3, 1), probs(3, 2)};
+  EXPECT_NE(test::error_of([&] { loss->forward(s, no_qkv, m); }).find("a BERT teacher run online gives them"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# MiniLMv2 relation loss on polarity: the quickstart teacher (4 x 256, 4 heads) run online, and the
+# quickstart student with 2 heads (2 x 128), for STEPS (600) steps at the quickstart's alpha, beta
+# and T: logits only, against logits plus the Q-Q, K-K and V-V relations of student layer 2 to
+# teacher layer 4 and to teacher layer 3 (4 relation heads), distill.attention_weight 1; test
+# accuracy, agreement and KL. Uses the teacher and data of launch/bench_transfer.sh (run it first).
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+DISTILL="${BUILD_DIR:-$ROOT/.build}/distill"
+OUT=${OUT_DIR:-.runs/transfer}
+NP=${NP:-2}
+PY=${PY:-/usr/bin/python3}
+STEPS=${STEPS:-600}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+mpi() { mpirun -np "$NP" --oversubscribe "$DISTILL" "$@"; }
+[ -f "$OUT/set-a.h5" ] || { echo "run launch/bench_transfer.sh first (OUT_DIR=$OUT)"; exit 1; }
+grep -m1 "model name" /proc/cpuinfo
+declare -A MAP=([logits]="" [relation-2to4]="--set distill.attention_map=2:4 --set distill.attention_loss=relation"
+  [relation-2to3]="--set distill.attention_map=2:3 --set distill.attention_loss=relation")
+for k in logits relation-2to4 relation-2to3; do
+  S=(-c launch/configs/polarity-distill.yaml --set data.path="$OUT/set-a.h5" --set teacher.path="$OUT/teacher/checkpoints"
+    --set store.path= --set teacher.online=true --set student.heads=2 --set train.max_steps=$STEPS
+    --set train.out_dir="$OUT/relation-$k" ${MAP[$k]})
+  if [ ! -f "$OUT/relation-$k.json" ]; then
+    echo "== $k"
+    mpi train "${S[@]}" > "$OUT/relation-$k.log" 2>&1
+    mpi eval "${S[@]}" --json 2>/dev/null | sed -n '/^{/,/^}/p' > "$OUT/relation-$k.json"
+  fi
+done
+$PY - "$OUT" <<'PY'
+import json, sys
+o = sys.argv[1]
+print(f"\n=== MiniLMv2 relations, teacher 4 heads, student 2 heads (polarity test split) ===")
+print(f"{'student':<16} {'accuracy':>9} {'agreement':>10} {'KL':>8} {'samples/s':>10}")
+for k in ("logits", "relation-2to4", "relation-2to3"):
+    e = json.load(open(f"{o}/relation-{k}.json"))
+    t = json.load(open(f"{o}/relation-{k}/train_summary.json"))
+    print(f"{k:<16} {e['accuracy']:>9.4f} {e['agreement']:>10.4f} {e['kl_teacher_student']:>8.4f} {t['samples_per_s']:>10.1f}")
+PY
