@@ -239,6 +239,9 @@ void cmd_precompute(Communicator& comm, const RunArgs& a) {
   DISTILL_CHECK(teachers.size() == stores.size(), ConfigError, "teacher.extra_paths names ", teachers.size(),
                 " teachers and store.extra_paths ", stores.size(), " stores: give each further teacher its store");
   auto data = read_dataset(c.data.path);
+  DISTILL_CHECK(teachers.empty() || data.task != "mlm", ConfigError, "teacher.extra_paths: ", c.data.path,
+                " is a masked-LM data set, whose top-k stores cannot be mixed; several teachers are for classifiers");
+  for (const auto& t : teachers) teacher_fingerprint(t);  // every teacher is there before the first store starts
   precompute_store(comm, c, a, data);
   for (std::size_t i = 0; i < teachers.size(); ++i) {
     RunConfig ci = c;
@@ -411,7 +414,9 @@ void cmd_eval(Communicator& comm, const RunArgs& a, const std::string& checkpoin
   if (!teachers.loaded.empty()) {
     const auto& first = *teachers.loaded[0];
     j["teacher_precision"] = precision_name(first.precision);
-    j["teacher"] = first.file;
+    std::string files = first.file;
+    for (std::size_t i = 1; i < teachers.loaded.size(); ++i) files += " + " + teachers.loaded[i]->file;
+    j["teacher"] = files;
     j["teacher_kind"] = teachers.judge->kind();
     j["teacher_parameters"] = teachers.judge->parameters();
   }

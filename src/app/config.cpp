@@ -9,6 +9,7 @@
 #include "distill/util/error.h"
 #include "distill/util/fs.h"
 #include "distill/util/hash.h"
+#include "distill/util/text.h"
 
 namespace distill {
 
@@ -191,6 +192,34 @@ void apply_override(RunConfig& c, const std::string& assignment) {
   set_field(c, assignment.substr(0, eq), assignment.substr(eq + 1), "--set");
 }
 
+namespace {
+
+// Note [several teachers] (kd/loss.h): teacher.extra_paths, store.extra_paths and
+// distill.teacher_weights agree with each other and with the first teacher.
+void validate_teachers(const RunConfig& c) {
+  const auto extra = split_list(c.teacher.extra_paths), stores = split_list(c.store.extra_paths);
+  DISTILL_CHECK(extra.empty() || !c.teacher.path.empty(), ConfigError,
+                "teacher.extra_paths needs teacher.path (the first teacher)");
+  DISTILL_CHECK(!extra.empty() || stores.empty(), ConfigError,
+                "store.extra_paths is set but teacher.extra_paths is empty: name the teachers of those stores");
+  if (!c.distill.teacher_weights.empty()) c.distill.teacher_weight_values(1 + extra.size());
+  if (extra.empty()) return;
+  DISTILL_CHECK(c.layers.hidden_map.empty() && c.layers.attention_map.empty(), ConfigError,
+                "teacher.extra_paths: layer maps follow one teacher; with several teachers distil their logits only "
+                "(clear distill.hidden_map and distill.attention_map)");
+  DISTILL_CHECK(!c.teacher.online || stores.empty(), ConfigError,
+                "teacher.online and store.extra_paths are both set: online teachers replace the stores");
+  DISTILL_CHECK(c.teacher.online || c.store.path.empty() || stores.size() == extra.size(), ConfigError,
+                "teacher.extra_paths names ", extra.size(), " teachers and store.extra_paths ", stores.size(),
+                " stores: give each further teacher its store (distill precompute writes them), or set teacher.online");
+  std::set<std::string> seen{c.store.path};
+  for (const auto& s : stores)
+    DISTILL_CHECK(seen.insert(s).second, ConfigError, "store.extra_paths: store ", s,
+                  " is named twice (or equals store.path); each teacher needs its own store");
+}
+
+}  // namespace
+
 void validate_config(const RunConfig& c) {
   c.student.validate("student");
   c.distill.validate();
@@ -202,6 +231,7 @@ void validate_config(const RunConfig& c) {
   StoreOptions::options().check(c.store);
   StreamOptions::options().check(c.stream);
   DISTILL_CHECK(!c.teacher.online || !c.teacher.path.empty(), ConfigError, "teacher.online needs teacher.path");
+  validate_teachers(c);
   c.train.validate();
   TeacherOptions::options().check(c.teacher);
   DataOptions::options().check(c.data);

@@ -198,7 +198,10 @@ std::unique_ptr<StoreReader> open_store(Communicator& comm, const RunConfig& c, 
 void open_more_stores(Communicator& comm, const RunConfig& c, const Dataset& data,
                       const std::vector<std::string>& teachers, StudentRun& run) {
   const auto stores = split_list(c.store.extra_paths);
-  DISTILL_CHECK(!c.store.path.empty() && stores.size() == teachers.size(), ConfigError, "teacher.extra_paths names ",
+  DISTILL_CHECK(!c.store.path.empty(), ConfigError,
+                "teacher.extra_paths: the student learns from every teacher's soft targets: set store.path and "
+                "store.extra_paths (distill precompute writes them), or teacher.online: true");
+  DISTILL_CHECK(stores.size() == teachers.size(), ConfigError, "teacher.extra_paths names ",
                 teachers.size(), " teachers and store.extra_paths ", stores.size(),
                 " stores: give each further teacher its store (distill precompute writes them), or set teacher.online");
   for (std::size_t i = 0; i < stores.size(); ++i) {
@@ -207,7 +210,8 @@ void open_more_stores(Communicator& comm, const RunConfig& c, const Dataset& dat
     ci.store.path = stores[i];
     auto store = std::make_unique<StoreReader>(stores[i], expected_store(ci, data), c.store.verify);
     const auto& fp = store->manifest().meta.teacher_fingerprint;
-    comm.check_same(fp, "teacher fingerprint of store " + stores[i]);
+    comm.check_same(fp + "/" + std::to_string(store->manifest().meta.schema_version),
+                    "teacher fingerprint and schema of store " + stores[i]);
     check_store_fits(*store, ci, data, run.job.model);
     run.job.teacher_fingerprint += "+" + fp;
     run.job.more_stores.push_back(store.get());

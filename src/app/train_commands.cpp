@@ -91,6 +91,12 @@ void cmd_run(Communicator& comm, const RunArgs& a, long teacher_ranks) {
   DISTILL_CHECK(n > 0 && n < comm.size(), ConfigError, "distill run needs 1..", comm.size() - 1,
                 " teacher ranks (--teacher-ranks or teacher.ranks) out of ", comm.size(), " ranks, got ", n);
   DISTILL_CHECK(!c.store.path.empty(), ConfigError, "distill run streams through the store: set store.path");
+  // Refused on every rank before the teacher ranks start writing (open_streaming_store says why).
+  DISTILL_CHECK(c.teacher.extra_paths.empty() && c.store.extra_paths.empty(), ConfigError,
+                "distill run streams one teacher's store; with teacher.extra_paths run distill precompute, then "
+                "distill train");
+  DISTILL_CHECK(c.layers.hidden_map.empty() && c.layers.attention_map.empty(), ConfigError,
+                "distill run streams logits stores; layer maps need an offline distill precompute or teacher.online");
   const bool teacher = comm.rank() < n;
   // Note [groups]: from here on each group only talks among itself; the store is the channel.
   auto group = comm.split(teacher ? 0 : 1, comm.rank());

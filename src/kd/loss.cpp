@@ -122,7 +122,7 @@ void KdOptions::validate() const {
   DISTILL_CHECK(alpha >= 0 && beta >= 0 && alpha + beta > 0, ConfigError, "distill.alpha = ", alpha,
                 " and distill.beta = ", beta, " must be >= 0 and not both 0");
   options().check(*this);
-  if (!teacher_weights.empty()) teacher_weight_values(split(teacher_weights, ',').size());
+  if (!teacher_weights.empty()) teacher_weight_values(split_list(teacher_weights).size());
   const auto last = at(1, 1);
   DISTILL_CHECK(last.alpha + last.beta > 0, ConfigError, "distill.alpha_end = ", alpha_end,
                 " and distill.beta_end = ", beta_end, " weigh nothing at the last step");
@@ -132,10 +132,10 @@ std::vector<double> KdOptions::teacher_weight_values(std::size_t teachers) const
   if (teacher_weights.empty()) return std::vector<double>(teachers, 1.0 / static_cast<double>(teachers));
   std::vector<double> w;
   double sum = 0;
-  for (const auto& part : split(teacher_weights, ',')) {
+  for (const auto& part : split_list(teacher_weights)) {
     char* end = nullptr;
     const double v = std::strtod(part.c_str(), &end);
-    DISTILL_CHECK(!part.empty() && *end == '\0' && std::isfinite(v) && v > 0, ConfigError,
+    DISTILL_CHECK(*end == '\0' && std::isfinite(v) && v > 0, ConfigError,
                   "distill.teacher_weights = '", teacher_weights, "': '", part, "' is not a number > 0");
     w.push_back(v);
     sum += v;

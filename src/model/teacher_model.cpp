@@ -166,6 +166,8 @@ class EnsembleTeacher : public TeacherModel {
     std::vector<torch::Tensor> mixed;
     for (std::size_t i = 0; i < members_.size(); ++i) {
       auto z = members_[i]->forward(in).logits.to(torch::kFloat32);
+      DISTILL_CHECK(mixed.empty() || z.sizes() == mixed[0].sizes(), DataError, "teacher ", i + 1,
+                    " of the ensemble gives logits of shape ", z.sizes(), ", teacher 1 gives ", mixed[0].sizes());
       mixed.push_back(std::log(weights_[i]) + torch::log_softmax(z, -1));
     }
     ModelOutput out;

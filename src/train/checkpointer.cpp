@@ -95,6 +95,11 @@ void Checkpointer::resume(Progress& p) {
   check_resume_precision(ck->dir, recorded, name(job_.opt.precision), precision_);
   DISTILL_CHECK(s.dataset_hash == job_.data->content_hash, DataError, ck->dir, " was trained on data set ",
                 s.dataset_hash, ", this run's is ", job_.data->content_hash);
+  // The teachers' weights, not only their paths (in the config): a retrained teacher is another.
+  DISTILL_CHECK(s.teacher_fingerprint.empty() || s.teacher_fingerprint == job_.teacher_fingerprint, ConfigError,
+                ck->dir, " was trained from teacher(s) ", s.teacher_fingerprint, ", this run's are ",
+                job_.teacher_fingerprint.empty() ? "none" : job_.teacher_fingerprint,
+                "; resume with the same teachers or start a new train.out_dir");
   load_module(*student_.model, ck->model.tensors, ck->dir + "/model.safetensors");
   if (student_.layer_loss)
     load_module(*student_.layer_loss, ck->projections.tensors, ck->dir + "/projections.safetensors");

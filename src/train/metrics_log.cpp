@@ -63,8 +63,8 @@ std::unique_ptr<EventFileWriter> rewrite_tensorboard(const std::string& out_dir)
   for (long number = 1; std::getline(in, text); ++number) {
     if (text.empty()) continue;
     const auto line = nlohmann::json::parse(text, nullptr, false);
-    DISTILL_CHECK(line.is_object() && line.contains("step") && line["step"].is_number_integer(), DataError, metrics,
-                  " line ", number, ": expected a JSON object with an integer step");
+    DISTILL_CHECK(line.is_object() && line.contains("step") && line["step"].is_number(), DataError, metrics, " line ",
+                  number, ": expected a JSON object with a step");
     const double t = line.contains("wall_time") && line["wall_time"].is_number() ? line["wall_time"].get<double>() : now;
     writer->add(t, line["step"].get<std::int64_t>(), tensorboard_scalars(line));
   }

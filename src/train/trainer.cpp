@@ -92,12 +92,20 @@ ObjectiveTerms forward(const StepParts& s, Batch& batch) {
       for (auto* more : s.job.more_online_teachers) more_logits.push_back(more->forward(batch.inputs).logits);
     }
   }
+  if (s.job.layers.attention_loss != AttentionLoss::kRelation) {  // Q/K/V serve only the relation loss
+    out.qkv.clear();
+    teacher.layers.qkv.clear();
+  }
   to_float(out);
   if (s.job.online_teacher) {
     to_float(teacher.layers);
     teacher.logits = teacher.layers.logits;
     if (!more_logits.empty()) {
       more_logits.insert(more_logits.begin(), teacher.logits);
+      for (std::size_t i = 1; i < more_logits.size(); ++i)
+        DISTILL_CHECK(more_logits[i].sizes() == teacher.logits.sizes(), DataError, "teacher ", i + 1,
+                      " (teacher.extra_paths) gives logits of shape ", more_logits[i].sizes(), ", teacher.path gives ",
+                      teacher.logits.sizes());
       for (auto& l : more_logits) l = l.to(torch::kFloat32);
       teacher.logits = torch::stack(more_logits);
     }

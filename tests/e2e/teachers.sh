@@ -3,7 +3,8 @@
 # trains on the weighted mixture from the stores, and from the same teachers online (the first
 # steps agree within the stores' float16 rounding); a resumed run repeats the straight one;
 # eval reports agreement with each teacher, equal to evaluating against that teacher alone, and
-# with the ensemble; mismatched stores and weights are refused with their names.
+# with the ensemble; mismatched stores and weights, and a resume with a retrained teacher, are
+# refused with their names.
 source "$(dirname "$0")/common.sh"
 M="$WORK/teachers"
 rm -rf "$M" && mkdir -p "$M"
@@ -74,4 +75,15 @@ refused "gives 3 weights for 2 teachers" "${TWO[@]}" --set distill.teacher_weigh
 refused "teacher.extra_paths names 1 teachers and store.extra_paths 0 stores" "${TWO[@]}" --set store.extra_paths=
 refused "store2" "${TWO[@]}" --set teacher.extra_paths="$WORK/teacher/checkpoints"
 refused "layer maps follow one teacher" "${ONLINE[@]}" --set distill.attention_map=1:1
+refused "is named twice (or equals store.path)" "${TWO[@]}" --set store.extra_paths="$M/store1"
+# A teacher retrained in place is another teacher: resuming the online run from it is refused.
+rm -rf "$M/teacher2"
+"$DISTILL" train "${TEACHER_SET[@]}" --set student.layers=1 --set train.seed=8 --set train.out_dir="$M/teacher2" \
+  --set train.max_steps=20 > "$M/teacher2b.log" 2>&1 || { cat "$M/teacher2b.log"; fail "retraining the second teacher"; }
+set +e
+run_np 2 train "${ONLINE[@]}" "${COMMON[@]}" --set train.out_dir="$M/online" --resume > "$M/refused.log" 2>&1
+rc=$?
+set -e
+[ "$rc" -ne 0 ] && grep -qF "resume with the same teachers" "$M/refused.log" ||
+  { cat "$M/refused.log"; fail "a resume with a retrained teacher was not refused"; }
 echo "several teachers ok"
