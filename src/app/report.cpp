@@ -107,6 +107,24 @@ EvalRow eval_row(const Json& s, const std::string& file) {
   return r;
 }
 
+// A set's row, then with several teachers (its "teachers") one row per teacher: its accuracy and
+// the student's agreement, risk and KL against it ("test vs teacher 2").
+void add_set_rows(const Json& s, const std::string& file, std::vector<EvalRow>& rows) {
+  const EvalRow set = eval_row(s, file);
+  rows.push_back(set);
+  const auto it = s.find("teachers");
+  if (it == s.end() || !it->is_array()) return;
+  for (std::size_t i = 0; i < it->size(); ++i) {
+    const Json& t = (*it)[i];
+    if (!t.is_object()) continue;
+    EvalRow r = eval_row(t, file);
+    r.data = set.data;
+    r.split = set.split + " vs teacher " + std::to_string(i + 1);
+    r.examples = set.examples;
+    rows.push_back(r);
+  }
+}
+
 // The evaluated sets of one eval object (a single set or {"sets": [...]}).
 void eval_object(const Json& j, const std::string& path, std::vector<EvalRow>& rows, std::vector<std::string>& about) {
   DISTILL_CHECK(j.is_object(), DataError, path, ": holds a JSON ", j.type_name(),
@@ -120,14 +138,14 @@ void eval_object(const Json& j, const std::string& path, std::vector<EvalRow>& r
     for (const auto& s : j["sets"]) {
       DISTILL_CHECK(s.is_object() && s.contains("split"), DataError, path,
                     ": an entry of \"sets\" without a \"split\"");
-      rows.push_back(eval_row(s, path));
+      add_set_rows(s, path, rows);
     }
     return;
   }
   DISTILL_CHECK(j.contains("split") || j.contains("agreement") || j.contains("accuracy"), DataError, path,
                 ": neither \"sets\" nor a \"split\" with \"accuracy\" or \"agreement\"; expected the output of "
                 "distill eval --json");
-  rows.push_back(eval_row(j, path));
+  add_set_rows(j, path, rows);
 }
 
 }  // namespace

@@ -239,6 +239,21 @@ TEST(ReportReaders, EvalFilesOfEveryShape) {
   EXPECT_NE(msg.find("distill eval --json"), std::string::npos) << msg;
   msg = test::error_of([] { parse_eval("{", "dir/e.json"); });
   EXPECT_NE(msg.find("dir/e.json: not JSON"), std::string::npos) << msg;
+  // Several teachers: the ensemble's row, then one per teacher.
+  rows = parse_eval(R"({"data": "d.h5", "split": "test", "examples": 4, "accuracy": 0.75, "agreement": 0.5,
+    "teachers": [{"teacher": "a", "weight": 0.5, "teacher_accuracy": 0.7, "agreement": 0.25, "transfer_risk": 0.75,
+                  "kl_teacher_student": 0.1},
+                 {"teacher": "b", "weight": 0.5, "teacher_accuracy": 0.8, "agreement": 1.0, "transfer_risk": 0.0,
+                  "kl_teacher_student": 0.2}]})",
+                    "e.json");
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[1].split, "test vs teacher 1");
+  EXPECT_EQ(rows[2].split, "test vs teacher 2");
+  EXPECT_EQ(rows[2].data, "d.h5");
+  EXPECT_EQ(rows[2].examples, 4);
+  EXPECT_EQ(rows[1].agreement, 0.25);
+  EXPECT_EQ(rows[2].teacher_accuracy, 0.8);
+  EXPECT_TRUE(std::isnan(rows[1].accuracy)) << "the student's accuracy is on the set's row only";
 }
 
 TEST(ReportReaders, CurveRefitsFromPoints) {
