@@ -4,17 +4,8 @@
 # and T: logits only, against logits plus the Q-Q, K-K and V-V relations of student layer 2 to
 # teacher layer 4 and to teacher layer 3 (4 relation heads), distill.attention_weight 1; test
 # accuracy, agreement and KL. Uses the teacher and data of launch/bench_transfer.sh (run it first).
-set -euo pipefail
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-cd "$ROOT"
-DISTILL="${BUILD_DIR:-$ROOT/.build}/distill"
-OUT=${OUT_DIR:-.runs/transfer}
-NP=${NP:-2}
-PY=${PY:-/usr/bin/python3}
-STEPS=${STEPS:-600}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-mpi() { mpirun -np "$NP" --oversubscribe "$DISTILL" "$@"; }
-[ -f "$OUT/set-a.h5" ] || { echo "run launch/bench_transfer.sh first (OUT_DIR=$OUT)"; exit 1; }
+source "$(dirname "$0")/polarity_bench_env.sh"
+require_transfer_runs
 grep -m1 "model name" /proc/cpuinfo
 declare -A MAP=([logits]="" [relation-2to4]="--set distill.attention_map=2:4 --set distill.attention_loss=relation"
   [relation-2to3]="--set distill.attention_map=2:3 --set distill.attention_loss=relation")

@@ -3,17 +3,8 @@
 # teacher and store of launch/bench_transfer.sh (run that first; OUT_DIR as there) for STEPS (600)
 # steps with distill.alpha 0.2, beta 0.8, T 2 held constant, with alpha/beta moved linearly from
 # 0.5/0.5 to 0/1, and with T moved by a cosine from 4 to 1; test accuracy, agreement and KL.
-set -euo pipefail
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-cd "$ROOT"
-DISTILL="${BUILD_DIR:-$ROOT/.build}/distill"
-OUT=${OUT_DIR:-.runs/transfer}
-NP=${NP:-2}
-PY=${PY:-/usr/bin/python3}
-STEPS=${STEPS:-600}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-mpi() { mpirun -np "$NP" --oversubscribe "$DISTILL" "$@"; }
-[ -f "$OUT/store-a/manifest.json" ] || { echo "run launch/bench_transfer.sh first (OUT_DIR=$OUT)"; exit 1; }
+source "$(dirname "$0")/polarity_bench_env.sh"
+require_transfer_runs
 declare -A SCHED=(
   [constant]=""
   [linear-weights]="--set distill.alpha=0.5 --set distill.beta=0.5 --set distill.weight_schedule=linear --set distill.alpha_end=0 --set distill.beta_end=1"

@@ -4,17 +4,8 @@
 # the quickstart student (2 x 128) distilled for STEPS (600) steps at the quickstart's alpha, beta
 # and T from A alone, from B alone, and from both (equal weights). Every student is evaluated on
 # the test split against A, against B and against their ensemble. Run launch/bench_transfer.sh first.
-set -euo pipefail
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-cd "$ROOT"
-DISTILL="${BUILD_DIR:-$ROOT/.build}/distill"
-OUT=${OUT_DIR:-.runs/transfer}
-NP=${NP:-2}
-PY=${PY:-/usr/bin/python3}
-STEPS=${STEPS:-600}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-mpi() { mpirun -np "$NP" --oversubscribe "$DISTILL" "$@"; }
-[ -f "$OUT/store-a/manifest.json" ] || { echo "run launch/bench_transfer.sh first (OUT_DIR=$OUT)"; exit 1; }
+source "$(dirname "$0")/polarity_bench_env.sh"
+require_transfer_runs
 grep -m1 "model name" /proc/cpuinfo
 A="$OUT/teacher/checkpoints" B="$OUT/teacher-b/checkpoints"
 if [ ! -f "$B/latest" ]; then

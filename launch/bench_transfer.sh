@@ -10,18 +10,9 @@
 # teacher, KL, and accuracy where there are labels). Needs launch/fetch-vocab.sh and
 # launch/fetch-data.sh. NP=2 ranks, OUT_DIR, STEPS (600), GLOSS_WEIGHT (0.1); a teacher, data sets
 # and stores already under OUT_DIR are reused.
-set -euo pipefail
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-cd "$ROOT"
-DISTILL="${BUILD_DIR:-$ROOT/.build}/distill"
-OUT=${OUT_DIR:-.runs/transfer}
-NP=${NP:-2}
-PY=${PY:-/usr/bin/python3}
-STEPS=${STEPS:-600}
+source "$(dirname "$0")/polarity_bench_env.sh"
 GW=${GLOSS_WEIGHT:-0.1}
 VOCAB=datasets/vocab/bert-base-uncased/vocab.txt
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-mpi() { mpirun -np "$NP" --oversubscribe "$DISTILL" "$@"; }
 mkdir -p "$OUT"
 grep -m1 "model name" /proc/cpuinfo
 [ -f "$OUT/dataset.h5" ] || "$DISTILL" prepare -i datasets/polarity/polarity.csv --columns label,text --labels=-1,1 \

@@ -31,7 +31,7 @@ set(DISTILL_TEACHER_SOURCES
   src/teacher/load.cpp src/teacher/options.cpp src/teacher/precompute.cpp)
 set(DISTILL_APP_SOURCES
   src/app/augment.cpp src/app/bench.cpp src/app/bench_topk.cpp src/app/commands.cpp src/app/config.cpp src/app/curve.cpp
-  src/app/curve_fit.cpp src/app/faults.cpp src/app/line_chart.cpp src/app/report.cpp
+  src/app/curve_fit.cpp src/app/faults.cpp src/app/line_chart.cpp src/app/report.cpp src/app/report_read.cpp
   src/app/inspect.cpp src/app/prepare_command.cpp src/app/student_run.cpp src/app/train_commands.cpp)
 
 set(DISTILL_SOURCES)
@@ -49,7 +49,8 @@ set(DISTILL_TORCH_FREE_SOURCES
   src/data/augment.cpp src/data/dataset.cpp src/data/dataset_writer.cpp src/data/mix.cpp src/data/split_file.cpp src/data/prepare.cpp src/data/prepare_runs.cpp src/data/prepare_features.cpp src/data/sampler.cpp
   src/data/split_rows.cpp src/data/streaming.cpp
   src/data/synthetic.cpp src/data/table.cpp src/data/tokenizer.cpp
-  src/app/curve_fit.cpp src/app/line_chart.cpp src/app/report.cpp src/kd/layer_map.cpp src/model/config.cpp src/train/checkpoint.cpp src/train/metrics.cpp src/train/metrics_log.cpp
+  src/app/curve_fit.cpp src/app/line_chart.cpp src/app/report.cpp
+  src/app/report_read.cpp src/kd/layer_map.cpp src/model/config.cpp src/train/checkpoint.cpp src/train/metrics.cpp src/train/metrics_log.cpp
   src/train/nonfinite.cpp)
 list(TRANSFORM DISTILL_TORCH_FREE_SOURCES PREPEND ${CMAKE_SOURCE_DIR}/ REGEX "^src/")
 set_source_files_properties(${DISTILL_TORCH_FREE_SOURCES} PROPERTIES SKIP_PRECOMPILE_HEADERS ON)

@@ -1,4 +1,5 @@
 #include "distill/app/curve_fit.h"
+#include "distill/app/line_chart.h"
 
 #include <algorithm>
 #include <cmath>
@@ -50,63 +51,22 @@ double beta_regularized(double a, double b, double x) {
   return 1 - front * beta_fraction(b, a, 1 - x) / b;
 }
 
-std::string format(const char* f, double v) {
-  char b[64];
-  std::snprintf(b, sizeof b, f, v);
-  return b;
-}
-
-std::string coord(double v) { return format("%.2f", v); }
 
 // n as a person writes it: 20, 1500, 2.5.
-std::string count(double n) { return std::fabs(n) < 1e15 && n == std::floor(n) ? format("%.0f", n) : format("%g", n); }
+std::string count(double n) { return std::fabs(n) < 1e15 && n == std::floor(n) ? format_number("%.0f", n) : format_number("%g", n); }
 
-std::string escape(const std::string& s) {
-  std::string out;
-  for (char ch : s) {
-    switch (ch) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
-      default:
-        out += ch;
-    }
-  }
-  return out;
-}
 
 double curve_at(const PowerFit& f, double n) { return f.c * std::pow(std::log(n) / n, f.kappa); }
-
-// The smallest of 1, 2, 2.5, 5 (times a power of ten) that is >= x > 0.
-double nice_step(double x) {
-  const double e = std::pow(10.0, std::floor(std::log10(x)));
-  for (double m : {1.0, 2.0, 2.5, 5.0})
-    if (m * e >= x * (1 - 1e-12)) return m * e;
-  return 10 * e;
-}
 
 // A tick label on the log axis: 5, 200, 0.5, 2e6.
 std::string log_label(double v) {
   if (v >= 1e6) {
     const int k = static_cast<int>(std::floor(std::log10(v) + 1e-9));
-    return format("%g", std::round(v / std::pow(10.0, k) * 100) / 100) + "e" + std::to_string(k);
+    return format_number("%g", std::round(v / std::pow(10.0, k) * 100) / 100) + "e" + std::to_string(k);
   }
-  return v >= 1 ? format("%.0f", v) : format("%g", v);
+  return v >= 1 ? format_number("%.0f", v) : format_number("%g", v);
 }
 
-const char* const kColours[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"};
 
 }  // namespace
 
@@ -200,11 +160,11 @@ void y_axis(std::string& o, const Plot& g) {
     const double v = i * g.y_step, y = g.py(v);
     char label[32];
     std::snprintf(label, sizeof label, "%.*f", y_decimals, v);
-    o += "<line x1=\"" + coord(g.left) + "\" y1=\"" + coord(y) + "\" x2=\"" + coord(g.left + g.plot_w) + "\" y2=\"" +
-         coord(y) + "\" stroke=\"#e6e6e6\"/>\n";
-    o += "<line x1=\"" + coord(g.left - 5) + "\" y1=\"" + coord(y) + "\" x2=\"" + coord(g.left) + "\" y2=\"" +
-         coord(y) + "\" stroke=\"black\"/>\n";
-    o += "<text x=\"" + coord(g.left - 8) + "\" y=\"" + coord(y + 4) + "\" text-anchor=\"end\">" + label + "</text>\n";
+    o += "<line x1=\"" + svg_coord(g.left) + "\" y1=\"" + svg_coord(y) + "\" x2=\"" + svg_coord(g.left + g.plot_w) + "\" y2=\"" +
+         svg_coord(y) + "\" stroke=\"#e6e6e6\"/>\n";
+    o += "<line x1=\"" + svg_coord(g.left - 5) + "\" y1=\"" + svg_coord(y) + "\" x2=\"" + svg_coord(g.left) + "\" y2=\"" +
+         svg_coord(y) + "\" stroke=\"black\"/>\n";
+    o += "<text x=\"" + svg_coord(g.left - 8) + "\" y=\"" + svg_coord(y + 4) + "\" text-anchor=\"end\">" + label + "</text>\n";
   }
 }
 
@@ -234,24 +194,24 @@ void x_axis(std::string& o, const Plot& g) {
   double last_end = -1e9;
   for (double v : ticks) {
     const double x = g.px(v);
-    o += "<line x1=\"" + coord(x) + "\" y1=\"" + coord(g.top) + "\" x2=\"" + coord(x) + "\" y2=\"" + coord(g.bottom) +
+    o += "<line x1=\"" + svg_coord(x) + "\" y1=\"" + svg_coord(g.top) + "\" x2=\"" + svg_coord(x) + "\" y2=\"" + svg_coord(g.bottom) +
          "\" stroke=\"#e6e6e6\"/>\n";
-    o += "<line x1=\"" + coord(x) + "\" y1=\"" + coord(g.bottom) + "\" x2=\"" + coord(x) + "\" y2=\"" +
-         coord(g.bottom + 5) + "\" stroke=\"black\"/>\n";
-    const std::string label = linear && v < 1e6 ? format("%g", v) : log_label(v);
+    o += "<line x1=\"" + svg_coord(x) + "\" y1=\"" + svg_coord(g.bottom) + "\" x2=\"" + svg_coord(x) + "\" y2=\"" +
+         svg_coord(g.bottom + 5) + "\" stroke=\"black\"/>\n";
+    const std::string label = linear && v < 1e6 ? format_number("%g", v) : log_label(v);
     const double half = 3.5 * label.size() + 3;
     if (x - half < last_end) continue;
     last_end = x + half;
     o +=
-        "<text x=\"" + coord(x) + "\" y=\"" + coord(g.bottom + 18) + "\" text-anchor=\"middle\">" + label + "</text>\n";
+        "<text x=\"" + svg_coord(x) + "\" y=\"" + svg_coord(g.bottom + 18) + "\" text-anchor=\"middle\">" + label + "</text>\n";
   }
-  o += "<rect x=\"" + coord(g.left) + "\" y=\"" + coord(g.top) + "\" width=\"" + coord(g.plot_w) + "\" height=\"" +
-       coord(g.plot_h) + "\" fill=\"none\" stroke=\"black\"/>\n";
-  o += "<text x=\"" + coord(g.left + g.plot_w / 2) + "\" y=\"" + coord(g.bottom + 38) +
+  o += "<rect x=\"" + svg_coord(g.left) + "\" y=\"" + svg_coord(g.top) + "\" width=\"" + svg_coord(g.plot_w) + "\" height=\"" +
+       svg_coord(g.plot_h) + "\" fill=\"none\" stroke=\"black\"/>\n";
+  o += "<text x=\"" + svg_coord(g.left + g.plot_w / 2) + "\" y=\"" + svg_coord(g.bottom + 38) +
        "\" text-anchor=\"middle\">transfer examples n (log scale)</text>\n";
   // The long y title when it fits along the plot (about 6.6 px a character).
   const bool long_y = 6.6 * 42 <= g.plot_h + 30;
-  o += "<text transform=\"translate(18 " + coord(g.top + g.plot_h / 2) + ") rotate(-90)\" text-anchor=\"middle\">" +
+  o += "<text transform=\"translate(18 " + svg_coord(g.top + g.plot_h / 2) + ") rotate(-90)\" text-anchor=\"middle\">" +
        (long_y ? "transfer risk P[student top-1 &#8800; teacher top-1]" : "transfer risk") + "</text>\n";
 }
 
@@ -259,9 +219,9 @@ void d_line(std::string& o, const Plot& g, double d) {
   if (d > 0 && std::isfinite(d)) {
     const double x = g.px(d);
     const bool flip = x > g.left + g.plot_w - 110;
-    o += "<line class=\"d\" x1=\"" + coord(x) + "\" y1=\"" + coord(g.top) + "\" x2=\"" + coord(x) + "\" y2=\"" +
-         coord(g.bottom) + "\" stroke=\"#555\" stroke-dasharray=\"6 4\"/>\n";
-    o += "<text x=\"" + coord(flip ? x - 5 : x + 5) + "\" y=\"" + coord(g.top + 14) + "\" text-anchor=\"" +
+    o += "<line class=\"d\" x1=\"" + svg_coord(x) + "\" y1=\"" + svg_coord(g.top) + "\" x2=\"" + svg_coord(x) + "\" y2=\"" +
+         svg_coord(g.bottom) + "\" stroke=\"#555\" stroke-dasharray=\"6 4\"/>\n";
+    o += "<text x=\"" + svg_coord(flip ? x - 5 : x + 5) + "\" y=\"" + svg_coord(g.top + 14) + "\" text-anchor=\"" +
          (flip ? "end" : "start") +
          "\" fill=\"#333\" stroke=\"white\" stroke-width=\"3\" paint-order=\"stroke\">n = d = " + count(d) +
          "</text>\n";
@@ -274,13 +234,13 @@ void fits_and_points(std::string& o, const Plot& g, const std::vector<CurveSerie
   for (std::size_t i = 0; i < series.size(); ++i) {
     const PowerFit& f = series[i].fit;
     if (!f.ok) continue;
-    const std::string colour = kColours[i % 8];
+    const std::string colour = series_colour(i);
     const auto polyline = [&](double a, double b, const char* cls, const char* extra) {
       std::string pts;
       for (int k = 0; k <= 64; ++k) {
         const double n = a * std::pow(b / a, k / 64.0), v = curve_at(f, n);
         if (!std::isfinite(v)) continue;
-        pts += (pts.empty() ? "" : " ") + coord(g.px(n)) + "," + coord(g.py(v));
+        pts += (pts.empty() ? "" : " ") + svg_coord(g.px(n)) + "," + svg_coord(g.py(v));
       }
       o += std::string("<polyline class=\"") + cls + "\" points=\"" + pts + "\" fill=\"none\" stroke=\"" + colour +
            "\" stroke-width=\"2\" clip-path=\"url(#plot-area)\"" + extra + "/>\n";
@@ -289,13 +249,13 @@ void fits_and_points(std::string& o, const Plot& g, const std::vector<CurveSerie
     if (data_n_hi > f.n_max) polyline(f.n_max, data_n_hi, "fit-extension", " stroke-dasharray=\"5 4\"");
   }
   for (std::size_t i = 0; i < series.size(); ++i) {
-    const std::string colour = kColours[i % 8];
+    const std::string colour = series_colour(i);
     for (const auto& p : series[i].points) {
       if (!drawable(p)) continue;
       const bool used = series[i].fit.ok && fit_uses(p, series[i].fit.below);
-      o += "<circle class=\"point\" cx=\"" + coord(g.px(p.n)) + "\" cy=\"" + coord(g.py(p.risk)) +
+      o += "<circle class=\"point\" cx=\"" + svg_coord(g.px(p.n)) + "\" cy=\"" + svg_coord(g.py(p.risk)) +
            "\" r=\"4\" fill=\"" + (used ? colour : std::string("white")) + "\" stroke=\"" + colour +
-           "\" stroke-width=\"1.5\"><title>n = " + count(p.n) + ", risk = " + format("%.4g", p.risk) +
+           "\" stroke-width=\"1.5\"><title>n = " + count(p.n) + ", risk = " + format_number("%.4g", p.risk) +
            "</title></circle>\n";
     }
   }
@@ -307,28 +267,28 @@ void legend(std::string& o, const std::vector<CurveSeries>& series, double y, do
   // not fit (about 6.6 px a character, 7.2 in bold).
   const double lx = 16;
   for (std::size_t i = 0; i < series.size(); ++i, y += row_h) {
-    const std::string colour = kColours[i % 8];
+    const std::string colour = series_colour(i);
     const PowerFit& f = series[i].fit;
-    o += "<line x1=\"" + coord(lx) + "\" y1=\"" + coord(y - 4) + "\" x2=\"" + coord(lx + 24) + "\" y2=\"" +
-         coord(y - 4) + "\" stroke=\"" + colour + "\" stroke-width=\"2\"/>\n";
-    o += "<circle cx=\"" + coord(lx + 12) + "\" cy=\"" + coord(y - 4) + "\" r=\"4\" fill=\"" + colour + "\"/>\n";
+    o += "<line x1=\"" + svg_coord(lx) + "\" y1=\"" + svg_coord(y - 4) + "\" x2=\"" + svg_coord(lx + 24) + "\" y2=\"" +
+         svg_coord(y - 4) + "\" stroke=\"" + colour + "\" stroke-width=\"2\"/>\n";
+    o += "<circle cx=\"" + svg_coord(lx + 12) + "\" cy=\"" + svg_coord(y - 4) + "\" r=\"4\" fill=\"" + colour + "\"/>\n";
     std::string text = "no fit: " + f.why;
     if (f.ok) {
-      text = "fit: kappa = " + format("%.2f", f.kappa) + " [" + format("%.2f", f.kappa_low) + ", " +
-             format("%.2f", f.kappa_high) + "]";
-      const std::string details = " at " + format("%g", f.level * 100) + "%, c = " + format("%.3g", f.c) +
-                                  ", r2 = " + format("%.3f", f.r2) + ", " + std::to_string(f.points) + " points" +
+      text = "fit: kappa = " + format_number("%.2f", f.kappa) + " [" + format_number("%.2f", f.kappa_low) + ", " +
+             format_number("%.2f", f.kappa_high) + "]";
+      const std::string details = " at " + format_number("%g", f.level * 100) + "%, c = " + format_number("%.3g", f.c) +
+                                  ", r2 = " + format_number("%.3f", f.r2) + ", " + std::to_string(f.points) + " points" +
                                   (f.below > 0 ? " with n < " + count(f.below) : std::string());
       if (lx + 32 + 7.2 * series[i].name.size() + 10 + 6.6 * (text.size() + details.size()) < width - 8)
         text += details;
     }
-    o += "<text x=\"" + coord(lx + 32) + "\" y=\"" + coord(y) + "\"><tspan font-weight=\"bold\">" +
-         escape(series[i].name) + "</tspan><tspan dx=\"10\">" + escape(text) + "</tspan></text>\n";
+    o += "<text x=\"" + svg_coord(lx + 32) + "\" y=\"" + svg_coord(y) + "\"><tspan font-weight=\"bold\">" +
+         html_escape(series[i].name) + "</tspan><tspan dx=\"10\">" + html_escape(text) + "</tspan></text>\n";
   }
   if (hollow) {
-    o += "<circle cx=\"" + coord(lx + 12) + "\" cy=\"" + coord(y - 4) + "\" r=\"4\" fill=\"white\" stroke=\"#555\" " +
+    o += "<circle cx=\"" + svg_coord(lx + 12) + "\" cy=\"" + svg_coord(y - 4) + "\" r=\"4\" fill=\"white\" stroke=\"#555\" " +
          "stroke-width=\"1.5\"/>\n";
-    o += "<text x=\"" + coord(lx + 32) + "\" y=\"" + coord(y) +
+    o += "<text x=\"" + svg_coord(lx + 32) + "\" y=\"" + svg_coord(y) +
          "\" fill=\"#555\">hollow: not used in the fit (risk 0, n &lt; 2, n at or past the fit's bound, or no "
          "fit)</text>\n";
   }
@@ -377,10 +337,10 @@ std::string curve_svg(const std::vector<CurveSeries>& series, const std::string&
        std::to_string(height) + "\" viewBox=\"0 0 " + std::to_string(width) + " " + std::to_string(height) +
        "\" font-family=\"sans-serif\" font-size=\"12\">\n";
   o += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-  o += "<defs><clipPath id=\"plot-area\"><rect x=\"" + coord(left) + "\" y=\"" + coord(top) + "\" width=\"" +
-       coord(plot_w) + "\" height=\"" + coord(plot_h) + "\"/></clipPath></defs>\n";
-  o += "<text x=\"" + coord(width / 2.0) + "\" y=\"24\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\">" +
-       escape(title) + "</text>\n";
+  o += "<defs><clipPath id=\"plot-area\"><rect x=\"" + svg_coord(left) + "\" y=\"" + svg_coord(top) + "\" width=\"" +
+       svg_coord(plot_w) + "\" height=\"" + svg_coord(plot_h) + "\"/></clipPath></defs>\n";
+  o += "<text x=\"" + svg_coord(width / 2.0) + "\" y=\"24\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\">" +
+       html_escape(title) + "</text>\n";
 
   y_axis(o, g);
   x_axis(o, g);

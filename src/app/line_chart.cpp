@@ -15,27 +15,12 @@ constexpr double kCharW = 6.6;            // px per character of 12 px sans-seri
 constexpr std::size_t kMarkersUpTo = 40;  // points per series that still get markers
 constexpr std::size_t kBuckets = 1000;    // a longer series keeps each bucket's lowest and highest point
 
-const char* const kColours[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"};
 
-std::string format(const char* f, double v) {
-  char b[64];
-  std::snprintf(b, sizeof b, f, v);
-  return b;
-}
 
-std::string coord(double v) { return format("%.2f", v); }
-
-// The smallest of 1, 2, 2.5, 5 (times a power of ten) that is >= x > 0.
-double nice_step(double x) {
-  const double e = std::pow(10.0, std::floor(std::log10(x)));
-  for (double m : {1.0, 2.0, 2.5, 5.0})
-    if (m * e >= x * (1 - 1e-12)) return m * e;
-  return 10 * e;
-}
 
 // v in scientific notation, short: 2e-5, 1.5e6.
 std::string short_e(double v) {
-  std::string s = format("%.3e", v);
+  std::string s = format_number("%.3e", v);
   const auto e = s.find('e');
   std::string mantissa = s.substr(0, e), exp = s.substr(e + 1);
   mantissa.erase(mantissa.find_last_not_of('0') + 1);
@@ -49,7 +34,7 @@ std::string short_e(double v) {
 std::string tick_label(double v, double step) {
   if (std::fabs(v) < step * 1e-6) return "0";
   if (std::fabs(v) >= 1e6 || step < 1e-4) return short_e(v);
-  if (step >= 1) return format("%.0f", v);
+  if (step >= 1) return format_number("%.0f", v);
   const double mantissa = step / std::pow(10.0, std::floor(std::log10(step)));
   const int decimals = static_cast<int>(std::ceil(-std::log10(step) - 1e-9)) + (std::fabs(mantissa - 2.5) < 1e-9);
   char b[64];
@@ -59,7 +44,7 @@ std::string tick_label(double v, double step) {
 
 // A tick label of a log axis at m times 10^k: 0.001, 500, 1e-5.
 std::string log_label(int k, int m) {
-  if (k >= -3 && k <= 5) return format("%g", m * std::pow(10.0, k));
+  if (k >= -3 && k <= 5) return format_number("%g", m * std::pow(10.0, k));
   return std::to_string(m) + "e" + std::to_string(k);
 }
 
@@ -103,6 +88,29 @@ std::vector<std::pair<double, int>> legend_layout(const std::vector<ChartSeries>
 }
 
 }  // namespace
+
+double nice_step(double x) {
+  const double e = std::pow(10.0, std::floor(std::log10(x)));
+  for (double m : {1.0, 2.0, 2.5, 5.0})
+    if (m * e >= x * (1 - 1e-12)) return m * e;
+  return 10 * e;
+}
+
+const char* series_colour(std::size_t i) {
+  static const char* const kColours[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
+                                         "#9467bd", "#8c564b", "#e377c2", "#17becf"};
+  return kColours[i % 8];
+}
+
+std::string svg_coord(double v) { return format_number("%.2f", v); }
+
+std::string format_number(const char* f, double v) {
+  char b[64];
+  std::snprintf(b, sizeof b, f, v);
+  return b;
+}
+
+std::string number_cell(double v, const char* f) { return std::isfinite(v) ? format_number(f, v) : "-"; }
 
 std::string html_escape(const std::string& s) {
   std::string out;
@@ -173,12 +181,12 @@ ChartFrame chart_frame(const std::vector<ChartSeries>& series, const ChartOption
 namespace {
 
 std::string hline(double y, double x0, double x1, const char* stroke) {
-  return "<line x1=\"" + coord(x0) + "\" y1=\"" + coord(y) + "\" x2=\"" + coord(x1) + "\" y2=\"" + coord(y) +
+  return "<line x1=\"" + svg_coord(x0) + "\" y1=\"" + svg_coord(y) + "\" x2=\"" + svg_coord(x1) + "\" y2=\"" + svg_coord(y) +
          "\" stroke=\"" + stroke + "\"/>\n";
 }
 
 std::string vline(double x, double y0, double y1, const char* stroke) {
-  return "<line x1=\"" + coord(x) + "\" y1=\"" + coord(y0) + "\" x2=\"" + coord(x) + "\" y2=\"" + coord(y1) +
+  return "<line x1=\"" + svg_coord(x) + "\" y1=\"" + svg_coord(y0) + "\" x2=\"" + svg_coord(x) + "\" y2=\"" + svg_coord(y1) +
          "\" stroke=\"" + stroke + "\"/>\n";
 }
 
@@ -186,7 +194,7 @@ std::string vline(double x, double y0, double y1, const char* stroke) {
 void y_tick(std::string& o, const ChartFrame& f, double y, const std::string& label) {
   o += hline(y, f.left, f.left + f.plot_w, "#e6e6e6");
   o += hline(y, f.left - 5, f.left, "black");
-  o += "<text x=\"" + coord(f.left - 8) + "\" y=\"" + coord(y + 4) + "\" text-anchor=\"end\">" + label + "</text>\n";
+  o += "<text x=\"" + svg_coord(f.left - 8) + "\" y=\"" + svg_coord(y + 4) + "\" text-anchor=\"end\">" + label + "</text>\n";
 }
 
 void y_axis(std::string& o, const ChartFrame& f) {
@@ -214,21 +222,21 @@ void x_axis(std::string& o, const ChartFrame& f) {
     const double x = f.px(k * step);
     o += vline(x, f.top, f.top + f.plot_h, "#e6e6e6");
     o += vline(x, f.top + f.plot_h, f.top + f.plot_h + 5, "black");
-    o += "<text x=\"" + coord(x) + "\" y=\"" + coord(f.top + f.plot_h + 18) + "\" text-anchor=\"middle\">" +
+    o += "<text x=\"" + svg_coord(x) + "\" y=\"" + svg_coord(f.top + f.plot_h + 18) + "\" text-anchor=\"middle\">" +
          tick_label(k * step, step) + "</text>\n";
   }
-  o += "<rect x=\"" + coord(f.left) + "\" y=\"" + coord(f.top) + "\" width=\"" + coord(f.plot_w) + "\" height=\"" +
-       coord(f.plot_h) + "\" fill=\"none\" stroke=\"black\"/>\n";
+  o += "<rect x=\"" + svg_coord(f.left) + "\" y=\"" + svg_coord(f.top) + "\" width=\"" + svg_coord(f.plot_w) + "\" height=\"" +
+       svg_coord(f.plot_h) + "\" fill=\"none\" stroke=\"black\"/>\n";
 }
 
 void titles(std::string& o, const ChartFrame& f, const ChartOptions& opt) {
-  o += "<text x=\"" + coord(opt.width / 2.0) +
+  o += "<text x=\"" + svg_coord(opt.width / 2.0) +
        "\" y=\"20\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"bold\">" + html_escape(opt.title) +
        "</text>\n";
-  o += "<text x=\"" + coord(f.left + f.plot_w / 2) + "\" y=\"" + coord(f.top + f.plot_h + 36) +
+  o += "<text x=\"" + svg_coord(f.left + f.plot_w / 2) + "\" y=\"" + svg_coord(f.top + f.plot_h + 36) +
        "\" text-anchor=\"middle\">" + html_escape(opt.x_title) + "</text>\n";
   const std::string y_title = opt.y_title + (opt.log_y ? " (log scale)" : "");
-  o += "<text transform=\"translate(14 " + coord(f.top + f.plot_h / 2) + ") rotate(-90)\" text-anchor=\"middle\">" +
+  o += "<text transform=\"translate(14 " + svg_coord(f.top + f.plot_h / 2) + ") rotate(-90)\" text-anchor=\"middle\">" +
        html_escape(y_title) + "</text>\n";
 }
 
@@ -236,26 +244,26 @@ void titles(std::string& o, const ChartFrame& f, const ChartOptions& opt) {
 void series_lines(std::string& o, const ChartFrame& f, const ChartSeries& s, std::size_t i, const ChartOptions& opt) {
   const auto pts = drawable(s, opt.log_y);
   if (pts.empty()) return;
-  const std::string colour = kColours[i % 8], name = html_escape(s.name);
+  const std::string colour = series_colour(i), name = html_escape(s.name);
   std::string xy;
-  for (const auto& p : pts) xy += (xy.empty() ? "" : " ") + coord(f.px(p.x)) + "," + coord(f.py(p.y));
+  for (const auto& p : pts) xy += (xy.empty() ? "" : " ") + svg_coord(f.px(p.x)) + "," + svg_coord(f.py(p.y));
   o += "<polyline class=\"series\" points=\"" + xy + "\" fill=\"none\" stroke=\"" + colour +
        "\" stroke-width=\"1.6\" clip-path=\"url(#clip-" + html_escape(opt.id) + ")\"><title>" + name +
        "</title></polyline>\n";
   if (pts.size() > kMarkersUpTo) return;
   for (const auto& p : pts)
-    o += "<circle class=\"marker\" cx=\"" + coord(f.px(p.x)) + "\" cy=\"" + coord(f.py(p.y)) + "\" r=\"2.5\" fill=\"" +
-         colour + "\"><title>" + name + ": " + html_escape(opt.x_title) + " " + format("%.10g", p.x) + ", " +
-         format("%.4g", p.y) + "</title></circle>\n";
+    o += "<circle class=\"marker\" cx=\"" + svg_coord(f.px(p.x)) + "\" cy=\"" + svg_coord(f.py(p.y)) + "\" r=\"2.5\" fill=\"" +
+         colour + "\"><title>" + name + ": " + html_escape(opt.x_title) + " " + format_number("%.10g", p.x) + ", " +
+         format_number("%.4g", p.y) + "</title></circle>\n";
 }
 
 void legend(std::string& o, const ChartFrame& f, const std::vector<ChartSeries>& shown, const ChartOptions& opt) {
   const auto at = legend_layout(shown, opt.width);
   for (std::size_t i = 0; i < shown.size(); ++i) {
     const double x = at[i].first, y = f.top + f.plot_h + kAxisH + 14 + kRowH * at[i].second;
-    o += "<line x1=\"" + coord(x) + "\" y1=\"" + coord(y - 4) + "\" x2=\"" + coord(x + 20) + "\" y2=\"" + coord(y - 4) +
-         "\" stroke=\"" + kColours[i % 8] + "\" stroke-width=\"2.5\"/>\n";
-    o += "<text x=\"" + coord(x + 26) + "\" y=\"" + coord(y) + "\">" + html_escape(shown[i].name) + "</text>\n";
+    o += "<line x1=\"" + svg_coord(x) + "\" y1=\"" + svg_coord(y - 4) + "\" x2=\"" + svg_coord(x + 20) + "\" y2=\"" + svg_coord(y - 4) +
+         "\" stroke=\"" + series_colour(i) + "\" stroke-width=\"2.5\"/>\n";
+    o += "<text x=\"" + svg_coord(x + 26) + "\" y=\"" + svg_coord(y) + "\">" + html_escape(shown[i].name) + "</text>\n";
   }
 }
 
@@ -274,8 +282,8 @@ std::string line_chart_svg(const std::vector<ChartSeries>& series, const ChartOp
                   std::to_string(opt.width) + " " + std::to_string(height) +
                   "\" font-family=\"sans-serif\" font-size=\"12\" role=\"img\">\n<title>" + html_escape(opt.title) +
                   "</title>\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-  o += "<defs><clipPath id=\"clip-" + id + "\"><rect x=\"" + coord(f.left) + "\" y=\"" + coord(f.top - 3) +
-       "\" width=\"" + coord(f.plot_w) + "\" height=\"" + coord(f.plot_h + 6) + "\"/></clipPath></defs>\n";
+  o += "<defs><clipPath id=\"clip-" + id + "\"><rect x=\"" + svg_coord(f.left) + "\" y=\"" + svg_coord(f.top - 3) +
+       "\" width=\"" + svg_coord(f.plot_w) + "\" height=\"" + svg_coord(f.plot_h + 6) + "\"/></clipPath></defs>\n";
   y_axis(o, f);
   x_axis(o, f);
   titles(o, f, opt);

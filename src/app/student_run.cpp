@@ -193,17 +193,15 @@ std::unique_ptr<StoreReader> open_store(Communicator& comm, const RunConfig& c, 
 }
 
 
-// The stores of teacher.extra_paths (store.extra_paths), each checked against its teacher, the
-// data set and the student like store.path.
+// The stores of teacher.extra_paths (store.extra_paths, one per teacher), each checked against its
+// teacher, the data set and the student like store.path.
 void open_more_stores(Communicator& comm, const RunConfig& c, const Dataset& data,
                       const std::vector<std::string>& teachers, StudentRun& run) {
   const auto stores = split_list(c.store.extra_paths);
   DISTILL_CHECK(!c.store.path.empty(), ConfigError,
                 "teacher.extra_paths: the student learns from every teacher's soft targets: set store.path and "
                 "store.extra_paths (distill precompute writes them), or teacher.online: true");
-  DISTILL_CHECK(stores.size() == teachers.size(), ConfigError, "teacher.extra_paths names ",
-                teachers.size(), " teachers and store.extra_paths ", stores.size(),
-                " stores: give each further teacher its store (distill precompute writes them), or set teacher.online");
+  // validate_config saw as many stores as teachers once store.path is set.
   for (std::size_t i = 0; i < stores.size(); ++i) {
     RunConfig ci = c;
     ci.teacher.path = teachers[i];
@@ -220,26 +218,14 @@ void open_more_stores(Communicator& comm, const RunConfig& c, const Dataset& dat
 }
 
 // Note [several teachers] (kd/loss.h): teacher.extra_paths run online (teacher.online) or come
-// from their stores (store.extra_paths); logits only, offline stores, weights for every teacher.
-void open_more_teachers(Communicator& comm, const RunConfig& c, const Dataset& data, int streaming,
-                        StudentRun& run) {
+// from their stores (store.extra_paths). The lists, weights and keys were checked with the config
+// (validate_config), and distill run refuses them before its ranks split.
+void open_more_teachers(Communicator& comm, const RunConfig& c, const Dataset& data, StudentRun& run) {
   const auto paths = split_list(c.teacher.extra_paths);
-  DISTILL_CHECK(!paths.empty() || c.store.extra_paths.empty(), ConfigError,
-                "store.extra_paths is set but teacher.extra_paths is empty: name the teachers of those stores");
   if (paths.empty()) return;
-  DISTILL_CHECK(!c.teacher.path.empty(), ConfigError, "teacher.extra_paths needs teacher.path (the first teacher)");
-  DISTILL_CHECK(streaming == 0, ConfigError,
-                "distill run streams one teacher's store; with teacher.extra_paths run distill precompute, then "
-                "distill train");
   DISTILL_CHECK(data.task != "mlm", ConfigError, "teacher.extra_paths: ", data.path,
                 " is a masked-LM data set, whose top-k stores cannot be mixed; several teachers are for classifiers");
-  DISTILL_CHECK(c.layers.hidden_map.empty() && c.layers.attention_map.empty(), ConfigError,
-                "teacher.extra_paths: layer maps follow one teacher; with several teachers distil their logits only "
-                "(clear distill.hidden_map and distill.attention_map)");
-  c.distill.teacher_weight_values(1 + paths.size());  // throws on a count that does not fit
   if (!c.teacher.online) return open_more_stores(comm, c, data, paths, run);
-  DISTILL_CHECK(c.store.extra_paths.empty(), ConfigError,
-                "teacher.online and store.extra_paths are both set: online teachers replace the stores");
   for (const auto& p : paths) {
     RunConfig ci = c;
     ci.teacher.path = p;
@@ -318,7 +304,7 @@ std::unique_ptr<StudentRun> open_student_run(Communicator& comm, const RunConfig
     job.teacher_fingerprint = run->online->fingerprint;
   }
   if (!c.store.path.empty()) run->store = open_store(comm, c, data, teachers, job);
-  open_more_teachers(comm, c, data, teachers, *run);
+  open_more_teachers(comm, c, data, *run);
   check_labels_needed(c, data, job);
   if (c.train.select != Select::kNone) {
     check_select(c, data);

@@ -1,6 +1,7 @@
 // A generic SVG line chart: series of (x, y) points drawn with grid, ticks, axis titles and a legend,
 // on a linear or log10 y axis. Torch-free and deterministic: the same inputs give the same bytes.
 #pragma once
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,18 @@ ChartFrame chart_frame(const std::vector<ChartSeries>& series, const ChartOption
 // titles and a legend. Long series are thinned to the lowest and highest point of each of 1000
 // buckets. Empty when no series has a drawable point. Text is escaped.
 std::string line_chart_svg(const std::vector<ChartSeries>& series, const ChartOptions& o);
+
+// The smallest of 1, 2, 2.5, 5 (times a power of ten) that is >= x > 0: a tick step.
+double nice_step(double x);
+// The colour of series i (8 colours, repeating), as #rrggbb; shared by every plot.
+const char* series_colour(std::size_t i);
+// A pixel coordinate as SVG writes it: 2 decimals.
+std::string svg_coord(double v);
+// `v` printed by the printf format `f` (one double conversion, at most 63 characters).
+std::string format_number(const char* f, double v);
+
+// A table cell: `v` by `f`, or "-" when it is not finite (absent values are NaN).
+std::string number_cell(double v, const char* f = "%.4f");
 
 // `s` with & < > " ' replaced by their character references: safe as HTML or SVG text and as a
 // quoted attribute value.
