@@ -2,6 +2,7 @@
 // replaced (masked-LM top-k or random pieces), or noise / mixup copies of feature vectors.
 #include <torch/torch.h>
 
+#include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -107,6 +108,7 @@ void augment_text_block(const AugmentOptions& o, const DataSplit& block, const R
     out.token_type_ids.insert(out.token_type_ids.end(), block.token_type_ids.begin() + first,
                               block.token_type_ids.begin() + first + block.seq);
     out.labels.push_back(kIgnoreLabel);
+    if (w.regression()) out.scores.push_back(std::nanf(""));  // copies are unlabeled
     out.example_id.push_back(block.example_id[static_cast<std::size_t>(src)] * o.copies +
                              static_cast<std::int64_t>(r) % o.copies);
     ++out.n;
@@ -146,6 +148,7 @@ void augment_features(const AugmentOptions& o, const DataSplit& split, DatasetWr
           out.features.push_back(static_cast<float>(x[k] + o.noise * sd[k] * normal(rng)));
       }
       out.labels.push_back(kIgnoreLabel);
+      if (w.regression()) out.scores.push_back(std::nanf(""));  // copies are unlabeled
       out.example_id.push_back(all.example_id[static_cast<std::size_t>(i)] * o.copies + c);
       ++out.n;
       if (out.n == kDatasetChunkRows) {

@@ -285,14 +285,36 @@ std::vector<std::pair<std::string, std::string>> eval_sets(const RunConfig& c, c
 
 namespace {
 
+bool is_regression(const nlohmann::json& set) { return set.value("task", "") == "regression"; }
+
+std::string number_or_dash(const nlohmann::json& v) {
+  return v.is_null() ? std::string("-") : fmt::format("{:.4f}", v.get<double>());
+}
+
+// Regression sets as one table (Note [regression]).
+void print_regression_table(const nlohmann::json& sets, bool teacher) {
+  Table t;
+  t.rows.push_back({"data set : split", "examples", "MSE", "Pearson", "Spearman"});
+  if (teacher) t.rows[0].insert(t.rows[0].end(), {"teacher MSE", "teacher Pearson", "MSE(t, s)", "Pearson(t, s)"});
+  for (const auto& s : sets) {
+    t.rows.push_back({s["data"].get<std::string>() + " : " + s["split"].get<std::string>(),
+                      std::to_string(s["examples"].get<std::int64_t>()), number_or_dash(s["mse"]),
+                      number_or_dash(s["pearson"]), number_or_dash(s["spearman"])});
+    if (teacher)
+      t.rows.back().insert(t.rows.back().end(),
+                           {number_or_dash(s["teacher_mse"]), number_or_dash(s["teacher_pearson"]),
+                            number_or_dash(s["mse_teacher_student"]), number_or_dash(s["pearson_teacher_student"])});
+  }
+  t.print();
+}
+
 // The evaluated sets as one table (text output of several sets).
 void print_eval_table(const nlohmann::json& sets, bool teacher) {
+  if (is_regression(sets[0])) return print_regression_table(sets, teacher);
   Table t;
   t.rows.push_back({"data set : split", "examples", "accuracy", "macro-F1", "MCC"});
   if (teacher) t.rows[0].insert(t.rows[0].end(), {"teacher", "agreement", "risk", "KL"});
-  const auto num = [](const nlohmann::json& v) {
-    return v.is_null() ? std::string("-") : fmt::format("{:.4f}", v.get<double>());
-  };
+  const auto num = number_or_dash;
   for (const auto& s : sets) {
     t.rows.push_back({s["data"].get<std::string>() + " : " + s["split"].get<std::string>(),
                       std::to_string(s["examples"].get<std::int64_t>()), num(s["accuracy"]),
@@ -339,19 +361,46 @@ nlohmann::json evaluate_set(Communicator& comm, NetworkImpl& student, const Eval
   auto j = to_json(evaluate(comm, student, t.judge, split, c.train.eval_batch_size, precision));
   if (!t.ensemble) return j;
   j["teachers"] = nlohmann::json::array();
+  const auto keys = is_regression(j) ? std::vector<std::string>{"teacher_mse", "teacher_pearson", "teacher_spearman",
+                                                                  "mse_teacher_student", "pearson_teacher_student"}
+                                      : std::vector<std::string>{"teacher_accuracy", "agreement", "transfer_risk",
+                                                                  "kl_teacher_student"};
   for (std::size_t i = 0; i < t.loaded.size(); ++i) {
     const auto r = to_json(evaluate(comm, student, t.loaded[i]->model.get(), split, c.train.eval_batch_size, precision));
-    j["teachers"].push_back({{"teacher", t.loaded[i]->file}, {"weight", t.weights[i]},
-                             {"teacher_accuracy", r["teacher_accuracy"]}, {"agreement", r["agreement"]},
-                             {"transfer_risk", r["transfer_risk"]}, {"kl_teacher_student", r["kl_teacher_student"]}});
+    nlohmann::json one = {{"teacher", t.loaded[i]->file}, {"weight", t.weights[i]}};
+    for (const auto& k : keys) one[k] = r[k];
+    j["teachers"].push_back(one);
   }
   return j;
+}
+
+// The text form of one evaluated regression set.
+void print_regression_set(const nlohmann::json& r, bool teacher) {
+  const auto line = [&](const std::string& what, const nlohmann::json& v) {
+    std::cout << "  " << what << std::string(what.size() < 26 ? 26 - what.size() : 1, ' ') << number_or_dash(v)
+              << "\n";
+  };
+  line("student MSE", r["mse"]);
+  line("student Pearson", r["pearson"]);
+  line("student Spearman", r["spearman"]);
+  if (!teacher) return;
+  const std::string who = r.contains("teachers") ? "ensemble" : "teacher";
+  line(who + " MSE", r["teacher_mse"]);
+  line(who + " Pearson", r["teacher_pearson"]);
+  line(who + " Spearman", r["teacher_spearman"]);
+  line("MSE(" + who + ", student)", r["mse_teacher_student"]);
+  line("Pearson(" + who + ", student)", r["pearson_teacher_student"]);
+  for (const auto& t : r.value("teachers", nlohmann::json::array()))
+    std::cout << "  teacher " << t["teacher"].get<std::string>() << " (weight " << t["weight"].get<double>()
+              << "): MSE " << number_or_dash(t["teacher_mse"]) << ", Pearson " << number_or_dash(t["teacher_pearson"])
+              << ", MSE(teacher, student) " << number_or_dash(t["mse_teacher_student"]) << "\n";
 }
 
 // The text form of one evaluated set.
 void print_eval_set(const nlohmann::json& r, bool teacher) {
   std::cout << "split " << r["split"].get<std::string>() << " of " << r["data"].get<std::string>() << ", "
             << r["examples"].get<std::int64_t>() << " examples, " << r["labeled"].get<std::int64_t>() << " labeled\n";
+  if (is_regression(r)) return print_regression_set(r, teacher);
   if (!r["accuracy"].is_null()) std::cout << "  student accuracy      " << r["accuracy"].get<double>() << "\n";
   if (r.contains("macro_f1") && !r["macro_f1"].is_null())
     std::cout << "  student macro-F1      " << r["macro_f1"].get<double>() << "\n"
@@ -367,7 +416,7 @@ void print_eval_set(const nlohmann::json& r, bool teacher) {
             << r["kl_teacher_student"].get<double>() << "\n";
   for (const auto& t : r.value("teachers", nlohmann::json::array()))
     std::cout << "  teacher " << t["teacher"].get<std::string>() << " (weight " << t["weight"].get<double>()
-              << "): accuracy " << (t["teacher_accuracy"].is_null() ? std::string("-") : fmt::format("{:.4f}", t["teacher_accuracy"].get<double>()))
+              << "): accuracy " << number_or_dash(t["teacher_accuracy"])
               << ", agreement " << t["agreement"].get<double>() << ", KL " << t["kl_teacher_student"].get<double>()
               << "\n";
 }

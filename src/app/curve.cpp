@@ -305,6 +305,8 @@ void cmd_curve(Communicator& comm, const RunArgs& a, const CurveOptions& opts) {
                 "teacher.online for training)");
   DISTILL_CHECK(!o.out.empty(), ConfigError, "distill curve needs --out DIR");
   const auto data = read_dataset(c.data.path);
+  DISTILL_CHECK(!data.regression, ConfigError, "distill curve measures top-1 agreement with the teacher; ", data.path,
+                " is a regression data set (Note [regression]): use distill eval's MSE and Pearson");
   const auto train_rows = data.split(c.data.train_split).n;
   DISTILL_CHECK(o.sizes.back() <= train_rows, ConfigError, "--sizes goes up to ", o.sizes.back(), " but split ",
                 c.data.train_split, " of ", c.data.path, " has ", train_rows, " rows");

@@ -1,3 +1,4 @@
+#include <cmath>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -30,6 +31,7 @@ json inspect_dataset(const std::string& path) {
             {"vocab_hash", d.vocab_hash},
             {"max_length", d.max_length},
             {"task", d.task},
+            {"regression", d.regression},
             {"label_names", d.label_names},
             {"content_hash", d.content_hash},
             {"file_bytes", static_cast<std::int64_t>(fs::file_size(path))}};
@@ -40,7 +42,14 @@ json inspect_dataset(const std::string& path) {
     json sp = {{"examples", s.n}, {"seq", s.seq}};
     std::int64_t masked = 0;
     std::vector<std::int64_t> counts(d.num_labels(), 0);
+    double lo = INFINITY, hi = -INFINITY, sum = 0;  // regression scores of the labeled rows
     s.scan([&](const DataSplit& b, std::int64_t) {
+      for (float v : b.scores)
+        if (std::isfinite(v)) {
+          lo = std::min<double>(lo, v);
+          hi = std::max<double>(hi, v);
+          sum += v;
+        }
       for (auto y : b.mlm_labels) masked += y != kIgnoreLabel;
       if (d.task != "mlm")
         for (auto y : b.labels)
@@ -49,8 +58,10 @@ json inspect_dataset(const std::string& path) {
     if (d.task == "mlm") {
       sp["masked_tokens"] = masked;
     } else {
-      sp["label_counts"] = counts;
       sp["labeled"] = s.labeled_rows();
+      if (!d.regression) sp["label_counts"] = counts;
+      if (d.regression && s.labeled_rows() > 0)
+        sp["scores"] = {{"min", lo}, {"max", hi}, {"mean", sum / static_cast<double>(s.labeled_rows())}};
     }
     if (d.task == "features") sp["features"] = s.dim;
     j["splits"][name] = sp;

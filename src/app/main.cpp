@@ -89,6 +89,10 @@ CLI::Option* add_table_options(CLI::App* sub, PrepareOptions& text) {
   sub->add_flag("--unlabeled", text.unlabeled,
                 "no label column: rows without labels (a transfer set), classes from --label-names or --labels")
       ->group("Text");
+  sub->add_flag("--regression", text.regression,
+                "the label column (--label-index with --features) holds a real-valued target: one output, "
+                "MSE loss, Pearson/Spearman in eval")
+      ->group("Text");
   sub->add_option("--vocab", text.vocab, "WordPiece vocab.txt")->check(CLI::ExistingFile)->group("Text");
   sub->add_flag("--cased", text.cased, "keep case and accents (cased vocabularies)")->group("Text");
   sub->add_option("--max-length", text.max_length, "padded length with [CLS]/[SEP]; longer texts are truncated")

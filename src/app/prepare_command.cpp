@@ -110,6 +110,13 @@ std::vector<PreparePart> prepare_shares(Communicator& comm, const PrepareOptions
   return parts;
 }
 
+// "2 labels", or the regression target's name.
+std::string label_summary(const PrepareOptions& o, const Dataset& d) {
+  const auto what = d.regression ? str("regression target '", d.label_names.at(0), "'")
+                                 : str(d.label_names.size(), " labels");
+  return what + (o.unlabeled ? " (rows unlabeled)" : "");
+}
+
 void log_prepared(const PrepareOptions& o, const std::string& out, const PrepareReport& rep, const Dataset& d,
                   double seconds, int ranks) {
   if (o.mlm) {
@@ -123,9 +130,9 @@ void log_prepared(const PrepareOptions& o, const std::string& out, const Prepare
   for (const auto& m : rep.bad_examples) spdlog::warn("skipped {}", m);
   spdlog::info(
       "wrote {}: {} rows read, {} bad rows skipped, {} truncated to {} tokens; train {}, dev {}, test {}; "
-      "{} labels{}; vocabulary {} ({} tokens, hash {}); content hash {}",
-      out, rep.rows, rep.bad_rows, rep.truncated, o.max_length, rep.train, rep.dev, rep.test, d.label_names.size(),
-      o.unlabeled ? " (rows unlabeled)" : "", o.vocab, d.vocab_size, d.vocab_hash, d.content_hash);
+      "{}; vocabulary {} ({} tokens, hash {}); content hash {}",
+      out, rep.rows, rep.bad_rows, rep.truncated, o.max_length, rep.train, rep.dev, rep.test, label_summary(o, d),
+      o.vocab, d.vocab_size, d.vocab_hash, d.content_hash);
   spdlog::info("prepared {} texts in {:.2f} s on {} rank(s): {:.0f} texts/s", rep.rows, seconds, ranks,
                static_cast<double>(rep.rows) / std::max(1e-9, seconds));
 }
@@ -135,9 +142,9 @@ void prepare_features_file(const PrepareOptions& o, const std::string& out) {
   auto d = prepare_features(o, &rep);
   if (!parent_dir(out).empty()) fs::create_directories(parent_dir(out));
   const auto hash = write_dataset(out, d);
-  spdlog::info("wrote {}: {} rows of {} features{}, {} labels{}; train {}, dev {}, test {}; content hash {}", out,
-               rep.rows, d.splits.at("train").dim, o.standardize ? " (standardized)" : "", d.label_names.size(),
-               o.unlabeled ? " (rows unlabeled)" : "", rep.train, rep.dev, rep.test, hash);
+  spdlog::info("wrote {}: {} rows of {} features{}, {}; train {}, dev {}, test {}; content hash {}", out, rep.rows,
+               d.splits.at("train").dim, o.standardize ? " (standardized)" : "", label_summary(o, d), rep.train,
+               rep.dev, rep.test, hash);
 }
 
 }  // namespace

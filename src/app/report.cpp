@@ -132,7 +132,14 @@ std::string eval_html(const ReportInputs& in) {
                       {"teacher accuracy", &EvalRow::teacher_accuracy, "%.4f"},
                       {"agreement", &EvalRow::agreement, "%.4f"},
                       {"transfer risk", &EvalRow::transfer_risk, "%.4f"},
-                      {"KL(teacher || student)", &EvalRow::kl, "%.4g"}};
+                      {"KL(teacher || student)", &EvalRow::kl, "%.4g"},
+                      {"MSE", &EvalRow::mse, "%.4g"},
+                      {"Pearson", &EvalRow::pearson, "%.4f"},
+                      {"Spearman", &EvalRow::spearman, "%.4f"},
+                      {"teacher MSE", &EvalRow::teacher_mse, "%.4g"},
+                      {"teacher Pearson", &EvalRow::teacher_pearson, "%.4f"},
+                      {"MSE(teacher, student)", &EvalRow::mse_teacher_student, "%.4g"},
+                      {"Pearson(teacher, student)", &EvalRow::pearson_teacher_student, "%.4f"}};
   const bool files = in.eval_about.size() > 1;
   std::vector<std::vector<std::string>> t(1);
   if (files) t[0].push_back("file");

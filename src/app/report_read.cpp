@@ -96,6 +96,13 @@ EvalRow eval_row(const Json& s, const std::string& file) {
   r.kl = num(s, "kl_teacher_student");
   r.macro_f1 = num(s, "macro_f1");
   r.mcc = num(s, "mcc");
+  r.mse = num(s, "mse");
+  r.pearson = num(s, "pearson");
+  r.spearman = num(s, "spearman");
+  r.teacher_mse = num(s, "teacher_mse");
+  r.teacher_pearson = num(s, "teacher_pearson");
+  r.mse_teacher_student = num(s, "mse_teacher_student");
+  r.pearson_teacher_student = num(s, "pearson_teacher_student");
   return r;
 }
 

@@ -278,6 +278,20 @@ void check_select(const RunConfig& c, const Dataset& data) {
                 "train.select: dev_agreement compares with the teacher: set teacher.path");
   DISTILL_CHECK(c.train.select != Select::kDevF1 || data.task != "mlm", ConfigError,
                 "train.select: dev_f1 is for classifiers; ", data.path, " is a masked-LM data set");
+  const bool for_regression = c.train.select == Select::kDevPearson || c.train.select == Select::kDevSpearman;
+  DISTILL_CHECK(for_regression == data.regression, ConfigError, "train.select: ", what, " is for ",
+                for_regression ? "regression" : "classification", " data; ", data.path, " is ",
+                data.regression ? "a regression data set (use dev_pearson or dev_spearman)"
+                                : "not a regression data set (use dev_accuracy, dev_f1 or dev_agreement)");
+}
+
+// Note [regression]: one output, and a soft term that compares outputs (mse).
+void check_regression(const RunConfig& c, const Dataset& data, const TrainJob& job) {
+  if (!data.regression) return;
+  const bool teacher = job.store || job.online_teacher;
+  DISTILL_CHECK(!teacher || c.distill.soft_loss == SoftLoss::kMse, ConfigError, data.path,
+                " is a regression data set (one output): set distill.soft_loss: mse (", name(c.distill.soft_loss),
+                " compares softmax distributions, constant for one output)");
 }
 
 }  // namespace
@@ -306,6 +320,7 @@ std::unique_ptr<StudentRun> open_student_run(Communicator& comm, const RunConfig
   if (!c.store.path.empty()) run->store = open_store(comm, c, data, teachers, job);
   open_more_teachers(comm, c, data, *run);
   check_labels_needed(c, data, job);
+  check_regression(c, data, job);
   if (c.train.select != Select::kNone) {
     check_select(c, data);
     if (c.train.select == Select::kDevAgreement) set_eval_teacher(comm, c, *run);

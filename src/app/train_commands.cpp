@@ -58,6 +58,10 @@ void report_training(Communicator& comm, const RunConfig& c, const TrainResult& 
                       {"parameters", r.parameters}, {"checkpoint", r.checkpoint}, {"ranks", comm.size()}};
   if (r.dev_accuracy >= 0) j["dev_accuracy"] = r.dev_accuracy;
   if (r.dev_macro_f1 >= 0) j.update({{"dev_macro_f1", r.dev_macro_f1}, {"dev_mcc", r.dev_mcc}});
+  if (r.dev_regression)
+    j.update({{"dev_mse", r.dev_regression->mse},
+              {"dev_pearson", r.dev_regression->pearson},
+              {"dev_spearman", r.dev_regression->spearman}});
   if (c.train.select != Select::kNone)
     j.update({{"select", name(c.train.select)},
               {"best_step", r.best_step},

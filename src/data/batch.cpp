@@ -58,6 +58,7 @@ Batch make_batch(const DataSplit& split, const std::vector<std::int64_t>& rows, 
   const DataSplit s = split.select(rows);
   Batch out;
   out.labels = rows_tensor(s.labels, b, 1, torch::kInt64).view({b});
+  if (!s.scores.empty()) out.labels = rows_tensor(s.scores, b, 1, torch::kFloat32).view({b});
   if (s.dim > 0) {
     out.inputs.features = rows_tensor(s.features, b, s.dim, torch::kFloat32);
   } else {

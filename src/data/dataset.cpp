@@ -70,6 +70,7 @@ void DataSplit::scan(const std::function<void(const DataSplit&, std::int64_t)>& 
     return;
   }
   const auto block = block_rows();
+  if (!file && n <= block) return fn(*this, 0);  // one block: the split itself (its checks see every array)
   for (std::int64_t first = 0; first < n; first += block) {
     if (file) {
       fn(file->read_block(first / block), first);
@@ -126,7 +127,7 @@ class WordHasher {
 
 struct ContentHasher::Split {
   std::int64_t n = 0, seq = 0, dim = 0;
-  WordHasher input_ids, attention_mask, token_type_ids, labels, example_id, features, mlm_labels;
+  WordHasher input_ids, attention_mask, token_type_ids, labels, example_id, features, mlm_labels, scores;
 };
 
 void ContentHasher::add(const std::string& name, const DataSplit& rows) {
@@ -143,6 +144,7 @@ void ContentHasher::add(const std::string& name, const DataSplit& rows) {
   s.example_id.update(rows.example_id.data(), rows.example_id.size() * 8);
   s.features.update(rows.features.data(), rows.features.size() * 4);
   s.mlm_labels.update(rows.mlm_labels.data(), rows.mlm_labels.size() * 4);
+  s.scores.update(rows.scores.data(), rows.scores.size() * 4);
 }
 
 std::string ContentHasher::hex(const std::vector<std::string>& label_names) const {
@@ -154,19 +156,39 @@ std::string ContentHasher::hex(const std::vector<std::string>& label_names) cons
       h.update_pod(a->value());
     if (task_ == "features") h.update_pod(s.dim).update_pod(s.features.value());
     if (task_ == "mlm") h.update_pod(s.mlm_labels.value());
+    if (regression_) h.update_pod(s.scores.value());
   }
   h.update(task_);
+  if (regression_) h.update("regression");
   h.update(nlohmann::json(label_names).dump());
   return h.hex();
 }
 
 std::string dataset_content_hash(const Dataset& d) {
-  ContentHasher h(d.task);
+  ContentHasher h(d.task, d.regression);
   for (const auto& [name, s] : d.splits) s.scan([&](const DataSplit& b, std::int64_t) { h.add(name, b); });
   return h.hex(d.label_names);
 }
 
 // Checks -------------------------------------------------------------------------------------
+
+namespace {
+
+// A regression split: one score per row, finite where labeled and NaN where not (Note [regression]).
+void check_scores(const Dataset& d, const std::string& name, const DataSplit& s, std::int64_t first) {
+  DISTILL_CHECK(d.task != "mlm" && d.num_labels() == 1, DataError, d.path, ": a regression data set has one label name "
+                "and task sequence or features, not ", d.num_labels(), " names and task ", d.task);
+  DISTILL_CHECK(s.scores.size() == static_cast<std::size_t>(s.n), DataError, d.path, ": split ", name, " holds ",
+                s.scores.size(), " scores for ", s.n, " rows");
+  for (std::size_t i = 0; i < s.scores.size(); ++i) {
+    const bool labeled = s.labels[i] != kIgnoreLabel;
+    DISTILL_CHECK(labeled == std::isfinite(s.scores[i]), DataError, d.path, ": split ", name, " example ",
+                  first + static_cast<std::int64_t>(i), " has score ", s.scores[i],
+                  labeled ? ", expected a finite target" : ", expected NaN (the row is unlabeled)");
+  }
+}
+
+}  // namespace
 
 void check_split_rows(const Dataset& d, const std::string& name, const DataSplit& s, std::int64_t first) {
   DISTILL_CHECK(d.task == "sequence" || d.task == "features" || d.task == "mlm", DataError, d.path, ": task '", d.task,
@@ -195,6 +217,7 @@ void check_split_rows(const Dataset& d, const std::string& name, const DataSplit
     DISTILL_CHECK((s.labels[i] >= 0 && s.labels[i] < d.num_labels()) || s.labels[i] == kIgnoreLabel, DataError, d.path,
                   ": split ", name, " example ", first + static_cast<std::int64_t>(i), " has label ", s.labels[i],
                   ", expected 0..", d.num_labels() - 1, " (or ", kIgnoreLabel, ": unlabeled)");
+  if (d.regression) check_scores(d, name, s, first);
   for (std::size_t i = 0; i < cells; ++i)
     DISTILL_CHECK(s.input_ids[i] >= 0 && s.input_ids[i] < d.vocab_size, DataError, d.path, ": split ", name, " token ",
                   first * s.seq + static_cast<std::int64_t>(i), " has id ", s.input_ids[i],
@@ -300,7 +323,7 @@ std::pair<std::int64_t, std::int64_t> token_maxima(const DataSplit& s) {
 }  // namespace
 
 void check_dataset_content(const Dataset& d) {
-  ContentHasher h(d.task);
+  ContentHasher h(d.task, d.regression);
   std::map<std::string, std::vector<std::int64_t>> ids;
   for (const auto& [name, s] : d.splits) {
     auto& v = ids[name];
@@ -373,6 +396,7 @@ Dataset read_dataset_file(const std::string& path, std::uint64_t full_check_byte
   }
   d.content_hash = f.attr_string("/", "content_hash");
   if (f.has_attr("/", "task")) d.task = f.attr_string("/", "task");
+  if (f.has_attr("/", "regression")) d.regression = f.attr_int("/", "regression") != 0;
   DISTILL_CHECK(d.task == "sequence" || d.task == "features" || d.task == "mlm", DataError, path, ": task '", d.task,
                 "', expected sequence, features or mlm");
   DISTILL_CHECK(d.max_length >= 0 && (d.task == "features" || d.max_length > 0), DataError, path,
@@ -398,6 +422,7 @@ Dataset read_dataset_file(const std::string& path, std::uint64_t full_check_byte
       const bool matrix = a != "/labels" && a != "/example_id";
       check_rows(f, g + a, checked_info(f, file_bytes, g + a, matrix ? 2 : 1, true), n, matrix ? info.shape[1] : 0);
     }
+    if (d.regression) check_rows(f, g + "/scores", checked_info(f, file_bytes, g + "/scores", 1, false), n, 0);
     if (f.has_attr(g, "max_input_id")) s.max_input_id = f.attr_int(g, "max_input_id");
     if (f.has_attr(g, "max_token_type")) s.max_token_type = f.attr_int(g, "max_token_type");
     if (f.has_attr(g, "labeled")) s.labeled = f.attr_int(g, "labeled");

@@ -12,7 +12,7 @@
 namespace distill {
 
 DatasetWriter::DatasetWriter(std::string path, const Dataset& header, bool check_ids)
-    : path_(std::move(path)), header_(header), hash_(header.task), check_ids_(check_ids) {
+    : path_(std::move(path)), header_(header), hash_(header.task, header.regression), check_ids_(check_ids) {
   header_.splits.clear();
   header_.path = path_;
   tmp_ = path_ + ".tmp-" + std::to_string(::getpid());
@@ -49,6 +49,7 @@ void DatasetWriter::append(const std::string& name, const DataSplit& rows) {
     file_->create_rows(g + "/labels", h5::Type::kInt64, {}, chunk);
     file_->create_rows(g + "/example_id", h5::Type::kInt64, {}, chunk);
     if (header_.task == "mlm") file_->create_rows(g + "/mlm_labels", h5::Type::kInt32, {seq}, chunk);
+    if (header_.regression) file_->create_rows(g + "/scores", h5::Type::kFloat32, {}, chunk);
     it = splits_.emplace(name, s).first;
   }
   auto& s = it->second;
@@ -66,6 +67,7 @@ void DatasetWriter::append(const std::string& name, const DataSplit& rows) {
   file_->append_rows(g + "/labels", h5::Type::kInt64, n, rows.labels.data());
   file_->append_rows(g + "/example_id", h5::Type::kInt64, n, rows.example_id.data());
   if (header_.task == "mlm") file_->append_rows(g + "/mlm_labels", h5::Type::kInt32, n, rows.mlm_labels.data());
+  if (header_.regression) file_->append_rows(g + "/scores", h5::Type::kFloat32, n, rows.scores.data());
   for (auto v : rows.input_ids) s.max_input_id = std::max<std::int64_t>(s.max_input_id, v);
   for (auto v : rows.token_type_ids) s.max_token_type = std::max<std::int64_t>(s.max_token_type, v);
   s.n += rows.n;
@@ -86,6 +88,7 @@ std::string DatasetWriter::finish() {
     file_->set_attr("/" + name, "max_token_type", s.max_token_type);
   }
   if (header_.task != "sequence") file_->set_attr("/", "task", header_.task);
+  if (header_.regression) file_->set_attr("/", "regression", std::int64_t{1});
   file_->set_attr("/", "schema_version", kDatasetSchemaVersion);
   file_->set_attr("/", "vocab_size", header_.vocab_size);
   file_->set_attr("/", "vocab_hash", header_.vocab_hash);

@@ -47,6 +47,8 @@ std::string difference(const Dataset& a, const DataSplit& sa, const Dataset& b, 
   if (sa.seq != sb.seq)
     return str("rows of ", sa.seq, " vs ", sb.seq, " tokens: prepare both with the same --max-length");
   if (sa.dim != sb.dim) return str(sa.dim, " vs ", sb.dim, " features");
+  if (a.regression != b.regression)
+    return str(a.regression ? "regression" : "classification", " vs ", b.regression ? "regression" : "classification");
   if (a.label_names != b.label_names)
     return str("label names ", nlohmann::json(a.label_names).dump(), " vs ", nlohmann::json(b.label_names).dump());
   return "";

@@ -1,9 +1,13 @@
 #include "distill/data/prepare.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
+#include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <queue>
 #include <set>
@@ -21,7 +25,7 @@ namespace distill {
 
 namespace {
 
-void fill_split(DataSplit& s, const std::vector<const Example*>& rows, long seq) {
+void fill_split(DataSplit& s, const std::vector<const Example*>& rows, long seq, bool regression) {
   s.n = static_cast<std::int64_t>(rows.size());
   s.seq = seq;
   for (const auto* e : rows) {
@@ -30,6 +34,7 @@ void fill_split(DataSplit& s, const std::vector<const Example*>& rows, long seq)
     s.token_type_ids.insert(s.token_type_ids.end(), e->enc.type_ids.begin(), e->enc.type_ids.end());
     s.labels.push_back(e->label);
     s.example_id.push_back(e->id);
+    if (regression) s.scores.push_back(e->score);
   }
 }
 
@@ -68,7 +73,33 @@ std::vector<std::string> unlabeled_classes(const PrepareOptions& o) {
   return names;
 }
 
+void check_regression_options(const PrepareOptions& o) {
+  if (!o.regression) return;
+  DISTILL_CHECK(!o.mlm, ConfigError, "--regression and --mlm: masked-LM data has no targets");
+  DISTILL_CHECK(o.labels.empty(), ConfigError, "--regression takes the label column as numbers; --labels lists classes");
+  DISTILL_CHECK(o.label_names.size() <= 1, ConfigError, "--regression has one target; --label-names gives ",
+                o.label_names.size(), " names");
+}
+
 namespace {
+
+// A regression data set's one output: named by --label-names, else after the label column.
+std::vector<std::string> regression_label_names(const PrepareOptions& o) {
+  return {o.label_names.empty() ? o.label_column : o.label_names[0]};
+}
+
+// The whole of `s` as a finite float (surrounding blanks allowed), or nothing.
+std::optional<float> parse_finite_float(const std::string& s) {
+  const char* begin = s.c_str();
+  char* end = nullptr;
+  errno = 0;
+  const double v = std::strtod(begin, &end);
+  while (end && (*end == ' ' || *end == '\t')) ++end;
+  if (end == begin || *end != '\0' || errno == ERANGE || !std::isfinite(v) ||
+      std::fabs(v) > std::numeric_limits<float>::max())
+    return std::nullopt;
+  return static_cast<float>(v);
+}
 
 // prepare_text's options that need no file: the vocabulary given, lengths and fractions in range.
 void check_text_options(const PrepareOptions& o) {
@@ -81,6 +112,7 @@ void check_text_options(const PrepareOptions& o) {
                 ConfigError, "--label-names gives ", o.label_names.size(), " names for ", o.labels.size(), " --labels");
   DISTILL_CHECK(!(o.unlabeled && o.mlm), ConfigError,
                 "--unlabeled and --mlm: masked-LM data has no class labels anyway");
+  check_regression_options(o);
 }
 
 // The vocabulary, lower-casing unless --cased; masked-LM data needs its [MASK] token.
@@ -125,10 +157,12 @@ class ExampleReader {
     const auto* label = o_.mlm || o_.unlabeled ? &none : field(row, o_.label_column, "label");
     if (!label) return;
     std::int64_t y = -1;
+    float score = std::numeric_limits<float>::quiet_NaN();
     if (!o_.unlabeled && !o_.labels.empty() && !label_of(row, *label, &y)) return;
-    Example e{row.index, y, {}, row.line};
+    if (o_.regression && !o_.unlabeled && !score_of(row, *label, &score)) return;
+    Example e{row.index, y, {}, row.line, score};
     if (!encode(row, *text, pair, &e.enc)) return;
-    if (o_.mlm)
+    if (o_.mlm || (o_.regression && !o_.unlabeled))
       e.label = 0;
     else if (o_.unlabeled)
       e.label = kIgnoreLabel;
@@ -174,6 +208,16 @@ class ExampleReader {
     return true;
   }
 
+  bool score_of(const TableRow& row, const std::string& label, float* y) {
+    const auto v = parse_finite_float(label);
+    if (!v) {
+      bad(row, str("score '", label.substr(0, 40), "' in column '", o_.label_column, "' is not a finite number"));
+      return false;
+    }
+    *y = *v;
+    return true;
+  }
+
   bool encode(const TableRow& row, const std::string& text, const std::string* pair, Encoding* enc) {
     try {
       auto x = tok_.tokenize(text);
@@ -194,6 +238,10 @@ class ExampleReader {
 void set_classes(const PrepareOptions& o, ExampleReader& read, Dataset& d) {
   if (o.mlm) {
     d.task = "mlm";
+  } else if (o.regression) {
+    d.regression = true;
+    d.label_names = regression_label_names(o);
+    return;
   } else if (o.unlabeled) {
     d.label_names = unlabeled_classes(o);
   } else if (o.labels.empty()) {
@@ -233,7 +281,7 @@ void split_examples(const PrepareOptions& o, const WordPieceTokenizer& tok, std:
   DISTILL_CHECK(!rows[0].empty(), DataError, o.input, ": no rows left for the train split");
   const char* names[3] = {"train", "dev", "test"};
   for (int k = 0; k < 3; ++k)
-    if (!rows[k].empty()) fill_split(d.splits[names[k]], rows[k], o.max_length);
+    if (!rows[k].empty()) fill_split(d.splits[names[k]], rows[k], o.max_length, o.regression);
   if (o.mlm)
     for (int k = 0; k < 3; ++k)
       for (const auto* e : rows[k]) {
@@ -322,7 +370,7 @@ PreparePart prepare_part(const PrepareOptions& o, const TableRange& range, const
     read.add(row);
     if (read.examples.empty()) return;
     Example& e = read.examples.back();
-    if (!o.mlm && !o.unlabeled && o.labels.empty()) {
+    if (!o.mlm && !o.unlabeled && !o.regression && o.labels.empty()) {
       auto it = local.emplace(read.raw_labels.back(), static_cast<std::int64_t>(local.size())).first;
       if (it->second == static_cast<std::int64_t>(out.labels.size())) out.labels.push_back(it->first);
       e.label = it->second;
@@ -349,6 +397,10 @@ Dataset merged_header(const PrepareOptions& o, const WordPieceTokenizer& tok, co
   d.max_length = o.max_length;
   if (o.mlm) {
     d.task = "mlm";
+  } else if (o.regression) {
+    d.regression = true;
+    d.label_names = regression_label_names(o);
+    return d;
   } else if (o.unlabeled) {
     d.label_names = unlabeled_classes(o);
   } else if (o.labels.empty()) {
@@ -372,7 +424,9 @@ Dataset merged_header(const PrepareOptions& o, const WordPieceTokenizer& tok, co
 // Appends merged examples to the writer, a block of one split at a time.
 class MergedSplits {
  public:
-  MergedSplits(DatasetWriter& w, long seq) : w_(w), seq_(seq) { block_.seq = seq; }
+  MergedSplits(DatasetWriter& w, long seq, bool regression) : w_(w), seq_(seq), regression_(regression) {
+    block_.seq = seq;
+  }
   void add(const std::string& split, const Example& e, const std::vector<std::int32_t>& mlm) {
     if (split != split_ || block_.n == kDatasetChunkRows) flush();
     split_ = split;
@@ -382,6 +436,7 @@ class MergedSplits {
     block_.mlm_labels.insert(block_.mlm_labels.end(), mlm.begin(), mlm.end());
     block_.labels.push_back(mlm.empty() ? e.label : 0);
     block_.example_id.push_back(e.id);
+    if (regression_) block_.scores.push_back(e.score);
     ++block_.n;
   }
   void flush() {
@@ -393,6 +448,7 @@ class MergedSplits {
  private:
   DatasetWriter& w_;
   long seq_;
+  bool regression_;
   DataSplit block_;
   std::string split_;
 };
@@ -442,7 +498,7 @@ std::string merge_parts(const PrepareOptions& o, const std::vector<PreparePart>&
   for (std::size_t i = 0; i < runs.size(); ++i)
     if (!runs[i]->done()) heap.push(i);
   DatasetWriter writer(out, header, /*check_ids=*/false);  // ids are record numbers: unique
-  MergedSplits splits(writer, o.max_length);
+  MergedSplits splits(writer, o.max_length, o.regression);
   for (std::int64_t p = 0; !heap.empty(); ++p) {
     const auto i = heap.top();
     heap.pop();

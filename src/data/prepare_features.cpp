@@ -115,18 +115,26 @@ FeatureRows read_csv_features(const std::string& path, long label_index, bool un
 
 // Checks that labels are integers and features finite; the classes are the sorted distinct labels
 // (d.label_names, at least 2). Returns the class of each label value.
+// Regression (Note [regression]): labels are finite targets and the data set has one output.
 std::map<double, std::int64_t> feature_classes(const PrepareOptions& o, const FeatureRows& r, Dataset& d) {
   const auto& input = o.input;
   std::set<double> distinct;
   for (std::size_t i = 0; i < r.y.size(); ++i) {
-    DISTILL_CHECK(std::isfinite(r.y[i]) && r.y[i] == std::floor(r.y[i]), DataError, input, r.h5 ? " row " : ":",
-                  r.lines[i], ": label ", r.y[i], " is not an integer");
+    DISTILL_CHECK(std::isfinite(r.y[i]) && (o.regression || r.y[i] == std::floor(r.y[i])), DataError, input,
+                  r.h5 ? " row " : ":", r.lines[i], ": label ", r.y[i],
+                  o.regression ? " is not a finite number" : " is not an integer");
     for (std::size_t j = 0; j < r.x[i].size(); ++j)
       DISTILL_CHECK(std::isfinite(r.x[i][j]), DataError, input, r.h5 ? " row " : ":", r.lines[i], ": feature ", j,
                     " is not finite");
     distinct.insert(r.y[i]);
   }
   std::map<double, std::int64_t> class_of;
+  if (o.regression) {
+    check_regression_options(o);
+    d.regression = true;
+    d.label_names = {o.label_names.empty() ? std::string("target") : o.label_names[0]};
+    return class_of;
+  }
   if (o.unlabeled) {
     d.label_names = unlabeled_classes(o);
     return class_of;
@@ -184,8 +192,9 @@ void split_features(const PrepareOptions& o, const FeatureRows& r, const std::ma
     s.dim = dim;
     ++s.n;
     for (std::int64_t j = 0; j < dim; ++j) s.features.push_back(static_cast<float>((r.x[i][j] - mean[j]) / sd[j]));
-    s.labels.push_back(o.unlabeled ? kIgnoreLabel : class_of.at(r.y[i]));
+    s.labels.push_back(o.unlabeled ? kIgnoreLabel : o.regression ? 0 : class_of.at(r.y[i]));
     s.example_id.push_back(i);
+    if (o.regression) s.scores.push_back(o.unlabeled ? std::nanf("") : static_cast<float>(r.y[i]));
   }
   DISTILL_CHECK(d.splits.count("train"), DataError, o.input, ": no rows left for the train split");
 }

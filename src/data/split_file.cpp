@@ -11,6 +11,8 @@ namespace {
 template <typename T>
 void append_cells(const std::vector<T>& src, std::int64_t width, std::int64_t r, std::vector<T>& out) {
   if (src.empty()) return;
+  DISTILL_CHECK(static_cast<std::int64_t>(src.size()) >= (r + 1) * width, DataError, "an array of ", src.size(),
+                " values has no row ", r, " of ", width, " (arrays of a split disagree in length)");
   out.insert(out.end(), src.begin() + r * width, src.begin() + (r + 1) * width);
 }
 
@@ -22,8 +24,9 @@ void append_row(const DataSplit& src, std::int64_t r, DataSplit& out) {
   append_cells(src.token_type_ids, src.seq, r, out.token_type_ids);
   append_cells(src.mlm_labels, src.seq, r, out.mlm_labels);
   append_cells(src.features, src.dim, r, out.features);
-  out.labels.push_back(src.labels[r]);
-  out.example_id.push_back(src.example_id[r]);
+  append_cells(src.scores, 1, r, out.scores);
+  append_cells(src.labels, 1, r, out.labels);
+  append_cells(src.example_id, 1, r, out.example_id);
   ++out.n;
 }
 
@@ -77,6 +80,7 @@ DataSplit SplitFile::read_block(std::int64_t b) const {
     if (header_.task == "mlm") read("mlm_labels", s.mlm_labels, s.seq, h5::Type::kInt32);
     read("labels", s.labels, 1, h5::Type::kInt64);
     read("example_id", s.example_id, 1, h5::Type::kInt64);
+    if (header_.regression) read("scores", s.scores, 1, h5::Type::kFloat32);
   } catch (const DataError&) {
     throw;
   } catch (const Error& e) {

@@ -167,6 +167,15 @@ at::Tensor hard_ce(const at::Tensor& student, const at::Tensor& labels) {
   namespace F = torch::nn::functional;
   const auto rows = student.size(0);
   if (rows == 0) return (student * 0).sum();
+  if (labels.is_floating_point()) {  // regression: squared error on the labeled (finite) rows
+    DISTILL_CHECK(student.dim() == 2 && student.size(1) == 1 && labels.dim() == 1 && labels.size(0) == rows, DataError,
+                  "regression targets of shape ", labels.sizes(), " for outputs of shape ", student.sizes(),
+                  " (expected [batch] and [batch, 1])");
+    const auto y = labels.to(student.dtype());
+    const auto known = torch::isfinite(y);
+    const auto err = student.select(1, 0) - torch::where(known, y, torch::zeros_like(y));
+    return torch::where(known, err * err, torch::zeros_like(err)).sum() / static_cast<double>(rows);
+  }
   // Summed over the labeled rows, divided by all rows: an unlabeled row adds 0, so every labeled row
   // weighs 1 / batch whatever the batch's mix (and the mean over the ranks stays the mean over all rows).
   const auto options = F::CrossEntropyFuncOptions().ignore_index(kUnlabeled).reduction(torch::kSum);
@@ -180,6 +189,9 @@ LossTerms kd_loss(const at::Tensor& student, const at::Tensor& teacher, const at
     t.total = t.hard_ce;
     return t;
   }
+  DISTILL_CHECK(!labels.is_floating_point() || o.soft_loss == SoftLoss::kMse, ConfigError,
+                "regression data (one output) needs distill.soft_loss: mse; the softmax of one output is constant, so ",
+                name(o.soft_loss), " would be 0");
   const auto mixed = teacher.dim() == 3 ? ensemble_logits(teacher, o.teacher_weight_values(teacher.size(0)),
                                                           o.temperature, o.soft_loss)
                                         : teacher;

@@ -163,15 +163,17 @@ class EnsembleTeacher : public TeacherModel {
   EnsembleTeacher(std::vector<TeacherModel*> members, std::vector<double> weights)
       : members_(std::move(members)), weights_(std::move(weights)) {}
   ModelOutput forward(const ModelInputs& in, bool, bool) override {
-    std::vector<torch::Tensor> mixed;
+    std::vector<torch::Tensor> z;
     for (std::size_t i = 0; i < members_.size(); ++i) {
-      auto z = members_[i]->forward(in).logits.to(torch::kFloat32);
-      DISTILL_CHECK(mixed.empty() || z.sizes() == mixed[0].sizes(), DataError, "teacher ", i + 1,
-                    " of the ensemble gives logits of shape ", z.sizes(), ", teacher 1 gives ", mixed[0].sizes());
-      mixed.push_back(std::log(weights_[i]) + torch::log_softmax(z, -1));
+      z.push_back(members_[i]->forward(in).logits.to(torch::kFloat32));
+      DISTILL_CHECK(z.back().sizes() == z[0].sizes(), DataError, "teacher ", i + 1, " of the ensemble gives logits of shape ",
+                    z.back().sizes(), ", teacher 1 gives ", z[0].sizes());
     }
+    const bool one_output = z[0].size(-1) == 1;  // a regressor: the weighted mean of the outputs
+    for (std::size_t i = 0; i < z.size(); ++i)
+      z[i] = one_output ? weights_[i] * z[i] : std::log(weights_[i]) + torch::log_softmax(z[i], -1);
     ModelOutput out;
-    out.logits = torch::logsumexp(torch::stack(mixed), 0);
+    out.logits = one_output ? torch::stack(z).sum(0) : torch::logsumexp(torch::stack(z), 0);
     return out;
   }
   long num_labels() const override { return members_[0]->num_labels(); }

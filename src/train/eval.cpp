@@ -2,11 +2,13 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "distill/data/dataset.h"
 #include "distill/kd/loss.h"
 #include "distill/data/batch.h"
+#include "distill/data/split_file.h"
 #include "distill/train/metrics.h"
 #include "distill/train/nonfinite.h"
 #include "distill/model/device.h"
@@ -35,6 +37,81 @@ void check_finite(const torch::Tensor& z, const char* who, const DataSplit& spli
                       "checkpoint"));
 }
 
+// Every row's value in row order on every rank: each rank fills its own range, the rest are 0, and
+// a sum joins them (eval sets are small).
+std::vector<double> joined(Communicator& comm, std::vector<double> v) {
+  comm.allreduce(v.data(), v.size(), DType::kFloat64, ReduceOp::kSum);
+  return v;
+}
+
+// The metrics of `pred` against `target` over the rows where `keep` is set; zeros without such rows.
+RegressionMetrics fit_over(const std::vector<double>& pred, const std::vector<double>& target,
+                           const std::vector<double>& keep) {
+  std::vector<double> p, t;
+  for (std::size_t i = 0; i < pred.size(); ++i)
+    if (keep[i] != 0) {
+      p.push_back(pred[i]);
+      t.push_back(target[i]);
+    }
+  return p.empty() ? RegressionMetrics{} : regression_metrics(p, t);
+}
+
+// A regressor (one output, float targets): the outputs of every row gathered, then MSE, Pearson and
+// Spearman (which needs the ranks of all rows) on every rank alike.
+EvalResult evaluate_regression(Communicator& comm, NetworkImpl& student, TeacherModel* teacher, const DataSplit& split,
+                               std::int64_t batch, c10::ScalarType precision, const c10::Device& device) {
+  const auto n = static_cast<std::size_t>(split.n);
+  std::vector<double> zs(n, 0.0), zt(n, 0.0), y(n, 0.0), known(n, 0.0);
+  const std::int64_t begin = split.n * comm.rank() / comm.size(), end = split.n * (comm.rank() + 1) / comm.size();
+  for (std::int64_t b = begin; b < end; b += batch) {
+    std::vector<std::int64_t> part;
+    for (auto i = b; i < std::min(end, b + batch); ++i) part.push_back(i);
+    auto bt = make_batch(split, part, nullptr);
+    to_device(bt, device);
+    torch::Tensor s;
+    {
+      Autocast cast(device, precision);
+      s = student.forward(bt.inputs).logits.to(torch::kFloat64);
+    }
+    check_finite(s, "student", split, part);
+    DISTILL_CHECK(s.dim() == 2 && s.size(1) == 1, DataError, "a regression data set needs one output, the student has ",
+                  s.sizes());
+    s = s.select(1, 0).to(torch::kCPU).contiguous();
+    const auto target = bt.labels.to(torch::kCPU).to(torch::kFloat64).contiguous();
+    torch::Tensor t;
+    if (teacher) {
+      t = teacher->forward(bt.inputs).logits.to(torch::kCPU).to(torch::kFloat64);
+      check_finite(t, "teacher", split, part);
+      DISTILL_CHECK(t.dim() == 2 && t.size(1) == 1, DataError, "a regression data set needs one output, the teacher has ",
+                    t.sizes());
+      t = t.select(1, 0).contiguous();
+    }
+    for (std::size_t k = 0; k < part.size(); ++k) {
+      const auto i = static_cast<std::size_t>(part[k]);
+      zs[i] = s.data_ptr<double>()[k];
+      const double v = target.data_ptr<double>()[k];
+      known[i] = std::isfinite(v) ? 1.0 : 0.0;
+      y[i] = std::isfinite(v) ? v : 0.0;
+      if (teacher) zt[i] = t.data_ptr<double>()[k];
+    }
+  }
+  zs = joined(comm, std::move(zs));
+  y = joined(comm, std::move(y));
+  known = joined(comm, std::move(known));
+  EvalResult r;
+  r.regression = true;
+  r.examples = split.n;
+  for (double k : known) r.labeled += k != 0;
+  r.student_fit = fit_over(zs, y, known);
+  r.has_teacher = teacher != nullptr;
+  if (teacher) {
+    zt = joined(comm, std::move(zt));
+    r.teacher_fit = fit_over(zt, y, known);
+    r.fidelity = fit_over(zs, zt, std::vector<double>(n, 1.0));
+  }
+  return r;
+}
+
 }  // namespace
 
 EvalResult evaluate(Communicator& comm, NetworkImpl& student, TeacherModel* teacher, const DataSplit& split,
@@ -42,6 +119,8 @@ EvalResult evaluate(Communicator& comm, NetworkImpl& student, TeacherModel* teac
   torch::NoGradGuard g;
   student.eval();
   const auto device = student.parameters().front().device();
+  if (!split.scores.empty() || (split.file && split.file->regression()))
+    return evaluate_regression(comm, student, teacher, split, batch, precision, device);
   // sums: examples, student correct, teacher correct, agreements, kl sum, labeled
   double sums[6] = {0, 0, 0, 0, 0, 0};
   // The student's confusion matrix over labeled rows (classifiers; label-major).
@@ -115,6 +194,21 @@ EvalResult evaluate(Communicator& comm, NetworkImpl& student, TeacherModel* teac
 nlohmann::json to_json(const EvalResult& r) {
   // Accuracy only where labels exist (Note [unlabeled rows]): null when no row has one.
   const nlohmann::json none;
+  if (r.regression) {
+    const auto fit = [&](const RegressionMetrics& m) {
+      return r.labeled > 0 ? nlohmann::json{{"mse", m.mse}, {"pearson", m.pearson}, {"spearman", m.spearman}} : none;
+    };
+    nlohmann::json j = {{"examples", r.examples}, {"labeled", r.labeled}, {"task", "regression"}};
+    const auto s = fit(r.student_fit);
+    for (const char* k : {"mse", "pearson", "spearman"}) j[k] = s.is_null() ? none : s[k];
+    if (r.has_teacher) {
+      const auto t = fit(r.teacher_fit);
+      for (const char* k : {"mse", "pearson", "spearman"}) j[std::string("teacher_") + k] = t.is_null() ? none : t[k];
+      j["mse_teacher_student"] = r.fidelity.mse;
+      j["pearson_teacher_student"] = r.fidelity.pearson;
+    }
+    return j;
+  }
   nlohmann::json j = {{"examples", r.examples},
                       {"labeled", r.labeled},
                       {"accuracy", r.labeled > 0 ? nlohmann::json(r.accuracy) : none}};

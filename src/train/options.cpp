@@ -20,6 +20,10 @@ const char* name(Select s) {
       return "dev_f1";
     case Select::kDevAgreement:
       return "dev_agreement";
+    case Select::kDevPearson:
+      return "dev_pearson";
+    case Select::kDevSpearman:
+      return "dev_spearman";
     case Select::kNone:
       break;
   }
@@ -92,9 +96,11 @@ void declare_run(OptionTable<TrainOptions>& t) {
         "ids; skip skips the update and counts it");
   t.add("max_skipped_steps", &O::max_skipped_steps, "with nonfinite: skip, the job ends past this many skips")
       .check(non_negative, "{key} must be >= 0, got {value}");
-  t.add("select", &O::select, {Select::kNone, Select::kDevAccuracy, Select::kDevF1, Select::kDevAgreement},
+  t.add("select", &O::select,
+        {Select::kNone, Select::kDevAccuracy, Select::kDevF1, Select::kDevAgreement, Select::kDevPearson,
+         Select::kDevSpearman},
         "evaluate data.eval_split at every checkpoint and keep the best by this metric as checkpoints/best "
-        "(dev_agreement: with the teacher)");
+        "(dev_agreement: with the teacher; dev_pearson, dev_spearman: regression data)");
   t.add("patience", &O::patience, "with select: stop after this many evaluations without improvement; 0 = never")
       .check(non_negative, "{key} must be >= 0, got {value}");
 }

@@ -134,11 +134,18 @@ void StepLog::after_step(std::int64_t steps, std::int64_t epoch, const StepScala
 void StepLog::after_eval(std::int64_t steps, const std::string& split, const EvalResult& r) {
   if (!writes_) return;
   nlohmann::json line = {{"step", steps}, {"wall_time", unix_seconds()}, {"eval_split", split}};
-  if (r.labeled > 0) {
+  if (r.regression) {
+    if (r.labeled > 0)
+      line.update({{"dev_mse", r.student_fit.mse},
+                   {"dev_pearson", r.student_fit.pearson},
+                   {"dev_spearman", r.student_fit.spearman}});
+    if (r.has_teacher)
+      line.update({{"dev_mse_teacher_student", r.fidelity.mse}, {"dev_pearson_teacher_student", r.fidelity.pearson}});
+  } else if (r.labeled > 0) {
     line["dev_accuracy"] = r.accuracy;
     if (r.has_class_metrics) line.update({{"dev_macro_f1", r.macro_f1}, {"dev_mcc", r.mcc}});
   }
-  if (r.has_teacher) line.update({{"dev_agreement", r.agreement}, {"dev_kl", r.kl}});
+  if (r.has_teacher && !r.regression) line.update({{"dev_agreement", r.agreement}, {"dev_kl", r.kl}});
   write(line);
 }
 

@@ -138,7 +138,7 @@ bool average_or_skip(const StepParts& s, const ObjectiveTerms& terms, double gra
 
 // Note [best checkpoint]: with train.select the dev split is evaluated at every checkpoint (every
 // train.checkpoint_every steps and after the last). A strictly better value of the selected metric
-// (dev accuracy, macro-F1, or top-1 agreement with the teacher) makes that checkpoint the best:
+// (dev accuracy, macro-F1, top-1 agreement with the teacher; Pearson or Spearman for regression) makes that checkpoint the best:
 // checkpoints/best links to it and rotation keeps it. With train.patience P the run stops after P
 // evaluations without improvement. The best value, its step and the count since are in every
 // checkpoint, so a resumed run makes the same choices.
@@ -157,7 +157,12 @@ bool checkpoint_if_due(const StepParts& s, Checkpointer& ckpt, StepLog& log, Pro
     TeacherModel* teacher = o.select == Select::kDevAgreement ? s.job.eval_teacher : nullptr;
     const auto ev = evaluate(s.comm, *s.student.model, teacher, *dev, o.eval_batch_size, s.precision);
     log.after_eval(p.step, s.job.eval_split, ev);
-    if (ev.labeled > 0) {  // an unlabeled eval split has no accuracy
+    if (ev.regression && ev.labeled > 0) {
+      res.dev_regression = ev.student_fit;
+      if (s.comm.rank() == 0)
+        spdlog::info("dev at step {}: MSE {:.4f}, Pearson {:.4f}, Spearman {:.4f}", p.step, ev.student_fit.mse,
+                     ev.student_fit.pearson, ev.student_fit.spearman);
+    } else if (ev.labeled > 0) {  // an unlabeled eval split has no accuracy
       dev_acc = ev.accuracy;
       res.dev_accuracy = dev_acc;
       if (ev.has_class_metrics) {
@@ -169,9 +174,11 @@ bool checkpoint_if_due(const StepParts& s, Checkpointer& ckpt, StepLog& log, Pro
                      ev.has_class_metrics ? fmt::format(", macro-F1 {:.4f}, MCC {:.4f}", ev.macro_f1, ev.mcc) : "");
     }
     if (select) {
-      const double m = o.select == Select::kDevAccuracy ? ev.accuracy
-                       : o.select == Select::kDevF1     ? ev.macro_f1
-                                                        : ev.agreement;
+      const double m = o.select == Select::kDevAccuracy  ? ev.accuracy
+                       : o.select == Select::kDevF1       ? ev.macro_f1
+                       : o.select == Select::kDevPearson  ? ev.student_fit.pearson
+                       : o.select == Select::kDevSpearman ? ev.student_fit.spearman
+                                                          : ev.agreement;
       if (m > p.best_metric) {
         p.best_metric = m;
         p.best_step = p.step;

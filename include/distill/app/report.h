@@ -28,6 +28,9 @@ struct EvalRow {
   std::string file, data, split;
   double examples = 0, accuracy = 0, teacher_accuracy = 0, agreement = 0, transfer_risk = 0, kl = 0, macro_f1 = 0,
          mcc = 0;
+  // Regression sets (Note [regression] in data/dataset.h).
+  double mse = 0, pearson = 0, spearman = 0, teacher_mse = 0, teacher_pearson = 0, mse_teacher_student = 0,
+         pearson_teacher_student = 0;
 };
 // One eval file: a single set, {"sets": [...]}, or an array of either. `about` gets the student,
 // teacher and precision it names ("student .../model.safetensors, teacher ..., bf16").

@@ -11,7 +11,9 @@ namespace distill {
 
 struct Batch {
   ModelInputs inputs;            // token ids (with predict_mask for masked LM) or features
-  torch::Tensor labels;          // [batch] int64; masked LM: [masked tokens], the original ids
+  // [batch] int64; regression: [batch] float32 targets, NaN where unlabeled (Note [regression]);
+  // masked LM: [masked tokens], the original ids
+  torch::Tensor labels;
   // [batch, classes] float32 from a logits store, [teachers, batch, classes] from several (else undefined)
   torch::Tensor teacher_logits;
   // From an mlm_topk store, per masked token: top-k logits [tokens, k], their vocabulary ids

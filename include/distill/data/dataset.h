@@ -11,6 +11,12 @@
 //   "features": each split holds features ([n, dim] float32), labels and example_id (no tokens);
 //   "mlm": token arrays plus mlm_labels ([n, seq] int32: the original id at masked positions,
 //          -100 elsewhere); labels are 0 and label_names empty.
+// Note [regression]: a sequence or features data set may hold a regression task (root attribute
+// `regression` = 1, absent = 0): one output, label_names the one name of the target, and each split
+// a further array scores ([n] float32), the target of each row. `labels` then marks the rows with a
+// target (0) and without (kIgnoreLabel; their score is NaN), so everything that counts or skips
+// unlabeled rows works unchanged. The hard loss is the squared error against the score, and eval
+// reports MSE, Pearson and Spearman (train/metrics.h).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -45,6 +51,7 @@ struct DataSplit {
   std::int64_t dim = 0;                                                 // features per example ("features" task)
   std::vector<float> features;                                          // [n * dim]
   std::vector<std::int32_t> mlm_labels;                                 // [n * seq] ("mlm" task)
+  std::vector<float> scores;  // [n] regression targets, NaN where unlabeled (Note [regression])
   // Set when the rows stay on disk (read_dataset): the arrays above are empty.
   std::shared_ptr<SplitFile> file;
   // The largest token id and token type of the split as prepare recorded them; -1 = not known.
@@ -68,6 +75,7 @@ struct DataSplit {
 struct Dataset {
   std::string path;
   std::string task = "sequence";  // sequence | features | mlm
+  bool regression = false;        // one real-valued target per row (Note [regression])
   std::int64_t vocab_size = 0;
   std::int64_t max_length = 0;
   std::string vocab_hash;
@@ -87,7 +95,9 @@ struct Dataset {
 // times faster than byte-wise FNV-1a.
 class ContentHasher {
  public:
-  explicit ContentHasher(std::string task) : task_(std::move(task)) {}
+  // A regression data set's scores are hashed too (Note [regression]); classification hashes are unchanged.
+  explicit ContentHasher(std::string task, bool regression = false)
+      : task_(std::move(task)), regression_(regression) {}
   // Rows appended to split `name` (an empty block registers an empty split).
   void add(const std::string& name, const DataSplit& rows);
   std::string hex(const std::vector<std::string>& label_names) const;
@@ -95,6 +105,7 @@ class ContentHasher {
  private:
   struct Split;
   std::string task_;
+  bool regression_;
   std::map<std::string, std::shared_ptr<Split>> splits_;
 };
 

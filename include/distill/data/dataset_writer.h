@@ -26,6 +26,8 @@ class DatasetWriter {
   // Appends the in-memory rows `rows` to split `name` (created on first use; an empty block makes
   // an empty split). Throws DataError naming the file, split and example on bad rows.
   void append(const std::string& name, const DataSplit& rows);
+  // Rows must carry scores (Note [regression]).
+  bool regression() const { return header_.regression; }
   // A further root string attribute (provenance, outside the content hash), written by finish().
   void set_attr(const std::string& name, const std::string& value) { extra_attrs_[name] = value; }
   // Checks example ids are unique, writes the attributes, syncs and renames into place; returns

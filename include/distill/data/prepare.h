@@ -31,6 +31,9 @@ struct PrepareOptions {
   // No label column: every row is unlabeled (Note [unlabeled rows]); the classes come from
   // label_names (or labels), the classes of the teacher that will label the rows.
   bool unlabeled = false;
+  // Regression (Note [regression]): the label column holds a real-valued target (a finite number);
+  // the data set has one output, named by label_names or after the label column.
+  bool regression = false;
   // Masked LM (no label column): each real token other than [CLS]/[SEP] is chosen with
   // mask_prob (at least one per text); a chosen token becomes [MASK] (80%), a random id (10%) or
   // stays (10%). A pure function of (text, seed, row).
@@ -51,6 +54,9 @@ struct PrepareReport {
 // The classes of an unlabeled data set (PrepareOptions::unlabeled): label_names, else labels; at
 // least 2 (ConfigError).
 std::vector<std::string> unlabeled_classes(const PrepareOptions& o);
+
+// ConfigError unless the options fit --regression: no --mlm, no --labels, at most one label name.
+void check_regression_options(const PrepareOptions& o);
 
 // Reads, tokenizes and splits; throws DataError "file:line: reason" on the first bad row unless
 // skip_bad_rows. The example id of a row is its 0-based record number in the file. In memory: the

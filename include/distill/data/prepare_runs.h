@@ -3,6 +3,7 @@
 // block by block by rank 0's merge.
 #pragma once
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -11,12 +12,14 @@
 
 namespace distill {
 
-// A tokenized record: its record index (within its share in a run), class, encoding and line.
+// A tokenized record: its record index (within its share in a run), class, encoding, line and, for
+// regression, its target (Note [regression]).
 struct Example {
   std::int64_t id;
   std::int64_t label;
   Encoding enc;
   long line = 0;  // where the record starts: its place in the split order (record_key)
+  float score = std::numeric_limits<float>::quiet_NaN();
 };
 
 struct RunRow {
@@ -47,6 +50,7 @@ class RunReader {
   long seq_;
   hsize_t block_, n_ = 0, at_ = 0, first_ = 0;
   std::vector<std::int64_t> key_, line_, index_, label_;
+  std::vector<float> score_;
   std::vector<std::int32_t> ids_, mask_, types_;
 };
 

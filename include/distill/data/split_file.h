@@ -29,6 +29,7 @@ class SplitFile {
   // call is one HDF5 read under HDF5's own lock).
   DataSplit read_block(std::int64_t b) const;
   std::int64_t block_rows() const { return block_; }
+  bool regression() const { return header_.regression; }  // rows carry scores (Note [regression])
   std::int64_t blocks() const { return (shape_.n + block_ - 1) / block_; }
   // Blocks kept in memory (at least 1).
   void set_cache_blocks(std::size_t n);

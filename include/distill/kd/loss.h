@@ -5,6 +5,8 @@
 //   jsd         T^2 * JS(p_t, p_s) = T^2 * (KL(p_t || m) + KL(p_s || m)) / 2, m = (p_t + p_s) / 2
 //   mse         mean over rows and classes of (z_s - z_t)^2 (logits, T unused)
 // each a mean over the batch. Without teacher logits it is plain cross-entropy (teacher training).
+// Regression (Note [regression] in data/dataset.h): float labels make the hard term the squared error
+// of the one output, and the soft term must be mse (the squared difference of the two outputs).
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -61,10 +63,13 @@ struct LossTerms {
 // The label of a row without one: data/dataset.h's kIgnoreLabel (train/eval.cpp checks they agree).
 constexpr std::int64_t kUnlabeled = -100;
 // Cross-entropy summed over the rows whose label is not kUnlabeled, divided by all rows (Note
-// [unlabeled rows]): the mean cross-entropy when every row is labeled, 0 when none is.
+// [unlabeled rows]): the mean cross-entropy when every row is labeled, 0 when none is. With float
+// labels (regression, student [batch, 1]): (student - label)^2 summed over the rows whose label is
+// finite (NaN = unlabeled), divided by all rows.
 at::Tensor hard_ce(const at::Tensor& student, const at::Tensor& labels);
 // student, teacher: [batch, classes] logits, or [N, batch, classes] for N teachers (mixed by
-// ensemble_logits); labels: [batch] int64. `teacher` may be undefined.
+// ensemble_logits); labels: [batch] int64, or float (regression; ConfigError unless soft_loss is
+// mse when there is a teacher). `teacher` may be undefined.
 LossTerms kd_loss(const at::Tensor& student, const at::Tensor& teacher, const at::Tensor& labels, const KdOptions& o);
 
 // Note [several teachers]: with N teachers the soft target is the weighted mean of their soft

@@ -38,7 +38,7 @@ std::unique_ptr<TeacherModel> load_torchscript_teacher(const std::string& path);
 
 // Several teachers as one (eval's and train.select's view of an ensemble; Note [several teachers]
 // in kd/loss.h): logits log sum_i w_i softmax(z_i), whose softmax is the weighted mean of the
-// members' distributions. `members` are not owned and must outlive it; `weights` sum to 1.
+// members' distributions; for one output (regression) the weighted mean sum_i w_i z_i. `members` are not owned and must outlive it; `weights` sum to 1.
 std::unique_ptr<TeacherModel> make_ensemble_teacher(std::vector<TeacherModel*> members, std::vector<double> weights);
 
 // True for .pt, .pth, .ts and .torchscript files.

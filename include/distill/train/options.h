@@ -19,7 +19,8 @@ enum class Schedule { kLinear, kConstant };  // linear: warmup, then decay to 0
 enum class ReduceMode { kNonblocking, kBlocking };
 enum class NonFinitePolicy { kStop, kSkip };  // what a non-finite step does (Note [non-finite steps])
 // Which dev metric picks the best checkpoint (train.select; Note [best checkpoint] in trainer.cpp).
-enum class Select { kNone, kDevAccuracy, kDevF1, kDevAgreement };
+// dev_pearson and dev_spearman are for regression data (Note [regression] in data/dataset.h).
+enum class Select { kNone, kDevAccuracy, kDevF1, kDevAgreement, kDevPearson, kDevSpearman };
 
 // The spellings in configs and logs: adamw, sgd; linear, constant; nonblocking, blocking; stop, skip.
 const char* name(OptimizerKind o);

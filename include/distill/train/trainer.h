@@ -8,8 +8,9 @@
 // checkpoint together with the optimizer moments and the sampler cursor. On CPU with the same world
 // size a resumed run therefore repeats the uninterrupted run bit for bit.
 #pragma once
-#include <functional>
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "distill/model/network.h"
 #include "distill/store/reader.h"
 #include "distill/train/optim.h"
+#include "distill/train/metrics.h"
 #include "distill/train/options.h"
 #include "distill/train/reducer.h"
 #include "distill/train/step_log.h"
@@ -65,6 +67,7 @@ struct TrainResult {
   double samples_per_s = 0;                // global, over the steps this process ran
   double dev_accuracy = -1;                // -1: not evaluated (no eval split, an empty or unlabeled one)
   double dev_macro_f1 = -1, dev_mcc = -2;  // classifiers, when dev_accuracy is set
+  std::optional<RegressionMetrics> dev_regression;  // regression data, when evaluated with labels
   std::int64_t best_step = -1;             // train.select: the best checkpoint's step and metric
   double best_metric = -1;
   bool stopped_early = false;  // train.patience ended the run before its last step

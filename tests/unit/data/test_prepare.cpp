@@ -3,6 +3,7 @@
 // deterministic splits, labels and example ids.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -289,6 +290,99 @@ TEST(Prepare, PartSummariesCarryMessagesWithInvalidUtf8) {
   EXPECT_EQ(back.records, 3);
   ASSERT_EQ(back.report.bad_examples.size(), 1u);
   EXPECT_NE(back.report.bad_examples[0].find("x.csv:3"), std::string::npos);
+}
+
+// Note [regression]: the label column as real-valued targets, in memory and through parallel parts.
+TEST(Prepare, RegressionScoresFollowTheirRowsThroughTextAndParts) {
+  const auto dir = test::temp_dir("regr");
+  std::string body = "text,score\n";
+  for (int i = 0; i < 60; ++i) body += "\"film number " + std::to_string(i) + "\"," + std::to_string(i * 0.25 - 3) + "\n";
+  auto o = base(write(dir, "r.csv", body));
+  o.labels.clear();
+  o.regression = true;
+  o.label_column = "score";
+  const auto d = prepare_text(o);
+  EXPECT_TRUE(d.regression);
+  EXPECT_EQ(d.label_names, std::vector<std::string>{"score"});
+  std::int64_t rows = 0;
+  for (const auto& [name, s] : d.splits) {
+    ASSERT_EQ(s.scores.size(), static_cast<std::size_t>(s.n)) << name;
+    for (std::int64_t i = 0; i < s.n; ++i) {
+      EXPECT_EQ(s.labels[i], 0);
+      EXPECT_FLOAT_EQ(s.scores[i], static_cast<float>(s.example_id[i] * 0.25 - 3)) << name << " row " << i;
+    }
+    rows += s.n;
+  }
+  EXPECT_EQ(rows, 60);
+  const auto want = write_dataset(dir + "/mem.h5", d);
+  const auto back = read_dataset(dir + "/mem.h5");
+  EXPECT_TRUE(back.regression);
+  const auto dev = back.split("dev").all();
+  EXPECT_EQ(dev.scores, d.splits.at("dev").scores);
+  const auto picked = back.split("train").select({3, 1});
+  ASSERT_EQ(picked.scores.size(), 2u);
+  EXPECT_EQ(picked.scores[0], d.splits.at("train").scores[3]);
+  for (int w : {1, 3}) {
+    std::vector<PreparePart> parts;
+    int k = 0;
+    for (const auto& r : shares(o.input, TableFormat::kCsv, w))
+      parts.push_back(prepare_part_from_json(to_json(prepare_part(o, r, dir, k++))));
+    PrepareReport rep;
+    EXPECT_EQ(merge_parts(o, parts, dir + "/p" + std::to_string(w) + ".h5", &rep), want) << w << " parts";
+  }
+  // Another target changes the content hash; classification hashes ignore scores.
+  auto other = d;
+  other.splits.at("train").scores[0] += 1;
+  EXPECT_NE(dataset_content_hash(other), want);
+}
+
+TEST(Prepare, RegressionRefusesBadScoresAndClassOptions) {
+  const auto dir = test::temp_dir("regrbad");
+  auto o = base(write(dir, "b.csv", "text,score\nfine,1.5\nbad,high\n"));
+  o.labels.clear();
+  o.regression = true;
+  o.label_column = "score";
+  auto msg = test::error_of([&] { prepare_text(o); });
+  EXPECT_NE(msg.find("b.csv:3: score 'high' in column 'score' is not a finite number"), std::string::npos) << msg;
+  o.input = write(dir, "c.csv", "text,score\nfine,1.5\nworse,inf\n");
+  msg = test::error_of([&] { prepare_text(o); });
+  EXPECT_NE(msg.find("c.csv:3: score 'inf'"), std::string::npos) << msg;
+  o.skip_bad_rows = true;
+  PrepareReport rep;
+  EXPECT_EQ(prepare_text(o, &rep).splits.at("train").n + rep.bad_rows, 2);
+  EXPECT_EQ(rep.bad_rows, 1);
+  o.labels = {"a", "b"};
+  msg = test::error_of([&] { prepare_text(o); });
+  EXPECT_NE(msg.find("--regression takes the label column as numbers"), std::string::npos) << msg;
+}
+
+TEST(Dataset, RegressionScoresAreCheckedAgainstTheirLabels) {
+  const auto dir = test::temp_dir("regrcheck");
+  Dataset d;
+  d.task = "features";
+  d.regression = true;
+  d.label_names = {"y"};
+  auto& s = d.splits["train"];
+  s.n = 3;
+  s.dim = 1;
+  s.features = {1, 2, 3};
+  s.labels = {0, kIgnoreLabel, 0};
+  s.example_id = {0, 1, 2};
+  s.scores = {0.5f, std::nanf(""), -1.0f};
+  write_dataset(dir + "/ok.h5", d);
+  const auto back = read_dataset(dir + "/ok.h5").split("train").all();
+  EXPECT_EQ(back.labeled_rows(), 2);
+  EXPECT_TRUE(std::isnan(back.scores[1]));
+  s.scores[0] = std::nanf("");
+  auto msg = test::error_of([&] { write_dataset(dir + "/bad.h5", d); });
+  EXPECT_NE(msg.find("example 0 has score nan, expected a finite target"), std::string::npos) << msg;
+  s.scores = {0.5f, 2.0f, -1.0f};
+  msg = test::error_of([&] { write_dataset(dir + "/bad.h5", d); });
+  EXPECT_NE(msg.find("example 1 has score 2, expected NaN (the row is unlabeled)"), std::string::npos) << msg;
+  s.scores = {0.5f};
+  msg = test::error_of([&] { write_dataset(dir + "/bad.h5", d); });
+  EXPECT_NE(msg.find("holds 1 scores for 3 rows"), std::string::npos) << msg;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/bad.h5"));
 }
 
 }  // namespace distill

@@ -235,3 +235,49 @@ TEST(SeveralTeachers, MixtureOfSoftTargetsAndWeights) {
   o.teacher_weights = "1,x";
   EXPECT_THROW(o.validate(), ConfigError);
 }
+
+// Note [regression]: float labels make the hard term the squared error of the one output over the
+// labeled rows (NaN = unlabeled), divided by all rows; the soft term must be mse.
+TEST(RegressionLoss, SquaredErrorOverLabeledRowsClosedFormAndGradient) {
+  auto s = torch::tensor({0.5, -1.0, 2.0, 0.25}, torch::kFloat64).view({4, 1}).requires_grad_(true);
+  const auto y = torch::tensor({1.0f, NAN, 1.5f, -0.75f});
+  auto h = hard_ce(s, y);
+  // (0.5 - 1)^2 + (2 - 1.5)^2 + (0.25 + 0.75)^2 = 1.5, over 4 rows
+  EXPECT_NEAR(h.item<double>(), 1.5 / 4, 1e-12);
+  h.backward();
+  const auto g = s.grad();
+  const double want[4] = {2 * -0.5 / 4, 0, 2 * 0.5 / 4, 2 * 1.0 / 4};
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(g[i][0].item<double>(), want[i], 1e-12) << i;
+  EXPECT_TRUE(torch::isfinite(g).all().item<bool>());
+  // No labeled row: 0, and a finite (zero) gradient.
+  auto s2 = s.detach().clone().requires_grad_(true);
+  auto none = hard_ce(s2, torch::full({4}, NAN, torch::kFloat32));
+  EXPECT_EQ(none.item<double>(), 0.0);
+  none.backward();
+  EXPECT_EQ(s2.grad().abs().sum().item<double>(), 0.0);
+}
+
+TEST(RegressionLoss, KdLossAddsTheMseToTheTeacherAndRefusesDistributionKinds) {
+  const auto s = torch::tensor({0.5, -1.0, 2.0}, torch::kFloat64).view({3, 1});
+  const auto t = torch::tensor({1.0, -0.5, 1.0}, torch::kFloat64).view({3, 1});
+  const auto y = torch::tensor({0.0f, -1.0f, 3.0f});
+  KdOptions o;
+  o.alpha = 0.3;
+  o.beta = 0.7;
+  o.soft_loss = SoftLoss::kMse;
+  const auto terms = kd_loss(s, t, y, o);
+  const double hard = (0.25 + 0.0 + 1.0) / 3, soft = (0.25 + 0.25 + 1.0) / 3;
+  EXPECT_NEAR(terms.hard_ce.item<double>(), hard, 1e-12);
+  EXPECT_NEAR(terms.soft_kl.item<double>(), soft, 1e-12);
+  EXPECT_NEAR(terms.total.item<double>(), 0.3 * hard + 0.7 * soft, 1e-12);
+  // Two teachers: the weighted mean of their outputs.
+  const auto both = torch::stack({t, torch::zeros_like(t)});
+  o.teacher_weights = "3,1";
+  const auto mixed = kd_loss(s, both, y, o);
+  EXPECT_NEAR(mixed.soft_kl.item<double>(), torch::mse_loss(s, 0.75 * t).item<double>(), 1e-12);
+  o.soft_loss = SoftLoss::kKl;
+  const auto msg = test::error_of([&] { kd_loss(s, t, y, o); });
+  EXPECT_NE(msg.find("regression data (one output) needs distill.soft_loss: mse"), std::string::npos) << msg;
+  const auto shape = test::error_of([&] { hard_ce(torch::zeros({3, 2}, torch::kFloat64), y); });
+  EXPECT_NE(shape.find("expected [batch] and [batch, 1]"), std::string::npos) << shape;
+}
