@@ -216,8 +216,10 @@ void precompute_store(Communicator& comm, const RunConfig& c, const RunArgs& a, 
     spec.intermediate = true;
     spec.hidden_layers = teacher_layers_of(
         parse_layer_map(c.layers.hidden_map, c.student.layers, layers, "hidden", "distill.hidden_map"));
-    spec.attention_layers = teacher_layers_of(
+    const auto attention = teacher_layers_of(
         parse_layer_map(c.layers.attention_map, c.student.layers, layers, "attention", "distill.attention_map"));
+    // The relation loss compares Q-Q, K-K and V-V relations: it needs Q/K/V, not attention maps.
+    (c.layers.attention_loss == AttentionLoss::kRelation ? spec.qkv_layers : spec.attention_layers) = attention;
   }
   spec.temperature = c.distill.temperature;
   auto r = precompute(comm, data, c.data.train_split, teacher, c.teacher, c.store, spec, fault_precompute_hooks());

@@ -33,6 +33,15 @@ void add_store_layers(Batch& out, const StoreReader& store, const std::vector<st
     for (std::int64_t i = 0; i < b; ++i) store.read_attention(l, rows[i], t[i].data_ptr<float>());
     out.teacher_layers.attentions[l - 1] = t;
   }
+  if (!m.qkv_layers.empty()) out.teacher_layers.qkv.resize(m.teacher_layers);
+  for (long l : m.qkv_layers) {
+    auto part = [&](const char* name) {
+      auto t = torch::empty({b, m.seq, m.hidden_size});
+      for (std::int64_t i = 0; i < b; ++i) store.read_qkv(name, l, rows[i], t[i].data_ptr<float>());
+      return t;
+    };
+    out.teacher_layers.qkv[l - 1] = {part("query"), part("key"), part("value")};
+  }
 }
 
 }  // namespace

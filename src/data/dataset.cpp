@@ -382,8 +382,9 @@ Dataset read_dataset_file(const std::string& path, std::uint64_t full_check_byte
   d.path = path;
   DISTILL_CHECK(f.has_attr("/", "schema_version"), DataError, path, " is not a distill data set (no schema_version)");
   auto version = f.attr_int("/", "schema_version");
-  DISTILL_CHECK(version == kDatasetSchemaVersion, DataError, path, " has schema version ", version,
-                ", this distill reads ", kDatasetSchemaVersion, "; rerun 'distill prepare'");
+  DISTILL_CHECK(version == kDatasetSchemaVersion || version == kRegressionSchemaVersion, DataError, path,
+                " has schema version ", version, ", this distill reads ", kDatasetSchemaVersion, " and ",
+                kRegressionSchemaVersion, " (regression); rerun 'distill prepare'");
   d.vocab_size = f.attr_int("/", "vocab_size");
   d.vocab_hash = f.attr_string("/", "vocab_hash");
   d.max_length = f.attr_int("/", "max_length");
@@ -397,6 +398,9 @@ Dataset read_dataset_file(const std::string& path, std::uint64_t full_check_byte
   d.content_hash = f.attr_string("/", "content_hash");
   if (f.has_attr("/", "task")) d.task = f.attr_string("/", "task");
   if (f.has_attr("/", "regression")) d.regression = f.attr_int("/", "regression") != 0;
+  DISTILL_CHECK(d.regression == (version == kRegressionSchemaVersion), DataError, path, ": schema version ", version,
+                d.regression ? " with attribute regression = 1 (expected version 3)"
+                             : " without attribute regression = 1 (version 3 is for regression data sets)");
   DISTILL_CHECK(d.task == "sequence" || d.task == "features" || d.task == "mlm", DataError, path, ": task '", d.task,
                 "', expected sequence, features or mlm");
   DISTILL_CHECK(d.max_length >= 0 && (d.task == "features" || d.max_length > 0), DataError, path,

@@ -89,7 +89,7 @@ std::string DatasetWriter::finish() {
   }
   if (header_.task != "sequence") file_->set_attr("/", "task", header_.task);
   if (header_.regression) file_->set_attr("/", "regression", std::int64_t{1});
-  file_->set_attr("/", "schema_version", kDatasetSchemaVersion);
+  file_->set_attr("/", "schema_version", header_.regression ? kRegressionSchemaVersion : kDatasetSchemaVersion);
   file_->set_attr("/", "vocab_size", header_.vocab_size);
   file_->set_attr("/", "vocab_hash", header_.vocab_hash);
   file_->set_attr("/", "max_length", header_.max_length);

@@ -108,11 +108,12 @@ void check_text_options(const PrepareOptions& o) {
   check_fractions(o);
   DISTILL_CHECK(!o.mlm || (o.mask_prob > 0 && o.mask_prob <= 1), ConfigError, "--mask-prob must be in (0, 1], got ",
                 o.mask_prob);
-  DISTILL_CHECK(o.label_names.empty() || o.label_names.size() == o.labels.size() || (o.unlabeled && o.labels.empty()),
+  check_regression_options(o);
+  DISTILL_CHECK(o.label_names.empty() || o.label_names.size() == o.labels.size() ||
+                    ((o.unlabeled || o.regression) && o.labels.empty()),
                 ConfigError, "--label-names gives ", o.label_names.size(), " names for ", o.labels.size(), " --labels");
   DISTILL_CHECK(!(o.unlabeled && o.mlm), ConfigError,
                 "--unlabeled and --mlm: masked-LM data has no class labels anyway");
-  check_regression_options(o);
 }
 
 // The vocabulary, lower-casing unless --cased; masked-LM data needs its [MASK] token.

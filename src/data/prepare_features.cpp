@@ -1,6 +1,7 @@
 // prepare_features: feature vectors from a CSV or HDF5 file into a dataset.h5 layout.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
@@ -123,6 +124,8 @@ std::map<double, std::int64_t> feature_classes(const PrepareOptions& o, const Fe
     DISTILL_CHECK(std::isfinite(r.y[i]) && (o.regression || r.y[i] == std::floor(r.y[i])), DataError, input,
                   r.h5 ? " row " : ":", r.lines[i], ": label ", r.y[i],
                   o.regression ? " is not a finite number" : " is not an integer");
+    DISTILL_CHECK(!o.regression || std::fabs(r.y[i]) <= std::numeric_limits<float>::max(), DataError, input,
+                  r.h5 ? " row " : ":", r.lines[i], ": target ", r.y[i], " is beyond float32's range");
     for (std::size_t j = 0; j < r.x[i].size(); ++j)
       DISTILL_CHECK(std::isfinite(r.x[i][j]), DataError, input, r.h5 ? " row " : ":", r.lines[i], ": feature ", j,
                     " is not finite");

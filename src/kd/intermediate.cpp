@@ -25,7 +25,7 @@ const OptionTable<LayerLossOptions>& LayerLossOptions::options() {
           "over real tokens, through a learned projection when widths differ");
     t.add("attention_loss", &O::attention_loss, {AttentionLoss::kKl, AttentionLoss::kMse, AttentionLoss::kRelation},
           "kl per head (MiniLM), mse (TinyBERT), or relation: KL of Q-Q, K-K and V-V relations (MiniLMv2, "
-          "any head counts, online teacher), padding masked");
+          "any head counts; a store keeps the teacher's Q/K/V), padding masked");
     t.add("hidden_weight", &O::hidden_weight, "weight of the summed hidden term")
         .check([](double v) { return v >= 0; }, kWeights);
     t.add("attention_weight", &O::attention_weight, "weight of the summed attention term")

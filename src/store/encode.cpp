@@ -165,6 +165,10 @@ EncodedShard encode_shard(const StoreMeta& meta, const ShardRange& r, ShardTarge
   for (long l : meta.attention_layers)
     e.values("attention/" + std::to_string(l), std::move(t.attention[l]),
              {count, static_cast<hsize_t>(meta.heads), seq, seq}, true, 1);
+  for (long l : meta.qkv_layers)
+    for (auto [part, m] : {std::pair{"query/", &t.query}, {"key/", &t.key}, {"value/", &t.value}})
+      e.values(part + std::to_string(l), std::move((*m)[l]), {count, seq, static_cast<hsize_t>(meta.hidden_size)}, true,
+               1);
   return out;
 }
 

@@ -203,6 +203,12 @@ void StoreReader::read_attention(long layer, std::int64_t i, float* out) const {
   read_layer("attention", layer, manifest_.meta.attention_layers, i, out);
 }
 
+void StoreReader::read_qkv(const std::string& part, long layer, std::int64_t i, float* out) const {
+  DISTILL_CHECK(part == "query" || part == "key" || part == "value", StoreError, "read_qkv: part '", part,
+                "', expected query, key or value");
+  read_layer(part, layer, manifest_.meta.qkv_layers, i, out);
+}
+
 std::int64_t StoreReader::rows_read() const {
   std::lock_guard<std::mutex> lock(mu_);
   return rows_read_;

@@ -41,6 +41,7 @@ std::string layout_json(const StoreMeta& m) {
                       {"hidden_size", m.hidden_size},
                       {"heads", m.heads},
                       {"seq", m.seq}};
+  if (!m.qkv_layers.empty()) j["qkv_layers"] = m.qkv_layers;  // absent in stores without them
   return j.dump();
 }
 
@@ -56,6 +57,7 @@ void parse_layout_json(StoreMeta& m, const std::string& text, const std::string&
     m.hidden_size = j.at("hidden_size").get<std::int64_t>();
     m.heads = j.at("heads").get<std::int64_t>();
     m.seq = j.at("seq").get<std::int64_t>();
+    m.qkv_layers = j.value("qkv_layers", std::vector<long>{});
   } catch (const nlohmann::json::exception& e) {
     throw StoreError(str(where, ": malformed layout '", text, "': ", e.what()));
   }

@@ -19,10 +19,12 @@ std::string write_shard(const std::string& dir, const StoreMeta& meta, const Sha
   const std::string tmp = final_path + ".partial-" + std::to_string(rank);
   {
     auto f = h5::File::create(tmp, h5::File::Format::kChecksummed);
-    if (meta.has_layers()) {
+    if (!meta.hidden_layers.empty() || !meta.attention_layers.empty()) {
       f.create_group("/hidden");
       f.create_group("/attention");
     }
+    if (!meta.qkv_layers.empty())
+      for (const char* g : {"/query", "/key", "/value"}) f.create_group(g);
     for (const auto& a : arrays) f.write("/" + a.name, a.type, a.shape, a.data, a.chunk_rows);
     f.write("/example_id", h5::Type::kInt64, {count}, example_ids.data(), 256);
     f.set_attr("/", "schema_version", meta.schema_version);
@@ -135,6 +137,9 @@ CheckedShard check_shard(const std::string& path, const StoreMeta& expect, const
       expect_shape("/hidden/" + std::to_string(l), {count, seq, static_cast<hsize_t>(s.meta.hidden_size)});
     for (long l : s.meta.attention_layers)
       expect_shape("/attention/" + std::to_string(l), {count, static_cast<hsize_t>(s.meta.heads), seq, seq});
+    for (long l : s.meta.qkv_layers)
+      for (const char* part : {"/query/", "/key/", "/value/"})
+        expect_shape(part + std::to_string(l), {count, seq, static_cast<hsize_t>(s.meta.hidden_size)});
     auto info = f.info("/logits");
     DISTILL_CHECK(
         info.shape.size() == 2 && info.shape[0] == count && info.shape[1] == static_cast<hsize_t>(s.meta.num_labels),

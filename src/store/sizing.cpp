@@ -43,14 +43,16 @@ StoreMeta plan_store(StoreMeta meta, const StoreOptions& o, std::int64_t masked_
   if (meta.targets == "mlm_topk") per_example = plan_topk(meta, o, masked_tokens, log);
   // Layers: float16 always.
   per_example += static_cast<std::int64_t>(meta.hidden_layers.size()) * meta.seq * meta.hidden_size * 2 +
-                 static_cast<std::int64_t>(meta.attention_layers.size()) * meta.heads * meta.seq * meta.seq * 2;
+                 static_cast<std::int64_t>(meta.attention_layers.size()) * meta.heads * meta.seq * meta.seq * 2 +
+                 static_cast<std::int64_t>(meta.qkv_layers.size()) * 3 * meta.seq * meta.hidden_size * 2;
   const std::int64_t n = meta.num_examples;
   const std::int64_t estimate = per_example * n;
   if (log)
     spdlog::info(
-        "store estimate: {} bytes per example ({} hidden layers, {} attention layers), {} bytes for {} "
-        "examples (store.max_bytes {})",
-        per_example, meta.hidden_layers.size(), meta.attention_layers.size(), estimate, n, o.max_bytes);
+        "store estimate: {} bytes per example ({} hidden layers, {} attention layers, {} query/key/value layers), {} "
+        "bytes for {} examples (store.max_bytes {})",
+        per_example, meta.hidden_layers.size(), meta.attention_layers.size(), meta.qkv_layers.size(), estimate, n,
+        o.max_bytes);
   DISTILL_CHECK(estimate <= o.max_bytes, ConfigError, "the store would take about ", estimate, " bytes (", per_example,
                 " per example x ", n, "), more than store.max_bytes = ", o.max_bytes,
                 "; raise store.max_bytes, map fewer layers, or use teacher.online: true");

@@ -47,9 +47,11 @@ void plan_layers(StoreMeta& meta, const LoadedTeacher& teacher, const DataSplit&
   };
   check(spec.hidden_layers, 0, "hidden");
   check(spec.attention_layers, 1, "attention");
+  check(spec.qkv_layers, 1, "query/key/value");
   const ModelConfig& tc = *teacher.model->config();
   meta.hidden_layers = spec.hidden_layers;
   meta.attention_layers = spec.attention_layers;
+  meta.qkv_layers = spec.qkv_layers;
   meta.teacher_layers = tc.layers;
   meta.hidden_size = tc.hidden;
   meta.heads = tc.heads;
@@ -71,7 +73,7 @@ StoreMeta plan(const Communicator& comm, const Dataset& data, const std::string&
   meta.num_examples = split.n;
   meta.teacher_batch_size = topt.batch_size;
   meta.teacher_precision = precision_name(teacher.precision);
-  if (spec.intermediate || !spec.hidden_layers.empty() || !spec.attention_layers.empty())
+  if (spec.intermediate || !spec.hidden_layers.empty() || !spec.attention_layers.empty() || !spec.qkv_layers.empty())
     plan_layers(meta, teacher, split, spec);
   std::int64_t masked = 0;
   if (mlm) {
@@ -114,13 +116,15 @@ ShardTargets teacher_targets(const LoadedTeacher& teacher, const Dataset& data, 
                              const StoreMeta& meta, const ShardRange& r, long batch_size) {
   const bool mlm = meta.targets == "mlm_topk";
   std::vector<torch::Tensor> outs, counts, indices, lses;
-  std::map<long, std::vector<torch::Tensor>> hidden, attention;
+  std::map<long, std::vector<torch::Tensor>> hidden, attention, query, key, value;
   ShardTargets t;
   for (std::int64_t b = r.begin; b < r.end; b += batch_size) {
     std::vector<std::int64_t> rows;
     for (std::int64_t i = b; i < std::min(r.end, b + batch_size); ++i) rows.push_back(i);
     auto batch = make_batch(split, rows, nullptr);
-    auto o = teacher.model->forward(batch.inputs, !meta.hidden_layers.empty(), !meta.attention_layers.empty());
+    // Q/K/V come with the attention maps (ModelOutput::qkv).
+    auto o = teacher.model->forward(batch.inputs, !meta.hidden_layers.empty(),
+                                    !meta.attention_layers.empty() || !meta.qkv_layers.empty());
     const auto& z = o.logits;
     for (auto id : split.select(rows).example_id) t.example_ids.push_back(id);
     if (mlm) {
@@ -139,6 +143,12 @@ ShardTargets teacher_targets(const LoadedTeacher& teacher, const Dataset& data, 
     outs.push_back(z);
     for (long l : meta.hidden_layers) hidden[l].push_back(o.hidden.at(l));
     for (long l : meta.attention_layers) attention[l].push_back(o.attentions.at(l - 1));
+    for (long l : meta.qkv_layers) {
+      const auto& q = o.qkv.at(l - 1);
+      query[l].push_back(q.query);
+      key[l].push_back(q.key);
+      value[l].push_back(q.value);
+    }
   }
   if (mlm) {
     t.tokens = to_host<std::int64_t>(torch::cat(counts), torch::kInt64);
@@ -150,6 +160,9 @@ ShardTargets teacher_targets(const LoadedTeacher& teacher, const Dataset& data, 
   t.logits = floats(outs);
   for (const auto& [l, parts] : hidden) t.hidden[l] = floats(parts);
   for (const auto& [l, parts] : attention) t.attention[l] = floats(parts);
+  for (const auto& [l, parts] : query) t.query[l] = floats(parts);
+  for (const auto& [l, parts] : key) t.key[l] = floats(parts);
+  for (const auto& [l, parts] : value) t.value[l] = floats(parts);
   return t;
 }
 
@@ -186,6 +199,7 @@ PrecomputeResult check_teacher_precision(Communicator& comm, const LoadedTeacher
     return teacher.model->forward(in, false, false).logits.to(torch::kCPU, torch::kFloat32);
   };
   double sums[3] = {0, 0, 0};  // logit rows, top-1 matches, KL sum
+  double max_abs = 0;
   try {
     for (std::size_t b = 0; b < mine.size(); b += static_cast<std::size_t>(batch_size)) {
       const auto end = std::min(mine.size(), b + static_cast<std::size_t>(batch_size));
@@ -199,6 +213,7 @@ PrecomputeResult check_teacher_precision(Communicator& comm, const LoadedTeacher
       sums[1] += full.argmax(-1).eq(reduced.argmax(-1)).sum().item<double>();
       const auto terms = torch::where(lp.isfinite(), lp.exp() * (lp - lq), torch::zeros_like(lp));
       sums[2] += terms.sum().item<double>();
+      if (full.numel() > 0) max_abs = std::max(max_abs, (full - reduced).abs().max().item<double>());
     }
   } catch (...) {
     teacher.model->place(teacher.device, teacher.precision);
@@ -206,7 +221,9 @@ PrecomputeResult check_teacher_precision(Communicator& comm, const LoadedTeacher
   }
   teacher.model->place(teacher.device, teacher.precision);
   comm.allreduce(sums, 3, DType::kFloat64, ReduceOp::kSum);
+  comm.allreduce(&max_abs, 1, DType::kFloat64, ReduceOp::kMax);
   res.check_rows = static_cast<std::int64_t>(sums[0]);
+  res.check_max_abs = max_abs;
   if (sums[0] > 0) {
     res.check_top1 = sums[1] / sums[0];
     res.check_kl = sums[2] / sums[0];
@@ -231,9 +248,9 @@ PrecomputeResult precompute(Communicator& comm, const Dataset& data, const std::
     if (rank == 0)
       spdlog::info(
           "teacher in {} against its fp32 outputs on {} sampled {}: top-1 match {:.4f}, mean KL(fp32 || {}) "
-          "{:.3g}",
+          "{:.3g}, largest output difference {:.3g}",
           check.teacher_precision, check.check_rows, meta.targets == "mlm_topk" ? "masked tokens" : "examples",
-          check.check_top1, check.teacher_precision, check.check_kl);
+          check.check_top1, check.teacher_precision, check.check_kl, check.check_max_abs);
   }
   std::int64_t mine = 0;
   for (const auto& r : rank_shards(meta, rank, comm.size())) mine += r.end - r.begin;

@@ -42,21 +42,18 @@ LayerLoss make_layer_loss(const TrainJob& job) {
                 name(job.model.kind), ", the teacher a ", name(tc.kind));
   LayerLoss layer_loss(job.layers, job.model, tc);
   if (job.online_teacher && job.online_teacher->config()) return layer_loss;
-  DISTILL_CHECK(job.layers.attention_map.empty() || job.layers.attention_loss != AttentionLoss::kRelation,
-                ConfigError,
-                "distill.attention_loss: relation needs the teacher's queries, keys and values, which a store does "
-                "not hold (it holds attention maps): run the BERT teacher online (teacher.online: true)");
   const auto& m = job.store->manifest().meta;
+  const bool relation = job.layers.attention_loss == AttentionLoss::kRelation;
   for (long l : teacher_layers_of(layer_loss->hidden_map()))
     DISTILL_CHECK(std::count(m.hidden_layers.begin(), m.hidden_layers.end(), l), ConfigError,
                   "distill.hidden_map needs teacher hidden state ", l,
                   ", which the store does not hold; "
                   "precompute with this map into a new store.path");
+  const auto& stored = relation ? m.qkv_layers : m.attention_layers;
   for (long l : teacher_layers_of(layer_loss->attention_map()))
-    DISTILL_CHECK(std::count(m.attention_layers.begin(), m.attention_layers.end(), l), ConfigError,
-                  "distill.attention_map needs teacher attention layer ", l,
-                  ", which the store does not hold; "
-                  "precompute with this map into a new store.path");
+    DISTILL_CHECK(std::count(stored.begin(), stored.end(), l), ConfigError, "distill.attention_map needs teacher ",
+                  relation ? "queries, keys and values (attention_loss: relation)" : "attention", " of layer ", l,
+                  ", which the store does not hold; precompute with this map and attention_loss into a new store.path");
   return layer_loss;
 }
 

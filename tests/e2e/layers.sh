@@ -90,7 +90,8 @@ grep -q "more than store.max_bytes = 100000; raise store.max_bytes, map fewer la
 [ ! -e "$S/manifest.json" ] || fail "a refused precompute left a manifest"
 run_np 2 precompute "${STORE_SET[@]}" > "$WORK/layers-store.log" 2>&1 || { cat "$WORK/layers-store.log"; fail "precompute with layers"; }
 # 2 labels x 2 + 8 (id) + hidden 0 and 2 (16 x 32 x 2 each) + attention 2 (2 x 16 x 16 x 2)
-grep -q "store estimate: 3084 bytes per example (2 hidden layers, 1 attention layers)" "$WORK/layers-store.log" ||
+grep -q "store estimate: 3084 bytes per example (2 hidden layers, 1 attention layers, 0 query/key/value layers)" \
+  "$WORK/layers-store.log" ||
   { cat "$WORK/layers-store.log"; fail "no or wrong estimate"; }
 "$PY" - "$S" "$WORK/data.h5" <<'PY'
 import glob, json, sys, h5py, numpy as np
@@ -129,4 +130,48 @@ set -e
 [ "$rc" -ne 0 ] || fail "a map needing unstored layers was accepted"
 grep -q "needs teacher hidden state 1, which the store does not hold" "$WORK/layers-store-bad.log" ||
   { cat "$WORK/layers-store-bad.log"; fail "no unstored-layer error"; }
+# MiniLMv2 relations from the store: precompute keeps the mapped layer's queries, keys and values
+# (not its attention maps), and a student trained from them sees the online teacher's relation
+# loss (up to float16 rounding).
+Q="$WORK/store-relation"
+rm -rf "$Q"
+REL=(--set distill.attention_map=last --set distill.attention_loss=relation --set train.max_steps=2)
+run_np 2 precompute "${STUDENT_SET[@]}" "${REL[@]}" --set store.path="$Q" > "$WORK/relation-store.log" 2>&1 ||
+  { cat "$WORK/relation-store.log"; fail "precompute for the relation loss"; }
+# 2 labels x 2 + 8 (id) + query, key and value of layer 2 (16 x 32 x 2 each)
+grep -q "store estimate: 3084 bytes per example (0 hidden layers, 0 attention layers, 1 query/key/value layers)" \
+  "$WORK/relation-store.log" || { cat "$WORK/relation-store.log"; fail "no or wrong relation estimate"; }
+run_np 2 train "${STUDENT_SET[@]}" "${REL[@]}" --set store.path= --set teacher.online=true \
+  --set train.out_dir="$WORK/relation-online" > "$WORK/relation-online.log" 2>&1 ||
+  { cat "$WORK/relation-online.log"; fail "relation loss, online teacher"; }
+run_np 2 train "${STUDENT_SET[@]}" "${REL[@]}" --set store.path="$Q" --set train.out_dir="$WORK/relation-stored" \
+  > "$WORK/relation-stored.log" 2>&1 || { cat "$WORK/relation-stored.log"; fail "relation loss from the store"; }
+"$PY" - "$Q" "$WORK/relation-online/metrics.jsonl" "$WORK/relation-stored/metrics.jsonl" <<'PY'
+import glob, json, sys, h5py, numpy as np
+store = sys.argv[1]
+m = json.load(open(f"{store}/manifest.json"))
+assert m["layout"]["qkv_layers"] == [2] and m["layout"]["attention_layers"] == [], m["layout"]
+for path in sorted(glob.glob(f"{store}/shard-*.h5")):
+    with h5py.File(path) as f:
+        c = f["example_id"].shape[0]
+        assert "attention" not in f and "hidden" not in f, list(f.keys())
+        for part in ("query", "key", "value"):
+            d = f[f"{part}/2"]
+            assert d.dtype == np.float16 and d.shape == (c, 16, 32) and d.chunks == (1, 16, 32), (part, d)
+online, stored = ([json.loads(l) for l in open(p) if '"loss"' in l] for p in sys.argv[2:])
+for a, b in zip(online, stored):
+    for k in ("attention", "soft_kl", "hard_ce"):
+        assert abs(a[k] - b[k]) <= 2e-3 * max(1.0, abs(a[k])), (a["step"], k, a[k], b[k])
+print("relation loss from stored Q/K/V:", [round(r["attention"], 5) for r in stored], "online:",
+      [round(r["attention"], 5) for r in online])
+PY
+# A store of attention maps cannot serve the relation loss.
+set +e
+run_np 2 train "${STORE_SET[@]}" --set distill.attention_loss=relation --set train.out_dir="$WORK/relation-bad" \
+  > "$WORK/relation-bad.log" 2>&1
+rc=$?
+set -e
+[ "$rc" -ne 0 ] || fail "a store without Q/K/V served the relation loss"
+grep -q "needs teacher queries, keys and values (attention_loss: relation) of layer 2, which the store does not hold" \
+  "$WORK/relation-bad.log" || { cat "$WORK/relation-bad.log"; fail "no missing-Q/K/V error"; }
 echo "stored layers ok"

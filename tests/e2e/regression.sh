@@ -145,6 +145,47 @@ run_np 2 train "${S[@]}" --set train.out_dir="$R/select" --set train.select=dev_
 grep -q '"dev_pearson"' "$R/select/metrics.jsonl" && grep -q '"dev_spearman"' "$R/select/metrics.jsonl" ||
   fail "evaluation lines lack dev_pearson / dev_spearman"
 grep -q '"dev_pearson"' "$R/select/train_summary.json" || fail "train_summary.json lacks dev_pearson"
+"$PY" - "$R/select" <<'PY'
+import json, os, sys
+d = sys.argv[1]
+ev = [json.loads(l) for l in open(f"{d}/metrics.jsonl") if '"eval_split"' in l]
+s = json.load(open(f"{d}/train_summary.json"))
+best = max(ev, key=lambda e: e["dev_pearson"])  # the first of equal maxima: only a strictly better one replaces it
+assert [e["step"] for e in ev] == [2, 4, 6], ev
+assert s["best_step"] == best["step"] and abs(s["best_metric"] - best["dev_pearson"]) < 1e-12, (s, ev)
+assert os.path.realpath(f"{d}/checkpoints/best").endswith(f"step-{best['step']:08d}"), os.path.realpath(f"{d}/checkpoints/best")
+print("train.select: dev_pearson kept step", best["step"], "of", [round(e["dev_pearson"], 4) for e in ev])
+PY
+
+# Text regression: real sentences (polarity) with a made-up target, prepared on 1 and 2 ranks (the
+# in-memory and the parallel path give the same data set), trained and evaluated as a BERT regressor.
+"$PY" - "${DISTILL_POLARITY:?}" "$R/texts.tsv" <<'PY'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1], encoding="utf-8-sig")))[:300]
+with open(sys.argv[2], "w") as f:
+    f.write("text\tvalence\n")
+    for label, text in rows:
+        f.write(f"{' '.join(text.split())}\t{int(label) + len(text.split()) / 20:.3f}\n")
+PY
+TP=(-i "$R/texts.tsv" --vocab "${DISTILL_VOCAB:?}" --regression --label-column valence --label-names score --max-length 16)
+run_np 1 prepare "${TP[@]}" -o "$R/texts1.h5" > "$R/texts1.log" 2>&1 || { cat "$R/texts1.log"; fail "prepare text --regression"; }
+run_np 2 prepare "${TP[@]}" -o "$R/texts2.h5" > "$R/texts2.log" 2>&1 || { cat "$R/texts2.log"; fail "prepare text --regression, 2 ranks"; }
+grep -q "regression target 'score'" "$R/texts2.log" || { cat "$R/texts2.log"; fail "text prepare summary"; }
+h1=$("$DISTILL" inspect "$R/texts1.h5" --json | "$PY" -c "import json,sys; j=json.load(sys.stdin); assert j['regression']; print(j['content_hash'])")
+h2=$("$DISTILL" inspect "$R/texts2.h5" --json | "$PY" -c "import json,sys; print(json.load(sys.stdin)['content_hash'])")
+[ "$h1" = "$h2" ] || fail "1 and 2 ranks prepared different text regression data ($h1 vs $h2)"
+TS=(--set data.path="$R/texts2.h5" --set student.vocab_size=30522 --set student.hidden=16 --set student.layers=1
+  --set student.heads=2 --set student.intermediate=32 --set student.max_positions=16 --set train.batch_size=16
+  --set train.max_steps=6 --set train.log_every=2 --set train.out_dir="$R/texts-run")
+run_np 2 train "${TS[@]}" > "$R/texts-train.log" 2>&1 || { cat "$R/texts-train.log"; fail "text regression training"; }
+run_np 2 eval "${TS[@]}" --json > "$R/texts-eval.json" 2> "$R/texts-eval.log" || { cat "$R/texts-eval.log"; fail "text eval"; }
+"$PY" - "$R/texts-eval.json" <<'PY'
+import json, math, sys
+j = json.load(open(sys.argv[1]))
+assert j["task"] == "regression" and j["examples"] == 30 and j["labeled"] == 30, j
+assert all(math.isfinite(j[k]) for k in ("mse", "pearson", "spearman")), j
+print("text regression eval:", {k: round(j[k], 4) for k in ("mse", "pearson", "spearman")})
+PY
 
 # Refusals, each naming what to change.
 expect_error() {  # expect_error PATTERN LOG args...

@@ -28,6 +28,9 @@
 namespace distill {
 
 constexpr std::int64_t kDatasetSchemaVersion = 2;  // 2: chunked rows, per-split maxima, streamed content hash
+// A regression data set (Note [regression]) is written as version 3, so that builds that predate
+// scores refuse it instead of reading it as a one-class classification; classification stays 2.
+constexpr std::int64_t kRegressionSchemaVersion = 3;
 constexpr std::int64_t kDatasetChunkRows = 1024;   // rows per HDF5 chunk: the unit of reads and shuffles
 // Files up to this size are checked whole when opened (content hash recomputed, example ids
 // unique); larger ones are checked block by block as they are read (Note [lazy rows]).

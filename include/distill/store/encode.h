@@ -20,6 +20,7 @@ struct ShardTargets {
   std::vector<float> logits;                     // [count, num_labels]
   std::map<long, std::vector<float>> hidden;     // by teacher layer: [count, seq, hidden_size]
   std::map<long, std::vector<float>> attention;  // by teacher layer: [count, heads, seq, seq]
+  std::map<long, std::vector<float>> query, key, value;  // by teacher layer: [count, seq, hidden_size]
   // targets "mlm_topk": the masked tokens of every example, in example and position order
   std::vector<std::int64_t> tokens;        // [count] masked tokens of each example
   std::vector<float> topk_values;          // [tokens, topk]

@@ -60,6 +60,8 @@ class StoreReader {
   // [heads * seq * seq]. StoreError when the layer is not stored.
   void read_hidden(long layer, std::int64_t i, float* out) const;
   void read_attention(long layer, std::int64_t i, float* out) const;
+  // qkv_layers: `part` is "query", "key" or "value", [seq * hidden_size].
+  void read_qkv(const std::string& part, long layer, std::int64_t i, float* out) const;
   // Example rows read from shard files so far (one per successful read_* call).
   std::int64_t rows_read() const;
 

@@ -56,8 +56,10 @@ struct StoreMeta {
   std::string index_dtype;
   double temperature = 0;
   // Intermediate targets (float16, by teacher layer index): hidden states [count, seq, hidden_size]
-  // and attention maps [count, heads, seq, seq] of the mapped teacher layers only.
-  std::vector<long> hidden_layers, attention_layers;
+  // and attention maps [count, heads, seq, seq] of the mapped teacher layers only; for the relation
+  // loss (distill.attention_loss: relation) the queries, keys and values [count, seq, hidden_size]
+  // of each layer in qkv_layers (1..L), before the split into heads.
+  std::vector<long> hidden_layers, attention_layers, qkv_layers;
   std::int64_t teacher_layers = 0, hidden_size = 0, heads = 0, seq = 0;
   // teacher.batch_size the targets were computed with: float16 logits can differ in the last bit
   // between batch sizes, so one store holds one batch size. 0 = not recorded (older stores, or a
@@ -67,7 +69,7 @@ struct StoreMeta {
   // "" = not recorded (older stores, or a reader that accepts any).
   std::string teacher_precision;
 
-  bool has_layers() const { return !hidden_layers.empty() || !attention_layers.empty(); }
+  bool has_layers() const { return !hidden_layers.empty() || !attention_layers.empty() || !qkv_layers.empty(); }
 };
 
 // The mlm_topk and layer fields as one JSON object (the shard attribute "layout" and manifest key).

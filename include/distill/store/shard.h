@@ -1,6 +1,7 @@
 // One shard file: "example_id" ([count] int64) plus, by meta.targets,
 //   logits:   "logits" [count, num_labels] (float16 or float32), and for each stored teacher layer l
-//             "hidden/<l>" [count, seq, hidden_size] and "attention/<l>" [count, heads, seq, seq]
+//             "hidden/<l>" [count, seq, hidden_size] and "attention/<l>" [count, heads, seq, seq],
+//             and "query/<l>", "key/<l>", "value/<l>" [count, seq, hidden_size] for qkv_layers
 //             (float16, one chunk per example, so rows are read lazily);
 //   mlm_topk: "row_offsets" [count + 1] int64 (example i's masked tokens are rows
 //             offsets[i]..offsets[i+1], in position order), "topk_values" [tokens, k] (dtype),

@@ -27,6 +27,7 @@ struct PrecomputeResult {
   std::int64_t check_rows = 0;  // logit rows compared (examples, or masked tokens); 0 = no check
   double check_top1 = -1;       // share of rows whose argmax agrees
   double check_kl = -1;         // mean KL(p_fp32 || p_reduced) at T = 1
+  double check_max_abs = -1;    // largest |logit fp32 - logit reduced| (a regressor's only measure)
 };
 
 // Collective: runs the teacher (in its reduced precision) and again in float32 on up to `rows`
@@ -41,9 +42,10 @@ struct TargetSpec {
   // the maps' teacher layers, kd/layer_map.h): the store records the teacher's layer shapes and
   // holds the hidden states (0..L) and attention maps (1..L) of the teacher layers listed, in
   // float16, ascending without repeats; the lists may be empty. Needs a BERT classifier teacher
-  // (storable_teacher_layers); any layer listed implies `intermediate`.
+  // (storable_teacher_layers); any layer listed implies `intermediate`. qkv_layers (1..L): the
+  // queries, keys and values of those layers (the relation loss's targets), in float16.
   bool intermediate = false;
-  std::vector<long> hidden_layers, attention_layers;
+  std::vector<long> hidden_layers, attention_layers, qkv_layers;
   double temperature = 1;  // masked LM: the stored lse is logsumexp(z / temperature)
 };
 

@@ -330,10 +330,17 @@ TEST(Prepare, RegressionScoresFollowTheirRowsThroughTextAndParts) {
     PrepareReport rep;
     EXPECT_EQ(merge_parts(o, parts, dir + "/p" + std::to_string(w) + ".h5", &rep), want) << w << " parts";
   }
-  // Another target changes the content hash; classification hashes ignore scores.
+  // Another target changes the content hash.
+  EXPECT_EQ(dataset_content_hash(d), want);
   auto other = d;
   other.splits.at("train").scores[0] += 1;
   EXPECT_NE(dataset_content_hash(other), want);
+  // --label-names names the target.
+  o.label_names = {"valence"};
+  EXPECT_EQ(prepare_text(o).label_names, std::vector<std::string>{"valence"});
+  o.label_names = {"a", "b"};
+  const auto msg = test::error_of([&] { prepare_text(o); });
+  EXPECT_NE(msg.find("--regression has one target; --label-names gives 2 names"), std::string::npos) << msg;
 }
 
 TEST(Prepare, RegressionRefusesBadScoresAndClassOptions) {

@@ -322,3 +322,40 @@ TEST(Store, Float16ReadsMatchTorchForEveryBitPattern) {
   EXPECT_TRUE(torch::equal(torch::from_blob(rows.data(), {3, 8}).masked_fill(nan.narrow(0, 100, 3), 0),
                            want.narrow(0, 100, 3).masked_fill(nan.narrow(0, 100, 3), 0)));
 }
+
+// Stores made before Q/K/V could be stored keep their layout string: the key appears only when
+// qkv_layers is set, and a layout without it reads as none.
+TEST(Store, LayoutNamesQkvLayersOnlyWhenStored) {
+  StoreMeta m;
+  m.hidden_layers = {0, 2};
+  m.attention_layers = {2};
+  m.teacher_layers = 2;
+  m.hidden_size = 32;
+  m.heads = 2;
+  m.seq = 16;
+  const auto old = layout_json(m);
+  EXPECT_EQ(old.find("qkv_layers"), std::string::npos) << old;
+  StoreMeta back;
+  parse_layout_json(back, old, "old");
+  EXPECT_TRUE(back.qkv_layers.empty());
+  EXPECT_EQ(layout_json(back), old);
+  m.attention_layers.clear();
+  m.qkv_layers = {1, 2};
+  EXPECT_TRUE(m.has_layers());
+  parse_layout_json(back, layout_json(m), "new");
+  EXPECT_EQ(back.qkv_layers, (std::vector<long>{1, 2}));
+  EXPECT_EQ(layout_json(back), layout_json(m));
+}
+
+// The content hash of a classification data set is pinned: stores and checkpoints record it, so a
+// change to the hash (e.g. from new optional arrays such as regression scores) would orphan them.
+// The value is the hash of the e2e fixture's data set as distill wrote it before scores existed.
+TEST(Dataset, ClassificationContentHashIsPinned) {
+  SyntheticOptions o;
+  o.train = 600;
+  o.dev = 100;
+  o.test = 100;
+  o.vocab_size = 200;
+  o.seq = 16;
+  EXPECT_EQ(dataset_content_hash(make_synthetic(o)), "b31149f1d632ad73");
+}
