@@ -270,7 +270,10 @@ nlohmann::json bench_precompute(Communicator& comm, const BenchOptions& o, Table
             {"teacher waiting for the writer", fmt_num(100 * r.write_wait_seconds / r.seconds, 2) + "%"},
             {"store bytes", std::to_string(r.store_bytes)}};
   if (r.check_rows > 0) {
-    j["check"] = {{"rows", r.check_rows}, {"top1_match", r.check_top1}, {"kl", r.check_kl}};
+    j["check"] = {{"rows", r.check_rows},
+                  {"top1_match", r.check_top1},
+                  {"kl", r.check_kl},
+                  {"max_abs_difference", r.check_max_abs}};
     t.rows.push_back(
         {"top-1 match with fp32 (" + std::to_string(r.check_rows) + " examples)", fmt_num(r.check_top1, 4)});
     t.rows.push_back({"mean KL(fp32 || " + r.teacher_precision + ")", fmt::format("{:.3g}", r.check_kl)});

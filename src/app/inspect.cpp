@@ -26,7 +26,7 @@ json inspect_dataset(const std::string& path) {
   auto d = read_dataset(path);
   json j = {{"kind", "dataset"},
             {"path", path},
-            {"schema_version", kDatasetSchemaVersion},
+            {"schema_version", d.regression ? kRegressionSchemaVersion : kDatasetSchemaVersion},
             {"vocab_size", d.vocab_size},
             {"vocab_hash", d.vocab_hash},
             {"max_length", d.max_length},

@@ -59,6 +59,7 @@ void to_device(Batch& b, const c10::Device& d) {
   for (auto* t : {&b.labels, &b.teacher_logits, &b.topk_values, &b.topk_indices, &b.topk_lse}) *t = to_device(*t, d);
   for (auto& t : b.teacher_layers.hidden) t = to_device(t, d);
   for (auto& t : b.teacher_layers.attentions) t = to_device(t, d);
+  for (auto& q : b.teacher_layers.qkv) q = {to_device(q.query, d), to_device(q.key, d), to_device(q.value, d)};
 }
 
 Batch make_batch(const DataSplit& split, const std::vector<std::int64_t>& rows, const StoreReader* store,

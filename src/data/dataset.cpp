@@ -399,7 +399,7 @@ Dataset read_dataset_file(const std::string& path, std::uint64_t full_check_byte
   if (f.has_attr("/", "task")) d.task = f.attr_string("/", "task");
   if (f.has_attr("/", "regression")) d.regression = f.attr_int("/", "regression") != 0;
   DISTILL_CHECK(d.regression == (version == kRegressionSchemaVersion), DataError, path, ": schema version ", version,
-                d.regression ? " with attribute regression = 1 (expected version 3)"
+                d.regression ? " with attribute regression = 1 (expected version 3; rerun 'distill prepare')"
                              : " without attribute regression = 1 (version 3 is for regression data sets)");
   DISTILL_CHECK(d.task == "sequence" || d.task == "features" || d.task == "mlm", DataError, path, ": task '", d.task,
                 "', expected sequence, features or mlm");

@@ -152,7 +152,8 @@ at::Tensor LayerLossImpl::relation_pair(const ModelOutput& s, const ModelOutput&
   DISTILL_CHECK(si <= static_cast<long>(s.qkv.size()) && ti <= static_cast<long>(t.qkv.size()), DataError,
                 "distill.attention_loss: relation, pair ", si, ":", ti, ": the student returned the queries, keys and "
                 "values of ", s.qkv.size(), " layers, the teacher of ", t.qkv.size(),
-                " (a BERT teacher run online gives them; TorchScript teachers and stores do not)");
+                " (a BERT teacher run online gives them, and a store precomputed with attention_loss: relation; "
+                "TorchScript teachers do not)");
   const auto &a = s.qkv[si - 1], &b = t.qkv[ti - 1];
   return relation_kl(a.query, b.query, mask, relation_heads_) + relation_kl(a.key, b.key, mask, relation_heads_) +
          relation_kl(a.value, b.value, mask, relation_heads_);

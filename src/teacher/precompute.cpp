@@ -286,6 +286,7 @@ PrecomputeResult precompute(Communicator& comm, const Dataset& data, const std::
   res.check_rows = check.check_rows;
   res.check_top1 = check.check_top1;
   res.check_kl = check.check_kl;
+  res.check_max_abs = check.check_max_abs;
   return res;
 }
 

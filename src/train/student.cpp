@@ -53,7 +53,11 @@ LayerLoss make_layer_loss(const TrainJob& job) {
   for (long l : teacher_layers_of(layer_loss->attention_map()))
     DISTILL_CHECK(std::count(stored.begin(), stored.end(), l), ConfigError, "distill.attention_map needs teacher ",
                   relation ? "queries, keys and values (attention_loss: relation)" : "attention", " of layer ", l,
-                  ", which the store does not hold; precompute with this map and attention_loss into a new store.path");
+                  ", which the store does not hold",
+                  std::count(m.qkv_layers.begin(), m.qkv_layers.end(), l) ? " (it holds its queries, keys and values: "
+                                                                             "precomputed for attention_loss: relation)"
+                                                                           : "",
+                  "; precompute with this map and attention_loss into a new store.path");
   return layer_loss;
 }
 
