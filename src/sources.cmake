@@ -31,8 +31,8 @@ set(DISTILL_TEACHER_SOURCES
   src/teacher/load.cpp src/teacher/options.cpp src/teacher/precompute.cpp)
 set(DISTILL_APP_SOURCES
   src/app/augment.cpp src/app/bench.cpp src/app/bench_topk.cpp src/app/commands.cpp src/app/config.cpp src/app/curve.cpp
-  src/app/curve_fit.cpp src/app/faults.cpp src/app/line_chart.cpp src/app/report.cpp src/app/report_read.cpp
-  src/app/inspect.cpp src/app/prepare_command.cpp src/app/student_run.cpp src/app/train_commands.cpp)
+  src/app/curve_fit.cpp src/app/eval_command.cpp src/app/faults.cpp src/app/line_chart.cpp src/app/report.cpp
+  src/app/report_read.cpp src/app/inspect.cpp src/app/prepare_command.cpp src/app/student_run.cpp src/app/train_commands.cpp)
 
 set(DISTILL_SOURCES)
 foreach(_layer UTIL COMM IO STORE MODEL DATA KD TRAIN TEACHER APP)

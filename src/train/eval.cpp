@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "distill/data/dataset.h"
@@ -37,6 +38,27 @@ void check_finite(const torch::Tensor& z, const char* who, const DataSplit& spli
                       "checkpoint"));
 }
 
+// Rank r's contiguous share of the split's rows (so it reads only its own blocks from disk), in
+// batches of `batch` made without a store and put on `device`; fn(rows, batch) for each.
+void for_each_batch(Communicator& comm, const DataSplit& split, std::int64_t batch, const c10::Device& device,
+                    const std::function<void(const std::vector<std::int64_t>&, Batch&)>& fn) {
+  const std::int64_t begin = split.n * comm.rank() / comm.size(), end = split.n * (comm.rank() + 1) / comm.size();
+  for (std::int64_t b = begin; b < end; b += batch) {
+    std::vector<std::int64_t> part;
+    for (auto i = b; i < std::min(end, b + batch); ++i) part.push_back(i);
+    auto bt = make_batch(split, part, nullptr);
+    to_device(bt, device);
+    fn(part, bt);
+  }
+}
+
+// The student's logits for `bt`, under autocast to `precision` on `device`, as `type`.
+torch::Tensor student_logits(NetworkImpl& student, const Batch& bt, const c10::Device& device,
+                             c10::ScalarType precision, c10::ScalarType type) {
+  Autocast cast(device, precision);
+  return student.forward(bt.inputs).logits.to(type);
+}
+
 // Every row's value in row order on every rank: each rank fills its own range, the rest are 0, and
 // a sum joins them (eval sets are small).
 std::vector<double> joined(Communicator& comm, std::vector<double> v) {
@@ -62,17 +84,8 @@ EvalResult evaluate_regression(Communicator& comm, NetworkImpl& student, Teacher
                                std::int64_t batch, c10::ScalarType precision, const c10::Device& device) {
   const auto n = static_cast<std::size_t>(split.n);
   std::vector<double> zs(n, 0.0), zt(n, 0.0), y(n, 0.0), known(n, 0.0);
-  const std::int64_t begin = split.n * comm.rank() / comm.size(), end = split.n * (comm.rank() + 1) / comm.size();
-  for (std::int64_t b = begin; b < end; b += batch) {
-    std::vector<std::int64_t> part;
-    for (auto i = b; i < std::min(end, b + batch); ++i) part.push_back(i);
-    auto bt = make_batch(split, part, nullptr);
-    to_device(bt, device);
-    torch::Tensor s;
-    {
-      Autocast cast(device, precision);
-      s = student.forward(bt.inputs).logits.to(torch::kFloat64);
-    }
+  for_each_batch(comm, split, batch, device, [&](const std::vector<std::int64_t>& part, Batch& bt) {
+    auto s = student_logits(student, bt, device, precision, torch::kFloat64);
     check_finite(s, "student", split, part);
     DISTILL_CHECK(s.dim() == 2 && s.size(1) == 1, DataError, "a regression data set needs one output, the student has ",
                   s.sizes());
@@ -94,7 +107,7 @@ EvalResult evaluate_regression(Communicator& comm, NetworkImpl& student, Teacher
       y[i] = std::isfinite(v) ? v : 0.0;
       if (teacher) zt[i] = t.data_ptr<double>()[k];
     }
-  }
+  });
   zs = joined(comm, std::move(zs));
   y = joined(comm, std::move(y));
   known = joined(comm, std::move(known));
@@ -127,18 +140,8 @@ EvalResult evaluate(Communicator& comm, NetworkImpl& student, TeacherModel* teac
   const auto& sc = student.config();
   const std::int64_t classes = sc.kind != ModelKind::kBertMlm && sc.num_labels >= 2 ? sc.num_labels : 0;
   auto confusion = torch::zeros({classes * classes}, torch::kFloat64);
-  // Each rank evaluates a contiguous range of rows, so it reads only its own blocks from disk.
-  const std::int64_t begin = split.n * comm.rank() / comm.size(), end = split.n * (comm.rank() + 1) / comm.size();
-  for (std::int64_t b = begin; b < end; b += batch) {
-    std::vector<std::int64_t> part;
-    for (auto i = b; i < std::min(end, b + batch); ++i) part.push_back(i);
-    auto bt = make_batch(split, part, nullptr);
-    to_device(bt, device);
-    torch::Tensor zs;
-    {
-      Autocast cast(device, precision);
-      zs = student.forward(bt.inputs).logits.to(torch::kFloat32);
-    }
+  for_each_batch(comm, split, batch, device, [&](const std::vector<std::int64_t>& part, Batch& bt) {
+    const auto zs = student_logits(student, bt, device, precision, torch::kFloat32);
     if (zs.dim() == 2 && zs.size(0) == static_cast<std::int64_t>(part.size()))
       check_finite(zs, "student", split, part);
     else
@@ -165,7 +168,7 @@ EvalResult evaluate(Communicator& comm, NetworkImpl& student, TeacherModel* teac
       sums[3] += ps.eq(pt).sum().item<double>();
       sums[4] += soft_kl(zs, zt, 1.0).item<double>() * static_cast<double>(zs.size(0));
     }
-  }
+  });
   comm.allreduce(sums, 6, DType::kFloat64, ReduceOp::kSum);
   confusion = confusion.contiguous();
   if (classes > 0) comm.allreduce(confusion.data_ptr<double>(), confusion.numel(), DType::kFloat64, ReduceOp::kSum);

@@ -8,6 +8,8 @@ run_np() { local np=$1; shift; timeout -k 10 300 mpirun -np "$np" --oversubscrib
 # Debian's python3 (python3-torch, python3-h5py), not another python3 earlier on PATH.
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
+# Python helpers shared by the scripts (safetensors_np.py).
+export PYTHONPATH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)${PYTHONPATH:+:$PYTHONPATH}"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 # metrics.jsonl without its timings (wall time, samples/s, wait shares), which differ from run to run.
 strip() { sed -E 's/"(samples_per_s|wall_time|input_wait_share|comm_wait_share)":[^,}]*,?//g' "$1"; }

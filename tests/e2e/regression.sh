@@ -64,13 +64,7 @@ grep -q "student Spearman" "$R/eval.txt" && grep -q "Pearson(teacher, student)" 
 "$PY" - "$R" <<'PY'
 import glob, json, struct, sys, h5py, numpy as np
 R = sys.argv[1]
-def tensors(path):
-    raw = open(path, "rb").read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    h = json.loads(raw[8:8 + n])
-    dt = {"F32": np.float32, "I64": np.int64}
-    return {k: np.frombuffer(raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], dt[v["dtype"]])
-            .reshape(v["shape"]).astype(np.float64) for k, v in h.items() if k != "__metadata__"}
+from safetensors_np import tensors
 def split(s):
     with h5py.File(f"{R}/data.h5") as f:
         return f[s]["features"][:].astype(np.float64), f[s]["scores"][:].astype(np.float64)

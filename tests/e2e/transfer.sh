@@ -60,12 +60,7 @@ run_np 1 curve "${S[@]}" --sizes $SIZES --split test --out "$T/curve1" > "$T/cur
 import json, struct, sys, h5py, numpy as np
 import xml.etree.ElementTree as ET
 T = sys.argv[1]
-def tensors(path):
-    raw = open(path, "rb").read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    h = json.loads(raw[8:8 + n])
-    return {k: np.frombuffer(raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], np.float32)
-            .reshape(v["shape"]).astype(np.float64) for k, v in h.items() if k != "__metadata__"}
+from safetensors_np import tensors
 latest = open(f"{T}/teacher/checkpoints/latest").read().strip()
 W = tensors(f"{T}/teacher/checkpoints/{latest}/model.safetensors")["layers.0.weight"]
 w = W[1] - W[0]

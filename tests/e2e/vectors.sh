@@ -39,13 +39,7 @@ run_np 1 train "${S[@]}" --set train.out_dir="$V/student1" > "$V/student1.log" 2
 "$PY" - "$V" <<'PY'
 import glob, json, struct, sys, h5py, numpy as np
 V = sys.argv[1]
-def tensors(path):
-    raw = open(path, "rb").read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    h = json.loads(raw[8:8 + n])
-    dt = {"F32": np.float32, "I64": np.int64}
-    return {k: np.frombuffer(raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], dt[v["dtype"]])
-            .reshape(v["shape"]).astype(np.float64) for k, v in h.items() if k != "__metadata__"}
+from safetensors_np import tensors
 with h5py.File(f"{V}/data.h5") as f:
     x = f["train/features"][:].astype(np.float64)
     y = f["train/labels"][:]
